@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs what building and testing need, skipping whatever is already present.
+# Idempotent and quiet when there is nothing to do; safe on a fresh machine of this kind.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '==> %s\n' "$*" >&2; }
+
+# Version of a package as recorded in Cargo.lock (the single source of truth for pins).
+lock_version() {
+  awk -v n="$1" '$0 == "name = \"" n "\"" { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock
+}
+
+if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
+  say "adding rust target wasm32-unknown-unknown"
+  rustup target add wasm32-unknown-unknown >&2
+fi
+
+want_wb=$(lock_version wasm-bindgen)
+if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$want_wb" ]; then
+  say "installing wasm-bindgen-cli $want_wb (matches Cargo.lock; takes a few minutes once)"
+  cargo install --locked --quiet --force wasm-bindgen-cli --version "$want_wb" >&2
+fi
+
+want_worker=$(lock_version worker)
+if [ "$(worker-build --version 2>/dev/null | awk '{print $2}')" != "$want_worker" ]; then
+  say "installing worker-build $want_worker (matches the worker crate in Cargo.lock)"
+  cargo install --locked --quiet --force worker-build --version "$want_worker" >&2
+fi
+
+# npm packages: wrangler (workerd), esbuild and binaryen's wasm-opt for worker-build.
+stamp=node_modules/.package-lock.json
+if [ ! -f "$stamp" ] || ! cmp -s package-lock.json "$stamp" 2>/dev/null && [ package-lock.json -nt "$stamp" ]; then
+  say "installing npm packages from package-lock.json"
+  npm ci --no-audit --no-fund --loglevel=error >&2
+fi
+
+if [ ! -f .dev.vars ]; then
+  say "generating .dev.vars with fresh random secrets"
+  scripts/gen-dev-vars.sh > .dev.vars
+fi

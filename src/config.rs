@@ -1,0 +1,353 @@
+//! Typed configuration: every `[vars]` entry and secret the Worker reads, parsed once per
+//! request from a plain lookup function (so it is tested natively), with the names of what
+//! is missing or malformed collected for `/api/health` instead of failing later and vaguely.
+//!
+//! The table of settings lives in the README ("Configuration"); keep the two in step.
+
+use crate::crypto::keyring::KeyRing;
+use crate::crypto::secret::Secret;
+use url::Url;
+
+/// HS256 keys shorter than this are refused: a guessable signing key is no key.
+pub const MIN_AUTH_SECRET_LEN: usize = 32;
+
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    pub secret: Secret,
+    pub issuer: Option<String>,
+    pub audience: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct FlyConfig {
+    pub api_base: Url,
+    pub app: Option<String>,
+    pub token: Option<Secret>,
+    /// Where machine ingress is reached; `https://{app}.fly.dev` unless set.
+    pub ingress_base: Option<Url>,
+    pub runner_image: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct LlmConfig {
+    pub api_base: Url,
+    pub model: String,
+    pub api_key: Option<Secret>,
+}
+
+#[derive(Debug, Clone)]
+pub struct UpstreamBases {
+    pub github_api: Url,
+    pub github_raw: Url,
+    pub npm_registry: Url,
+    pub pypi: Url,
+    pub mcp_registry: Url,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub auth: Option<AuthConfig>,
+    pub auth_sync_secret: Option<Secret>,
+    pub encryption_keys: Option<KeyRing>,
+    pub allowed_origins: Vec<String>,
+    pub public_base_url: Option<Url>,
+    pub fly: FlyConfig,
+    pub llm: LlmConfig,
+    pub upstreams: UpstreamBases,
+    /// Required settings that are absent or empty (names only).
+    pub missing: Vec<&'static str>,
+    /// Settings that are present but unusable, with a reason that never echoes the value.
+    pub invalid: Vec<(&'static str, String)>,
+}
+
+/// Settings the service cannot do its job without; health is "degraded" while any is absent.
+pub const REQUIRED: &[&str] = &[
+    "AUTH_SECRET",
+    "AUTH_SYNC_SECRET",
+    "ENCRYPTION_KEYS",
+    "FLY_API_TOKEN",
+    "FLY_APP",
+];
+
+struct Reader<'a, F: Fn(&str) -> Option<String>> {
+    lookup: &'a F,
+    missing: Vec<&'static str>,
+    invalid: Vec<(&'static str, String)>,
+}
+
+impl<F: Fn(&str) -> Option<String>> Reader<'_, F> {
+    fn get(&self, name: &str) -> Option<String> {
+        (self.lookup)(name)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    }
+
+    fn required(&mut self, name: &'static str) -> Option<String> {
+        let v = self.get(name);
+        if v.is_none() {
+            self.missing.push(name);
+        }
+        v
+    }
+
+    fn base_url(&mut self, name: &'static str, default: &str) -> Url {
+        let raw = self.get(name).unwrap_or_else(|| default.to_string());
+        match parse_base_url(&raw) {
+            Ok(url) => url,
+            Err(why) => {
+                self.invalid.push((name, why));
+                // The default is a constant of ours and always parses.
+                parse_base_url(default).unwrap_or_else(|_| Url::parse("http://invalid.").expect("literal URL"))
+            }
+        }
+    }
+
+    fn optional_base_url(&mut self, name: &'static str) -> Option<Url> {
+        let raw = self.get(name)?;
+        match parse_base_url(&raw) {
+            Ok(url) => Some(url),
+            Err(why) => {
+                self.invalid.push((name, why));
+                None
+            }
+        }
+    }
+}
+
+/// A base URL must be http(s), carry no credentials, query or fragment; it is normalised to
+/// end without a slash so paths can be appended as `{base}/v1/...`.
+pub fn parse_base_url(raw: &str) -> Result<Url, String> {
+    let url = Url::parse(raw).map_err(|_| "not a URL".to_string())?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err("must be an http or https URL".to_string());
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("must not contain credentials".to_string());
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err("must not contain a query or fragment".to_string());
+    }
+    if url.host_str().is_none() {
+        return Err("must name a host".to_string());
+    }
+    Ok(url)
+}
+
+/// Joins a base URL and an absolute path without doubling or dropping the slash.
+pub fn join(base: &Url, path: &str) -> String {
+    format!(
+        "{}/{}",
+        base.as_str().trim_end_matches('/'),
+        path.trim_start_matches('/')
+    )
+}
+
+impl Config {
+    pub fn from_lookup<F: Fn(&str) -> Option<String>>(lookup: F) -> Self {
+        let mut r = Reader {
+            lookup: &lookup,
+            missing: Vec::new(),
+            invalid: Vec::new(),
+        };
+
+        let auth = r.required("AUTH_SECRET").and_then(|secret| {
+            if secret.len() < MIN_AUTH_SECRET_LEN {
+                r.invalid.push((
+                    "AUTH_SECRET",
+                    format!("must be at least {MIN_AUTH_SECRET_LEN} characters"),
+                ));
+                return None;
+            }
+            Some(AuthConfig {
+                secret: Secret::new(secret),
+                issuer: r.get("AUTH_JWT_ISSUER"),
+                audience: r.get("AUTH_JWT_AUDIENCE"),
+            })
+        });
+        let auth_sync_secret = r.required("AUTH_SYNC_SECRET").and_then(|s| {
+            if s.len() < MIN_AUTH_SECRET_LEN {
+                r.invalid.push((
+                    "AUTH_SYNC_SECRET",
+                    format!("must be at least {MIN_AUTH_SECRET_LEN} characters"),
+                ));
+                return None;
+            }
+            Some(Secret::new(s))
+        });
+        let encryption_keys = r
+            .required("ENCRYPTION_KEYS")
+            .and_then(|raw| match KeyRing::parse(&raw) {
+                Ok(ring) => Some(ring),
+                Err(why) => {
+                    r.invalid.push(("ENCRYPTION_KEYS", why));
+                    None
+                }
+            });
+
+        let allowed_origins = r
+            .get("ALLOWED_ORIGINS")
+            .map(|raw| parse_origins(&raw, &mut r.invalid))
+            .unwrap_or_default();
+        let public_base_url = r.optional_base_url("PUBLIC_BASE_URL");
+
+        let fly = FlyConfig {
+            api_base: r.base_url("FLY_API_BASE", "https://api.machines.dev"),
+            app: r.required("FLY_APP"),
+            token: r.required("FLY_API_TOKEN").map(Secret::new),
+            ingress_base: r.optional_base_url("FLY_INGRESS_BASE"),
+            runner_image: r
+                .get("FLY_RUNNER_IMAGE")
+                .unwrap_or_else(|| "registry.fly.io/catwalk-runner:latest".to_string()),
+        };
+        let llm = LlmConfig {
+            api_base: r.base_url("LLM_API_BASE", "https://openrouter.ai/api/v1"),
+            model: r
+                .get("LLM_MODEL")
+                .unwrap_or_else(|| "openai/gpt-4.1-mini".to_string()),
+            api_key: r.get("LLM_API_KEY").map(Secret::new),
+        };
+        let upstreams = UpstreamBases {
+            github_api: r.base_url("GITHUB_API_BASE", "https://api.github.com"),
+            github_raw: r.base_url("GITHUB_RAW_BASE", "https://raw.githubusercontent.com"),
+            npm_registry: r.base_url("NPM_REGISTRY_BASE", "https://registry.npmjs.org"),
+            pypi: r.base_url("PYPI_BASE", "https://pypi.org"),
+            mcp_registry: r.base_url("MCP_REGISTRY_BASE", "https://registry.modelcontextprotocol.io"),
+        };
+
+        Config {
+            auth,
+            auth_sync_secret,
+            encryption_keys,
+            allowed_origins,
+            public_base_url,
+            fly,
+            llm,
+            upstreams,
+            missing: r.missing,
+            invalid: r.invalid,
+        }
+    }
+
+    pub fn is_healthy(&self) -> bool {
+        self.missing.is_empty() && self.invalid.is_empty()
+    }
+
+    /// Every secret value this configuration holds, for the log redactor.
+    pub fn secret_values(&self) -> Vec<&str> {
+        let mut out = Vec::new();
+        if let Some(a) = &self.auth {
+            out.push(a.secret.expose());
+        }
+        for s in [&self.auth_sync_secret, &self.fly.token, &self.llm.api_key]
+            .into_iter()
+            .flatten()
+        {
+            out.push(s.expose());
+        }
+        out
+    }
+}
+
+/// `ALLOWED_ORIGINS`: comma-separated origins (`scheme://host[:port]`), compared exactly.
+fn parse_origins(raw: &str, invalid: &mut Vec<(&'static str, String)>) -> Vec<String> {
+    let mut out = Vec::new();
+    for item in raw.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        match Url::parse(item) {
+            Ok(url)
+                if matches!(url.scheme(), "http" | "https")
+                    && url.host_str().is_some()
+                    && url.path() == "/"
+                    && url.query().is_none() =>
+            {
+                out.push(url.origin().ascii_serialization());
+            }
+            _ => invalid.push((
+                "ALLOWED_ORIGINS",
+                format!("entry {:?} is not an origin like https://app.example.com", item),
+            )),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    const KEY: &str = "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+    fn cfg(pairs: &[(&str, &str)]) -> Config {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(move |k| map.get(k).cloned())
+    }
+
+    fn complete() -> Vec<(&'static str, &'static str)> {
+        vec![
+            ("AUTH_SECRET", "0123456789abcdef0123456789abcdef"),
+            ("AUTH_SYNC_SECRET", "fedcba9876543210fedcba9876543210"),
+            ("ENCRYPTION_KEYS", KEY),
+            ("FLY_API_TOKEN", "fo1_token"),
+            ("FLY_APP", "catwalk-machines"),
+        ]
+    }
+
+    #[test]
+    fn a_complete_configuration_is_healthy_with_production_defaults() {
+        let c = cfg(&complete());
+        assert!(c.is_healthy(), "{:?} {:?}", c.missing, c.invalid);
+        assert_eq!(c.fly.api_base.as_str(), "https://api.machines.dev/");
+        assert_eq!(join(&c.fly.api_base, "/v1/apps"), "https://api.machines.dev/v1/apps");
+    }
+
+    #[test]
+    fn missing_settings_are_named_and_empty_counts_as_missing() {
+        let c = cfg(&[("AUTH_SECRET", "  "), ("FLY_APP", "x")]);
+        assert_eq!(
+            c.missing,
+            vec!["AUTH_SECRET", "AUTH_SYNC_SECRET", "ENCRYPTION_KEYS", "FLY_API_TOKEN"]
+        );
+        assert!(c.auth.is_none());
+    }
+
+    #[test]
+    fn a_short_auth_secret_is_invalid_not_silently_accepted() {
+        let mut p = complete();
+        p[0] = ("AUTH_SECRET", "short");
+        let c = cfg(&p);
+        assert!(c.auth.is_none());
+        assert_eq!(c.invalid[0].0, "AUTH_SECRET");
+        assert!(!c.invalid[0].1.contains("short"));
+    }
+
+    #[test]
+    fn base_urls_with_credentials_or_odd_schemes_are_invalid() {
+        for bad in ["ftp://x", "http://user:pw@x", "http://x/?a=b", "not a url", "file:///etc"] {
+            let mut p = complete();
+            p.push(("FLY_API_BASE", bad));
+            let c = cfg(&p);
+            assert_eq!(c.invalid.len(), 1, "{bad}");
+            assert_eq!(c.fly.api_base.as_str(), "https://api.machines.dev/");
+        }
+    }
+
+    #[test]
+    fn allowed_origins_are_normalised_and_garbage_is_reported() {
+        let mut p = complete();
+        p.push(("ALLOWED_ORIGINS", "https://App.Example.com, http://localhost:3000 ,*,https://x.com/path"));
+        let c = cfg(&p);
+        assert_eq!(c.allowed_origins, ["https://app.example.com", "http://localhost:3000"]);
+        assert_eq!(c.invalid.len(), 2);
+    }
+
+    #[test]
+    fn secret_values_are_collected_for_redaction() {
+        let c = cfg(&complete());
+        let s = c.secret_values();
+        assert!(s.contains(&"fo1_token"));
+        assert!(s.contains(&"0123456789abcdef0123456789abcdef"));
+    }
+}

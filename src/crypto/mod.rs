@@ -1,0 +1,4 @@
+//! Key material and primitives that the vault and the token code share.
+
+pub mod keyring;
+pub mod secret;

@@ -1,0 +1,4 @@
+//! Durable Object classes exported by the Worker (each needs a `wrangler.toml` binding
+//! and a migration).
+
+pub mod mcp_session;

@@ -1,0 +1,107 @@
+//! The request pipeline every route shares: request id, configuration, CORS and origin
+//! policy, routing, the one error mapping, security headers, and one access-log line.
+
+use serde_json::json;
+use worker::{Context, Env, Method, Request, Response};
+
+use crate::error::AppError;
+use crate::http::{cors, route};
+use crate::ids::random_hex;
+use crate::log::Redactor;
+use crate::platform::log::Logger;
+use crate::platform::{env, web};
+use crate::routes::{dispatch, Ctx};
+use crate::time::now_ms;
+
+pub const REQUEST_ID_HEADER: &str = "X-Request-Id";
+
+pub async fn handle(req: Request, worker_env: Env, worker_ctx: Context) -> worker::Result<Response> {
+    let started = now_ms();
+    let config = env::config(&worker_env);
+    let request_id = random_hex(8).unwrap_or_else(|_| format!("t{started}"));
+    let log = Logger::new(Redactor::new(config.secret_values()), request_id.clone());
+
+    let method = req.method();
+    let path = req.path();
+    let query = req.url().ok().and_then(|u| u.query().map(str::to_string));
+    let origin = web::header(&req, "origin");
+    let allowed_origin = origin
+        .as_deref()
+        .filter(|o| cors::is_allowed(o, &config.allowed_origins))
+        .map(str::to_string);
+
+    let mut cx = Ctx {
+        env: worker_env,
+        config,
+        log,
+        worker: worker_ctx,
+    };
+
+    let is_preflight = method == Method::Options && web::header(&req, "access-control-request-method").is_some();
+    let result = if origin.is_some() && allowed_origin.is_none() {
+        // Present and not listed: refuse outright, preflight or not (also our CSRF line).
+        Err(AppError::Forbidden {
+            code: "origin_not_allowed",
+            message: "This origin may not call the API.".to_string(),
+        })
+    } else if is_preflight {
+        preflight(&req, allowed_origin.as_deref())
+    } else {
+        match route::resolve(method.as_ref(), &path) {
+            Ok(r) => dispatch(r, req, &mut cx).await,
+            Err(e) => Err(e),
+        }
+    };
+
+    let mut response = match result {
+        Ok(r) => r,
+        Err(e) => {
+            if e.status() >= 500 {
+                cx.log.error(
+                    "request_failed",
+                    json!({ "code": e.code(), "detail": e.log_detail() }),
+                );
+            }
+            web::error_response(&e)
+        }
+    };
+
+    let headers = response.headers_mut();
+    let _ = headers.set(REQUEST_ID_HEADER, &request_id);
+    let _ = headers.set("X-Content-Type-Options", "nosniff");
+    if !headers.has("Cache-Control").unwrap_or(false) {
+        let _ = headers.set("Cache-Control", "no-store");
+    }
+    if let Some(o) = &allowed_origin {
+        let _ = headers.append("Vary", "Origin");
+        if !is_preflight {
+            for (k, v) in cors::response_headers(o) {
+                let _ = headers.set(k, &v);
+            }
+        }
+    }
+
+    cx.log.info(
+        "request",
+        json!({
+            "method": method.to_string(),
+            "path": path,
+            "query": query,
+            "status": response.status_code(),
+            "ms": now_ms() - started,
+            "origin": origin,
+        }),
+    );
+    Ok(response)
+}
+
+fn preflight(req: &Request, origin: Option<&str>) -> Result<Response, AppError> {
+    let origin = origin.ok_or_else(|| AppError::bad_request("not_a_preflight", "A preflight must carry Origin."))?;
+    let requested = web::header(req, "access-control-request-headers");
+    let mut response = Response::empty()?.with_status(204);
+    let headers = response.headers_mut();
+    for (k, v) in cors::preflight_headers(origin, requested.as_deref()) {
+        headers.set(k, &v)?;
+    }
+    Ok(response)
+}

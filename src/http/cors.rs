@@ -1,0 +1,86 @@
+//! CORS for the browser frontend: only origins listed in `ALLOWED_ORIGINS` get
+//! `Access-Control-Allow-Origin` (echoed, never `*`, because requests carry credentials);
+//! preflights from anywhere else are refused with 403.
+
+/// Request headers a browser may send (lowercase). `Mcp-Param-*` is a family: any name
+/// with that prefix is allowed, as the 2026-07-28 transport defines open-ended ones.
+const ALLOWED_HEADERS: &[&str] = &[
+    "authorization",
+    "content-type",
+    "x-request-id",
+    "x-access-token",
+    "mcp-session-id",
+    "mcp-protocol-version",
+    "mcp-method",
+    "mcp-name",
+    "last-event-id",
+];
+const ALLOWED_METHODS: &str = "GET, POST, PUT, DELETE, OPTIONS";
+const EXPOSED_HEADERS: &str = "X-Request-Id, Mcp-Session-Id, Mcp-Protocol-Version, Retry-After, WWW-Authenticate";
+/// How long a browser may cache a preflight answer (seconds).
+const MAX_AGE_SECS: u32 = 600;
+
+pub fn is_allowed(origin: &str, allowed: &[String]) -> bool {
+    allowed.iter().any(|a| a.eq_ignore_ascii_case(origin.trim()))
+}
+
+fn header_allowed(name: &str) -> bool {
+    let n = name.trim().to_ascii_lowercase();
+    ALLOWED_HEADERS.contains(&n.as_str()) || n.starts_with("mcp-param-")
+}
+
+/// Headers for an allowed preflight. Requested headers outside the allowlist are left
+/// out, so the browser refuses the actual request itself.
+pub fn preflight_headers(origin: &str, requested: Option<&str>) -> Vec<(&'static str, String)> {
+    let allow_headers: Vec<String> = requested
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|h| !h.is_empty() && header_allowed(h))
+        .map(str::to_ascii_lowercase)
+        .collect();
+    let mut out = response_headers(origin);
+    out.push(("Access-Control-Allow-Methods", ALLOWED_METHODS.to_string()));
+    if !allow_headers.is_empty() {
+        out.push(("Access-Control-Allow-Headers", allow_headers.join(", ")));
+    }
+    out.push(("Access-Control-Max-Age", MAX_AGE_SECS.to_string()));
+    out
+}
+
+/// Headers added to every response to an allowed origin.
+pub fn response_headers(origin: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("Access-Control-Allow-Origin", origin.trim().to_string()),
+        ("Access-Control-Allow-Credentials", "true".to_string()),
+        ("Access-Control-Expose-Headers", EXPOSED_HEADERS.to_string()),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn allowed() -> Vec<String> {
+        vec!["https://app.example.com".into(), "http://localhost:3000".into()]
+    }
+
+    #[test]
+    fn only_listed_origins_are_allowed_and_null_never_is() {
+        assert!(is_allowed("https://app.example.com", &allowed()));
+        assert!(is_allowed("HTTPS://APP.EXAMPLE.COM", &allowed()));
+        for o in ["https://evil.example.com", "null", "https://app.example.com.evil.com", "*", ""] {
+            assert!(!is_allowed(o, &allowed()), "{o}");
+        }
+    }
+
+    #[test]
+    fn preflight_echoes_the_origin_and_only_allowed_headers() {
+        let h = preflight_headers("http://localhost:3000", Some("Authorization, X-Evil, Mcp-Param-City"));
+        let get = |n: &str| h.iter().find(|(k, _)| *k == n).map(|(_, v)| v.as_str());
+        assert_eq!(get("Access-Control-Allow-Origin"), Some("http://localhost:3000"));
+        assert_eq!(get("Access-Control-Allow-Headers"), Some("authorization, mcp-param-city"));
+        assert_eq!(get("Access-Control-Allow-Credentials"), Some("true"));
+        assert!(h.iter().all(|(_, v)| v != "*"));
+    }
+}

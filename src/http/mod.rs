@@ -1,0 +1,7 @@
+//! HTTP edge rules shared by every route, free of `worker` types: body limits and JSON
+//! decoding, typed field extraction, CORS, and the route table.
+
+pub mod body;
+pub mod cors;
+pub mod input;
+pub mod route;

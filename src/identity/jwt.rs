@@ -1,0 +1,320 @@
+//! Verification of the frontend's session JWTs: HS256 only, signed with `AUTH_SECRET`,
+//! claims `sub` (required), `email`, `iat`, `exp` (required), `nbf`, and `iss`/`aud` when
+//! the operator pins them. 60 s of clock leeway. Pure: the caller passes the time.
+
+use chrono::{DateTime, Duration, Utc};
+use jwt_compact::alg::{Hs256, Hs256Key};
+use jwt_compact::{AlgorithmExt, TimeOptions, UntrustedToken, ValidationError};
+use serde::Deserialize;
+
+use crate::config::AuthConfig;
+use crate::error::AppError;
+
+/// Longer tokens are refused before any parsing: no honest session token comes near this.
+pub const MAX_TOKEN_LEN: usize = 4096;
+pub const LEEWAY_SECS: i64 = 60;
+const MAX_SUBJECT_LEN: usize = 255;
+const MAX_EMAIL_LEN: usize = 320;
+
+/// Why a token was refused. The reason code goes to the log and `WWW-Authenticate`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejection {
+    MissingToken,
+    NotBearer,
+    TooLarge,
+    Malformed,
+    UnsupportedAlgorithm,
+    BadSignature,
+    Expired,
+    NotYetValid,
+    IssuedInFuture,
+    MissingExpiry,
+    MissingSubject,
+    WrongIssuer,
+    WrongAudience,
+}
+
+impl Rejection {
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::MissingToken => "missing_token",
+            Self::NotBearer => "not_bearer",
+            Self::TooLarge => "token_too_large",
+            Self::Malformed => "malformed_token",
+            Self::UnsupportedAlgorithm => "unsupported_algorithm",
+            Self::BadSignature => "bad_signature",
+            Self::Expired => "token_expired",
+            Self::NotYetValid => "token_not_yet_valid",
+            Self::IssuedInFuture => "issued_in_future",
+            Self::MissingExpiry => "missing_exp",
+            Self::MissingSubject => "missing_sub",
+            Self::WrongIssuer => "wrong_issuer",
+            Self::WrongAudience => "wrong_audience",
+        }
+    }
+
+    fn message(self) -> &'static str {
+        match self {
+            Self::MissingToken => "Sign in: send Authorization: Bearer <token>.",
+            Self::NotBearer => "The Authorization header must use the Bearer scheme.",
+            Self::TooLarge => "The bearer token is too large.",
+            Self::Malformed => "The bearer token is not a well-formed JWT.",
+            Self::UnsupportedAlgorithm => "The bearer token must be signed with HS256.",
+            Self::BadSignature => "The bearer token's signature is not valid.",
+            Self::Expired => "The bearer token has expired.",
+            Self::NotYetValid | Self::IssuedInFuture => "The bearer token is not valid yet.",
+            Self::MissingExpiry => "The bearer token has no expiry (exp).",
+            Self::MissingSubject => "The bearer token names no subject (sub).",
+            Self::WrongIssuer => "The bearer token was issued by someone else.",
+            Self::WrongAudience => "The bearer token is meant for another audience.",
+        }
+    }
+}
+
+impl From<Rejection> for AppError {
+    fn from(r: Rejection) -> Self {
+        AppError::unauthorized(r.reason(), r.message())
+    }
+}
+
+/// The verified facts about the caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub subject: String,
+    pub email: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Audience {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Debug, Deserialize)]
+struct Custom {
+    sub: Option<String>,
+    email: Option<String>,
+    iss: Option<String>,
+    aud: Option<Audience>,
+}
+
+/// Extracts the token from an `Authorization` header value.
+pub fn bearer(header: Option<&str>) -> Result<&str, Rejection> {
+    let value = header.map(str::trim).filter(|v| !v.is_empty());
+    let value = value.ok_or(Rejection::MissingToken)?;
+    let (scheme, token) = value.split_once(' ').ok_or(Rejection::NotBearer)?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(Rejection::NotBearer);
+    }
+    let token = token.trim();
+    if token.is_empty() {
+        return Err(Rejection::MissingToken);
+    }
+    Ok(token)
+}
+
+pub fn verify(config: &AuthConfig, token: &str, now: DateTime<Utc>) -> Result<Identity, Rejection> {
+    if token.len() > MAX_TOKEN_LEN {
+        return Err(Rejection::TooLarge);
+    }
+    let untrusted = UntrustedToken::new(token).map_err(|_| Rejection::Malformed)?;
+    // Checked before the signature so `none`, RS256 and friends are named as such.
+    if untrusted.algorithm() != "HS256" {
+        return Err(Rejection::UnsupportedAlgorithm);
+    }
+    let key = Hs256Key::new(config.secret.expose().as_bytes());
+    let verified = Hs256
+        .validator::<Custom>(&key)
+        .validate(&untrusted)
+        .map_err(|e| match e {
+            ValidationError::InvalidSignature
+            | ValidationError::InvalidSignatureLen { .. }
+            | ValidationError::MalformedSignature(_) => Rejection::BadSignature,
+            ValidationError::AlgorithmMismatch { .. } => Rejection::UnsupportedAlgorithm,
+            _ => Rejection::Malformed,
+        })?;
+    let claims = verified.claims();
+
+    let leeway = Duration::seconds(LEEWAY_SECS);
+    let options = TimeOptions::new(leeway, move || now);
+    claims.validate_expiration(&options).map_err(|e| match e {
+        ValidationError::Expired => Rejection::Expired,
+        _ => Rejection::MissingExpiry,
+    })?;
+    if claims.not_before.is_some() {
+        claims
+            .validate_maturity(&options)
+            .map_err(|_| Rejection::NotYetValid)?;
+    }
+    if matches!(claims.issued_at, Some(iat) if iat > now + leeway) {
+        return Err(Rejection::IssuedInFuture);
+    }
+
+    let custom = &claims.custom;
+    if let Some(want) = &config.issuer {
+        if custom.iss.as_deref() != Some(want.as_str()) {
+            return Err(Rejection::WrongIssuer);
+        }
+    }
+    if let Some(want) = &config.audience {
+        let ok = match &custom.aud {
+            Some(Audience::One(a)) => a == want,
+            Some(Audience::Many(all)) => all.iter().any(|a| a == want),
+            None => false,
+        };
+        if !ok {
+            return Err(Rejection::WrongAudience);
+        }
+    }
+
+    let subject = custom
+        .sub
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty() && s.len() <= MAX_SUBJECT_LEN && !s.chars().any(char::is_control))
+        .ok_or(Rejection::MissingSubject)?
+        .to_string();
+    let email = custom
+        .email
+        .as_deref()
+        .map(str::trim)
+        .filter(|e| !e.is_empty() && e.len() <= MAX_EMAIL_LEN && e.contains('@'))
+        .map(str::to_ascii_lowercase);
+    Ok(Identity { subject, email })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::secret::Secret;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    use hmac::{Hmac, Mac};
+    use serde_json::{json, Value};
+    use sha2::Sha256;
+
+    const SECRET: &str = "test-secret-test-secret-test-secret!";
+
+    fn config() -> AuthConfig {
+        AuthConfig {
+            secret: Secret::new(SECRET),
+            issuer: None,
+            audience: None,
+        }
+    }
+
+    fn now() -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000, 0).unwrap()
+    }
+
+    fn sign(header: Value, claims: Value, key: &str) -> String {
+        let h = URL_SAFE_NO_PAD.encode(header.to_string());
+        let c = URL_SAFE_NO_PAD.encode(claims.to_string());
+        let mut mac = Hmac::<Sha256>::new_from_slice(key.as_bytes()).unwrap();
+        mac.update(format!("{h}.{c}").as_bytes());
+        format!("{h}.{c}.{}", URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()))
+    }
+
+    fn good_claims() -> Value {
+        let t = now().timestamp();
+        json!({"sub": "user-1", "email": "Ada@Example.com", "iat": t - 10, "exp": t + 3600})
+    }
+
+    fn token(claims: Value) -> String {
+        sign(json!({"alg": "HS256", "typ": "JWT"}), claims, SECRET)
+    }
+
+    #[test]
+    fn a_well_signed_token_yields_the_subject_and_lowercased_email() {
+        let id = verify(&config(), &token(good_claims()), now()).unwrap();
+        assert_eq!(id.subject, "user-1");
+        assert_eq!(id.email.as_deref(), Some("ada@example.com"));
+    }
+
+    #[test]
+    fn the_bearer_header_must_be_present_and_use_the_bearer_scheme() {
+        assert_eq!(bearer(None), Err(Rejection::MissingToken));
+        assert_eq!(bearer(Some("")), Err(Rejection::MissingToken));
+        assert_eq!(bearer(Some("Basic abc")), Err(Rejection::NotBearer));
+        assert_eq!(bearer(Some("Bearer")), Err(Rejection::NotBearer));
+        assert_eq!(bearer(Some("bearer   tok ")), Ok("tok"));
+    }
+
+    #[test]
+    fn alg_none_and_other_algorithms_are_refused() {
+        let t = now().timestamp();
+        let claims = json!({"sub": "u", "exp": t + 60});
+        let none = format!(
+            "{}.{}.",
+            URL_SAFE_NO_PAD.encode(json!({"alg": "none"}).to_string()),
+            URL_SAFE_NO_PAD.encode(claims.to_string())
+        );
+        assert_eq!(verify(&config(), &none, now()), Err(Rejection::UnsupportedAlgorithm));
+        for alg in ["HS384", "HS512", "RS256", "ES256", "hs256"] {
+            let tok = sign(json!({"alg": alg}), claims.clone(), SECRET);
+            assert_eq!(verify(&config(), &tok, now()), Err(Rejection::UnsupportedAlgorithm), "{alg}");
+        }
+    }
+
+    #[test]
+    fn a_token_signed_with_another_key_is_refused() {
+        let tok = sign(json!({"alg": "HS256"}), good_claims(), "another-key-another-key-another-key");
+        assert_eq!(verify(&config(), &tok, now()), Err(Rejection::BadSignature));
+    }
+
+    #[test]
+    fn expiry_honours_sixty_seconds_of_leeway() {
+        let t = now().timestamp();
+        let just = token(json!({"sub": "u", "exp": t - 59}));
+        assert!(verify(&config(), &just, now()).is_ok());
+        let late = token(json!({"sub": "u", "exp": t - 61}));
+        assert_eq!(verify(&config(), &late, now()), Err(Rejection::Expired));
+        let no_exp = token(json!({"sub": "u"}));
+        assert_eq!(verify(&config(), &no_exp, now()), Err(Rejection::MissingExpiry));
+    }
+
+    #[test]
+    fn not_before_and_issued_at_in_the_future_are_refused() {
+        let t = now().timestamp();
+        let nbf = token(json!({"sub": "u", "exp": t + 600, "nbf": t + 120}));
+        assert_eq!(verify(&config(), &nbf, now()), Err(Rejection::NotYetValid));
+        let iat = token(json!({"sub": "u", "exp": t + 600, "iat": t + 120}));
+        assert_eq!(verify(&config(), &iat, now()), Err(Rejection::IssuedInFuture));
+    }
+
+    #[test]
+    fn a_missing_or_blank_subject_is_refused() {
+        let t = now().timestamp();
+        for claims in [json!({"exp": t + 60}), json!({"sub": " ", "exp": t + 60}), json!({"sub": "a\nb", "exp": t + 60})] {
+            assert_eq!(verify(&config(), &token(claims), now()), Err(Rejection::MissingSubject));
+        }
+    }
+
+    #[test]
+    fn garbage_and_oversized_tokens_are_refused_before_parsing() {
+        for bad in ["abc", "a.b", "a.b.c", "....", "eyJ.eyJ.x"] {
+            assert_eq!(verify(&config(), bad, now()), Err(Rejection::Malformed), "{bad}");
+        }
+        let big = "a".repeat(MAX_TOKEN_LEN + 1);
+        assert_eq!(verify(&config(), &big, now()), Err(Rejection::TooLarge));
+        let wrong_types = token(json!({"sub": 5, "exp": "soon"}));
+        assert_eq!(verify(&config(), &wrong_types, now()), Err(Rejection::Malformed));
+    }
+
+    #[test]
+    fn issuer_and_audience_are_checked_when_configured() {
+        let mut c = config();
+        c.issuer = Some("https://catwalk.example".into());
+        c.audience = Some("catwalk-edge".into());
+        let t = now().timestamp();
+        let ok = token(json!({"sub": "u", "exp": t + 60, "iss": "https://catwalk.example", "aud": ["x", "catwalk-edge"]}));
+        assert!(verify(&c, &ok, now()).is_ok());
+        let bad_iss = token(json!({"sub": "u", "exp": t + 60, "iss": "evil", "aud": "catwalk-edge"}));
+        assert_eq!(verify(&c, &bad_iss, now()), Err(Rejection::WrongIssuer));
+        let bad_aud = token(json!({"sub": "u", "exp": t + 60, "iss": "https://catwalk.example", "aud": "other"}));
+        assert_eq!(verify(&c, &bad_aud, now()), Err(Rejection::WrongAudience));
+        let no_aud = token(json!({"sub": "u", "exp": t + 60, "iss": "https://catwalk.example"}));
+        assert_eq!(verify(&c, &no_aud, now()), Err(Rejection::WrongAudience));
+    }
+}

@@ -1,0 +1,44 @@
+//! Catwalk Edge: the Cloudflare Worker that turns an MCP server's GitHub URL or package
+//! name into a running, authenticated MCP endpoint.
+//!
+//! Layering (see `docs/architecture.md`): pure logic modules (`config`, `error`, `http`,
+//! `identity`, `crypto`, `log`, `ids`, `time`) know nothing of the `worker` crate and are
+//! tested natively with `cargo test`; `platform` and `store` bind them to the runtime (Env,
+//! D1, KV, Durable Objects, console); `edge` is the request pipeline, `routes` the thin
+//! handlers, `durable` the Durable Object classes and `cron` the scheduled jobs.
+
+pub mod config;
+pub mod crypto;
+pub mod error;
+pub mod http;
+pub mod identity;
+pub mod ids;
+pub mod log;
+pub mod time;
+
+pub mod cron;
+pub mod durable;
+pub mod edge;
+pub mod platform;
+pub mod routes;
+pub mod store;
+
+use worker::{event, Context, Env, Request, Response, ScheduleContext, ScheduledEvent};
+
+#[event(start)]
+fn start() {
+    console_error_panic_hook::set_once();
+}
+
+#[event(fetch)]
+async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
+    edge::handle(req, env, ctx).await
+}
+
+#[event(scheduled)]
+async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
+    let config = platform::env::config(&env);
+    let request_id = ids::random_hex(8).unwrap_or_default();
+    let log = platform::log::Logger::new(log::Redactor::new(config.secret_values()), request_id);
+    cron::dispatch(&event.cron(), &env, &log).await;
+}

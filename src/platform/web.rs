@@ -1,0 +1,51 @@
+//! Request bodies in, JSON responses out, with the body rules of `crate::http::body`
+//! applied while the stream is read.
+
+use futures_util::StreamExt;
+use serde::Serialize;
+use serde_json::Value;
+use worker::{Headers, Request, Response};
+
+use crate::error::{AppError, AppResult};
+use crate::http::body::{check_content_type, check_declared_length, decode_json, CappedBuffer, MAX_JSON_BODY};
+
+pub fn header(req: &Request, name: &str) -> Option<String> {
+    req.headers().get(name).ok().flatten()
+}
+
+/// Reads and decodes a JSON body, refusing it as soon as it passes [`MAX_JSON_BODY`].
+pub async fn read_json(req: &mut Request) -> AppResult<Value> {
+    check_content_type(header(req, "content-type").as_deref())?;
+    check_declared_length(header(req, "content-length").as_deref(), MAX_JSON_BODY)?;
+    let mut buf = CappedBuffer::new(MAX_JSON_BODY);
+    if req.inner().body().is_some() {
+        let mut stream = req.stream()?;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|_| {
+                AppError::bad_request("body_read_failed", "The request body could not be read.")
+            })?;
+            buf.push(&chunk)?;
+        }
+    }
+    decode_json(&buf.into_inner())
+}
+
+pub fn json<T: Serialize>(status: u16, value: &T) -> AppResult<Response> {
+    Ok(Response::from_json(value)?.with_status(status))
+}
+
+/// The response for an error: its JSON body, status and required headers. Never fails:
+/// if even that cannot be built, a bare 500 is returned.
+pub fn error_response(e: &AppError) -> Response {
+    let build = || -> worker::Result<Response> {
+        let headers = Headers::new();
+        headers.set("Content-Type", "application/json")?;
+        for (k, v) in e.headers() {
+            headers.set(k, &v)?;
+        }
+        Ok(Response::ok(e.body().to_string())?
+            .with_status(e.status())
+            .with_headers(headers))
+    };
+    build().unwrap_or_else(|_| Response::empty().map(|r| r.with_status(500)).unwrap_or_else(|_| Response::error("", 500).expect("static response")))
+}

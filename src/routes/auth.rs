@@ -1,0 +1,97 @@
+//! Identity routes and the `signed_in` guard every user route calls first.
+
+use serde_json::{json, Value};
+use worker::{Request, Response};
+
+use crate::error::{AppError, AppResult};
+use crate::identity::jwt::{bearer, verify};
+use crate::identity::sync::{authorize, parse_profile};
+use crate::identity::users::{resolve, Outcome, User};
+use crate::ids::new_id;
+use crate::platform::{env, web};
+use crate::routes::Ctx;
+use crate::store::audit::{self, Event};
+use crate::store::users::D1Users;
+use crate::time::{now_ms, rfc3339, to_datetime};
+
+/// The user's public JSON form.
+pub fn user_json(u: &User) -> Value {
+    json!({
+        "id": u.id,
+        "email": u.email,
+        "name": u.name,
+        "avatar_url": u.avatar_url,
+        "github_id": u.github_id,
+        "created_at": rfc3339(u.created_at),
+        "last_seen_at": rfc3339(u.last_seen_at),
+    })
+}
+
+async fn audit_new_user(cx: &Ctx, db: &worker::D1Database, user: &User, via: &str, now: i64) {
+    let event = Event {
+        user_id: Some(&user.id),
+        action: "user.created",
+        resource: Some(&user.id),
+        metadata: json!({ "via": via }),
+    };
+    let redactor = crate::log::Redactor::new(cx.config.secret_values());
+    if let Err(e) = audit::record(db, &redactor, event, now).await {
+        // The sign-in itself succeeded; a lost audit row is logged, not fatal.
+        cx.log.error("audit_failed", json!({ "detail": e.log_detail() }));
+    }
+}
+
+/// Verifies the bearer JWT and returns its user, creating the row on first sight.
+pub async fn signed_in(req: &Request, cx: &Ctx) -> AppResult<User> {
+    let auth = cx.config.auth.as_ref().ok_or_else(|| AppError::NotConfigured {
+        missing: vec!["AUTH_SECRET".into()],
+    })?;
+    let header = web::header(req, "authorization");
+    let token = bearer(header.as_deref())?;
+    let now = now_ms();
+    let identity = verify(auth, token, to_datetime(now))?;
+    let db = env::db(&cx.env)?;
+    let store = D1Users { db: &db };
+    let (user, outcome) = resolve(&store, &identity, now, || new_id("usr")).await?;
+    if outcome != Outcome::Existing {
+        cx.log.info(
+            "user_first_sign_in",
+            json!({ "user_id": user.id, "linked": outcome == Outcome::Linked }),
+        );
+    }
+    if outcome == Outcome::Created {
+        audit_new_user(cx, &db, &user, "jwt", now).await;
+    }
+    Ok(user)
+}
+
+/// `GET /api/auth/me`
+pub async fn me(req: Request, cx: &mut Ctx) -> AppResult<Response> {
+    let user = signed_in(&req, cx).await?;
+    web::json(200, &json!({ "user": user_json(&user) }))
+}
+
+/// `POST /api/auth/sync-user`
+pub async fn sync_user(mut req: Request, cx: &mut Ctx) -> AppResult<Response> {
+    let expected = cx
+        .config
+        .auth_sync_secret
+        .as_ref()
+        .ok_or_else(|| AppError::NotConfigured {
+            missing: vec!["AUTH_SYNC_SECRET".into()],
+        })?;
+    authorize(web::header(&req, "x-auth-secret").as_deref(), expected)?;
+    let body = web::read_json(&mut req).await?;
+    let profile = parse_profile(&body)?;
+    let now = now_ms();
+    let db = env::db(&cx.env)?;
+    let store = D1Users { db: &db };
+    let (user, created) = crate::identity::users::UserStore::upsert_profile(&store, &new_id("usr")?, &profile, now).await?;
+    if created {
+        audit_new_user(cx, &db, &user, "sync", now).await;
+    }
+    web::json(
+        if created { 201 } else { 200 },
+        &json!({ "user": user_json(&user), "created": created }),
+    )
+}

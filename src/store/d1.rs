@@ -1,0 +1,16 @@
+//! Small helpers for binding values to D1 statements.
+
+use worker::wasm_bindgen::JsValue;
+
+pub fn text(s: &str) -> JsValue {
+    JsValue::from_str(s)
+}
+
+pub fn opt_text(s: Option<&str>) -> JsValue {
+    s.map(JsValue::from_str).unwrap_or(JsValue::NULL)
+}
+
+/// D1 numbers are JS doubles: millisecond timestamps fit exactly (< 2^53).
+pub fn int(n: i64) -> JsValue {
+    JsValue::from_f64(n as f64)
+}
