@@ -19,18 +19,22 @@ fi
 want_wb=$(lock_version wasm-bindgen)
 if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$want_wb" ]; then
   say "installing wasm-bindgen-cli $want_wb (matches Cargo.lock; takes a few minutes once)"
-  cargo install --locked --quiet --force wasm-bindgen-cli --version "$want_wb" >&2
+  # --locked first; the registry mirror may lack a crate version the upstream lockfile pins.
+  cargo install --locked --quiet --force wasm-bindgen-cli --version "$want_wb" >&2 ||
+    cargo install --quiet --force wasm-bindgen-cli --version "$want_wb" >&2
 fi
 
 want_worker=$(lock_version worker)
-if [ "$(worker-build --version 2>/dev/null | awk '{print $2}')" != "$want_worker" ]; then
+if [ "$(worker-build --version 2>/dev/null | awk '{print $NF}')" != "$want_worker" ]; then
   say "installing worker-build $want_worker (matches the worker crate in Cargo.lock)"
-  cargo install --locked --quiet --force worker-build --version "$want_worker" >&2
+  cargo install --locked --quiet --force worker-build --version "$want_worker" >&2 ||
+    cargo install --quiet --force worker-build --version "$want_worker" >&2
 fi
 
 # npm packages: wrangler (workerd), esbuild and binaryen's wasm-opt for worker-build.
+# npm ci rewrites node_modules/.package-lock.json, so it is newer than the lockfile after.
 stamp=node_modules/.package-lock.json
-if [ ! -f "$stamp" ] || ! cmp -s package-lock.json "$stamp" 2>/dev/null && [ package-lock.json -nt "$stamp" ]; then
+if [ ! -f "$stamp" ] || [ package-lock.json -nt "$stamp" ]; then
   say "installing npm packages from package-lock.json"
   npm ci --no-audit --no-fund --loglevel=error >&2
 fi

@@ -97,7 +97,8 @@ impl<F: Fn(&str) -> Option<String>> Reader<'_, F> {
             Err(why) => {
                 self.invalid.push((name, why));
                 // The default is a constant of ours and always parses.
-                parse_base_url(default).unwrap_or_else(|_| Url::parse("http://invalid.").expect("literal URL"))
+                parse_base_url(default)
+                    .unwrap_or_else(|_| Url::parse("http://invalid.").expect("literal URL"))
             }
         }
     }
@@ -174,15 +175,15 @@ impl Config {
             }
             Some(Secret::new(s))
         });
-        let encryption_keys = r
-            .required("ENCRYPTION_KEYS")
-            .and_then(|raw| match KeyRing::parse(&raw) {
-                Ok(ring) => Some(ring),
-                Err(why) => {
-                    r.invalid.push(("ENCRYPTION_KEYS", why));
-                    None
-                }
-            });
+        let encryption_keys =
+            r.required("ENCRYPTION_KEYS")
+                .and_then(|raw| match KeyRing::parse(&raw) {
+                    Ok(ring) => Some(ring),
+                    Err(why) => {
+                        r.invalid.push(("ENCRYPTION_KEYS", why));
+                        None
+                    }
+                });
 
         let allowed_origins = r
             .get("ALLOWED_ORIGINS")
@@ -211,7 +212,10 @@ impl Config {
             github_raw: r.base_url("GITHUB_RAW_BASE", "https://raw.githubusercontent.com"),
             npm_registry: r.base_url("NPM_REGISTRY_BASE", "https://registry.npmjs.org"),
             pypi: r.base_url("PYPI_BASE", "https://pypi.org"),
-            mcp_registry: r.base_url("MCP_REGISTRY_BASE", "https://registry.modelcontextprotocol.io"),
+            mcp_registry: r.base_url(
+                "MCP_REGISTRY_BASE",
+                "https://registry.modelcontextprotocol.io",
+            ),
         };
 
         Config {
@@ -263,7 +267,10 @@ fn parse_origins(raw: &str, invalid: &mut Vec<(&'static str, String)>) -> Vec<St
             }
             _ => invalid.push((
                 "ALLOWED_ORIGINS",
-                format!("entry {:?} is not an origin like https://app.example.com", item),
+                format!(
+                    "entry {:?} is not an origin like https://app.example.com",
+                    item
+                ),
             )),
         }
     }
@@ -300,7 +307,10 @@ mod tests {
         let c = cfg(&complete());
         assert!(c.is_healthy(), "{:?} {:?}", c.missing, c.invalid);
         assert_eq!(c.fly.api_base.as_str(), "https://api.machines.dev/");
-        assert_eq!(join(&c.fly.api_base, "/v1/apps"), "https://api.machines.dev/v1/apps");
+        assert_eq!(
+            join(&c.fly.api_base, "/v1/apps"),
+            "https://api.machines.dev/v1/apps"
+        );
     }
 
     #[test]
@@ -308,7 +318,12 @@ mod tests {
         let c = cfg(&[("AUTH_SECRET", "  "), ("FLY_APP", "x")]);
         assert_eq!(
             c.missing,
-            vec!["AUTH_SECRET", "AUTH_SYNC_SECRET", "ENCRYPTION_KEYS", "FLY_API_TOKEN"]
+            vec![
+                "AUTH_SECRET",
+                "AUTH_SYNC_SECRET",
+                "ENCRYPTION_KEYS",
+                "FLY_API_TOKEN"
+            ]
         );
         assert!(c.auth.is_none());
     }
@@ -325,7 +340,13 @@ mod tests {
 
     #[test]
     fn base_urls_with_credentials_or_odd_schemes_are_invalid() {
-        for bad in ["ftp://x", "http://user:pw@x", "http://x/?a=b", "not a url", "file:///etc"] {
+        for bad in [
+            "ftp://x",
+            "http://user:pw@x",
+            "http://x/?a=b",
+            "not a url",
+            "file:///etc",
+        ] {
             let mut p = complete();
             p.push(("FLY_API_BASE", bad));
             let c = cfg(&p);
@@ -337,9 +358,15 @@ mod tests {
     #[test]
     fn allowed_origins_are_normalised_and_garbage_is_reported() {
         let mut p = complete();
-        p.push(("ALLOWED_ORIGINS", "https://App.Example.com, http://localhost:3000 ,*,https://x.com/path"));
+        p.push((
+            "ALLOWED_ORIGINS",
+            "https://App.Example.com, http://localhost:3000 ,*,https://x.com/path",
+        ));
         let c = cfg(&p);
-        assert_eq!(c.allowed_origins, ["https://app.example.com", "http://localhost:3000"]);
+        assert_eq!(
+            c.allowed_origins,
+            ["https://app.example.com", "http://localhost:3000"]
+        );
         assert_eq!(c.invalid.len(), 2);
     }
 

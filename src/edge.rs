@@ -15,7 +15,11 @@ use crate::time::now_ms;
 
 pub const REQUEST_ID_HEADER: &str = "X-Request-Id";
 
-pub async fn handle(req: Request, worker_env: Env, worker_ctx: Context) -> worker::Result<Response> {
+pub async fn handle(
+    req: Request,
+    worker_env: Env,
+    worker_ctx: Context,
+) -> worker::Result<Response> {
     let started = now_ms();
     let config = env::config(&worker_env);
     let request_id = random_hex(8).unwrap_or_else(|_| format!("t{started}"));
@@ -37,7 +41,8 @@ pub async fn handle(req: Request, worker_env: Env, worker_ctx: Context) -> worke
         worker: worker_ctx,
     };
 
-    let is_preflight = method == Method::Options && web::header(&req, "access-control-request-method").is_some();
+    let is_preflight =
+        method == Method::Options && web::header(&req, "access-control-request-method").is_some();
     let result = if origin.is_some() && allowed_origin.is_none() {
         // Present and not listed: refuse outright, preflight or not (also our CSRF line).
         Err(AppError::Forbidden {
@@ -96,7 +101,9 @@ pub async fn handle(req: Request, worker_env: Env, worker_ctx: Context) -> worke
 }
 
 fn preflight(req: &Request, origin: Option<&str>) -> Result<Response, AppError> {
-    let origin = origin.ok_or_else(|| AppError::bad_request("not_a_preflight", "A preflight must carry Origin."))?;
+    let origin = origin.ok_or_else(|| {
+        AppError::bad_request("not_a_preflight", "A preflight must carry Origin.")
+    })?;
     let requested = web::header(req, "access-control-request-headers");
     let mut response = Response::empty()?.with_status(204);
     let headers = response.headers_mut();

@@ -27,28 +27,22 @@ impl FieldError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AppError {
     /// 400: the request cannot be read (bad JSON, bad encoding, bad parameter).
-    BadRequest {
-        code: &'static str,
-        message: String,
-    },
+    BadRequest { code: &'static str, message: String },
     /// 422: the request was read but its fields are unacceptable.
     Validation { fields: Vec<FieldError> },
     /// 401 with `WWW-Authenticate: Bearer`: no or bad credentials.
-    Unauthorized { reason: &'static str, message: String },
-    /// 403: authenticated (or anonymous) but refused, e.g. a disallowed `Origin`.
-    Forbidden {
-        code: &'static str,
+    Unauthorized {
+        reason: &'static str,
         message: String,
     },
+    /// 403: authenticated (or anonymous) but refused, e.g. a disallowed `Origin`.
+    Forbidden { code: &'static str, message: String },
     /// 404: no such route or no such resource *for this caller*.
     NotFound { message: String },
     /// 405 with `Allow`.
     MethodNotAllowed { allowed: &'static [&'static str] },
     /// 409: conflicts with the current state of the resource.
-    Conflict {
-        code: &'static str,
-        message: String,
-    },
+    Conflict { code: &'static str, message: String },
     /// 413: body over the documented cap (bytes).
     PayloadTooLarge { limit: usize },
     /// 415: body is not of the accepted media type.
@@ -236,7 +230,10 @@ mod tests {
         assert!(!body.contains("no such table"));
         assert!(!body.contains("abc"));
         assert_eq!(e.status(), 500);
-        assert_eq!(e.log_detail().as_deref(), Some("D1_ERROR: no such table users; secret=abc"));
+        assert_eq!(
+            e.log_detail().as_deref(),
+            Some("D1_ERROR: no such table users; secret=abc")
+        );
     }
 
     #[test]
@@ -258,15 +255,24 @@ mod tests {
             AppError::not_found("x"),
             AppError::MethodNotAllowed { allowed: &["GET"] },
             AppError::PayloadTooLarge { limit: 10 },
-            AppError::UnsupportedMediaType { expected: "application/json" },
-            AppError::RateLimited { retry_after_secs: 3 },
-            AppError::NotConfigured { missing: vec!["AUTH_SECRET".into()] },
+            AppError::UnsupportedMediaType {
+                expected: "application/json",
+            },
+            AppError::RateLimited {
+                retry_after_secs: 3,
+            },
+            AppError::NotConfigured {
+                missing: vec!["AUTH_SECRET".into()],
+            },
             AppError::internal("x"),
         ];
         for e in all {
             let body = e.body();
             let obj = body["error"].as_object().expect("error object");
-            assert!(obj["code"].is_string() && obj["message"].is_string(), "{body}");
+            assert!(
+                obj["code"].is_string() && obj["message"].is_string(),
+                "{body}"
+            );
             assert!((400..600).contains(&e.status()));
         }
     }
@@ -281,7 +287,9 @@ mod tests {
 
     #[test]
     fn not_configured_lists_names_in_the_log_only() {
-        let e = AppError::NotConfigured { missing: vec!["FLY_API_TOKEN".into()] };
+        let e = AppError::NotConfigured {
+            missing: vec!["FLY_API_TOKEN".into()],
+        };
         assert!(!e.body().to_string().contains("FLY_API_TOKEN"));
     }
 }

@@ -15,8 +15,18 @@ const MIN_SECRET_LEN: usize = 8;
 
 /// Prefixes of credentials we or our upstreams issue. The prefix stays, the rest is masked.
 const TOKEN_PREFIXES: &[&str] = &[
-    "cwk_", "fo1_", "fm1r_", "fm1a_", "fm2_", "ghp_", "gho_", "ghs_", "ghu_", "github_pat_",
-    "sk-", "upk_",
+    "cwk_",
+    "fo1_",
+    "fm1r_",
+    "fm1a_",
+    "fm2_",
+    "ghp_",
+    "gho_",
+    "ghs_",
+    "ghu_",
+    "github_pat_",
+    "sk-",
+    "upk_",
 ];
 
 /// Keys whose values are secrets wherever they appear (`k=v`, `"k":"v"`), compared
@@ -51,7 +61,10 @@ fn is_token_char(c: char) -> bool {
 }
 
 fn is_sensitive_key(k: &str) -> bool {
-    let k = k.trim_matches(|c: char| !c.is_ascii_alphanumeric()).to_ascii_lowercase().replace('-', "_");
+    let k = k
+        .trim_matches(|c: char| !c.is_ascii_alphanumeric())
+        .to_ascii_lowercase()
+        .replace('-', "_");
     SENSITIVE_KEYS.contains(&k.as_str())
 }
 
@@ -128,7 +141,11 @@ fn mask_runs(text: &str) -> String {
 
 fn mask_run(run: &str, prev_run: &str, sep: &str) -> String {
     // `Bearer xyz`, `FlyV1 xyz`, also right after `authorization=Bearer`
-    let prev = prev_run.rsplit(['=', ':']).next().unwrap_or_default().to_ascii_lowercase();
+    let prev = prev_run
+        .rsplit(['=', ':'])
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
     if (prev == "bearer" || prev == "flyv1") && sep == " " {
         return MASK.to_string();
     }
@@ -207,9 +224,14 @@ mod tests {
 
     #[test]
     fn bearer_and_fly_credentials_are_masked() {
-        assert_eq!(r().redact("Authorization: Bearer abc.def"), "Authorization: [REDACTED] [REDACTED]");
+        assert_eq!(
+            r().redact("Authorization: Bearer abc.def"),
+            "Authorization: [REDACTED] [REDACTED]"
+        );
         assert!(!r().redact("authorization=Bearer zzz123").contains("zzz123"));
-        assert!(!r().redact("FlyV1 fm2_lJPECAAAAAAAA,fm2_xyz").contains("lJPECAAAA"));
+        assert!(!r()
+            .redact("FlyV1 fm2_lJPECAAAAAAAA,fm2_xyz")
+            .contains("lJPECAAAA"));
     }
 
     #[test]
@@ -225,7 +247,8 @@ mod tests {
     fn values_of_sensitive_keys_are_masked_in_queries_and_json() {
         let q = r().redact("/api/mcp/dep_1?token=s3cr3tvalue&x=1");
         assert_eq!(q, "/api/mcp/dep_1?token=[REDACTED]&x=1");
-        let j = r().redact(&json!({"Authorization": "opaque-thing", "X-Access-Token": "t0k"}).to_string());
+        let j = r()
+            .redact(&json!({"Authorization": "opaque-thing", "X-Access-Token": "t0k"}).to_string());
         assert!(!j.contains("opaque-thing") && !j.contains("t0k"), "{j}");
         let escaped = r().redact(r#"{"msg":"{\"password\":\"pw123456\"}"}"#);
         assert!(!escaped.contains("pw123456"), "{escaped}");
@@ -239,7 +262,13 @@ mod tests {
 
     #[test]
     fn rendered_lines_are_json_and_redacted() {
-        let line = render(&r(), "2026-01-01T00:00:00Z", Level::Info, "request", json!({"path": "/x?token=abcdefgh"}));
+        let line = render(
+            &r(),
+            "2026-01-01T00:00:00Z",
+            Level::Info,
+            "request",
+            json!({"path": "/x?token=abcdefgh"}),
+        );
         let v: Value = serde_json::from_str(&line).unwrap();
         assert_eq!(v["event"], "request");
         assert_eq!(v["path"], "/x?token=[REDACTED]");

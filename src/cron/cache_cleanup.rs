@@ -26,10 +26,7 @@ pub async fn run(env: &Env, log: &Logger) -> AppResult<()> {
             .bind(&[int(now), int(BATCH)])?
             .run()
             .await?;
-        let n = result
-            .meta()?
-            .and_then(|m| m.changes)
-            .unwrap_or(0);
+        let n = result.meta()?.and_then(|m| m.changes).unwrap_or(0);
         deleted += n;
         if (n as i64) < BATCH {
             break;

@@ -43,8 +43,15 @@ mod tests {
             .find(|l| l.trim_start().starts_with("crons"))
             .expect("crons line");
         for cron in [CACHE_CLEANUP, RECONCILE] {
-            assert!(line.contains(&format!("\"{cron}\"")), "{cron} missing from wrangler.toml");
+            assert!(
+                line.contains(&format!("\"{cron}\"")),
+                "{cron} missing from wrangler.toml"
+            );
         }
-        assert_eq!(line.matches('"').count(), 4, "an extra schedule has no job: {line}");
+        assert_eq!(
+            line.matches('"').count(),
+            4,
+            "an extra schedule has no job: {line}"
+        );
     }
 }

@@ -34,7 +34,9 @@ impl KeyRing {
                 .ok_or_else(|| format!("entry {} is not of the form id:base64key", i + 1))?;
             if id.is_empty()
                 || id.len() > MAX_ID_LEN
-                || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                || !id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
             {
                 return Err(format!(
                     "entry {}: key id must be 1-{MAX_ID_LEN} characters of [A-Za-z0-9_-]",

@@ -32,7 +32,9 @@ impl DurableObject for McpSession {
                 storage.put(PROBE_COUNT_KEY, count).await?;
                 Response::from_json(&json!({ "count": count }))
             }
-            _ => Ok(error_response(&AppError::not_found("No such session operation."))),
+            _ => Ok(error_response(&AppError::not_found(
+                "No such session operation.",
+            ))),
         }
     }
 }

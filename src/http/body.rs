@@ -148,16 +148,31 @@ mod tests {
     fn json_content_types_are_accepted_with_a_utf8_charset_only() {
         assert!(check_content_type(Some("application/json")).is_ok());
         assert!(check_content_type(Some("Application/JSON; charset=UTF-8")).is_ok());
-        for bad in [None, Some("text/plain"), Some("application/json; charset=latin1"), Some("multipart/form-data")] {
-            assert_eq!(check_content_type(bad).unwrap_err().status(), 415, "{bad:?}");
+        for bad in [
+            None,
+            Some("text/plain"),
+            Some("application/json; charset=latin1"),
+            Some("multipart/form-data"),
+        ] {
+            assert_eq!(
+                check_content_type(bad).unwrap_err().status(),
+                415,
+                "{bad:?}"
+            );
         }
     }
 
     #[test]
     fn declared_lengths_over_the_cap_are_refused_up_front() {
         assert!(check_declared_length(Some("10"), 10).is_ok());
-        assert_eq!(check_declared_length(Some("11"), 10).unwrap_err().status(), 413);
-        assert_eq!(check_declared_length(Some("-1"), 10).unwrap_err().status(), 400);
+        assert_eq!(
+            check_declared_length(Some("11"), 10).unwrap_err().status(),
+            413
+        );
+        assert_eq!(
+            check_declared_length(Some("-1"), 10).unwrap_err().status(),
+            400
+        );
     }
 
     #[test]
@@ -172,9 +187,17 @@ mod tests {
         assert_eq!(code(decode_json(b"  ")), "empty_body");
         assert_eq!(code(decode_json(b"{\"a\": \xff}")), "invalid_utf8");
         assert_eq!(code(decode_json(b"{\"a\": }")), "invalid_json");
-        let deep = format!("{}{}", "[".repeat(MAX_JSON_DEPTH + 1), "]".repeat(MAX_JSON_DEPTH + 1));
+        let deep = format!(
+            "{}{}",
+            "[".repeat(MAX_JSON_DEPTH + 1),
+            "]".repeat(MAX_JSON_DEPTH + 1)
+        );
         assert_eq!(code(decode_json(deep.as_bytes())), "json_too_deep");
-        let ok = format!("{}{}", "[".repeat(MAX_JSON_DEPTH), "]".repeat(MAX_JSON_DEPTH));
+        let ok = format!(
+            "{}{}",
+            "[".repeat(MAX_JSON_DEPTH),
+            "]".repeat(MAX_JSON_DEPTH)
+        );
         assert!(decode_json(ok.as_bytes()).is_ok());
     }
 

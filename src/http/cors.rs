@@ -16,12 +16,15 @@ const ALLOWED_HEADERS: &[&str] = &[
     "last-event-id",
 ];
 const ALLOWED_METHODS: &str = "GET, POST, PUT, DELETE, OPTIONS";
-const EXPOSED_HEADERS: &str = "X-Request-Id, Mcp-Session-Id, Mcp-Protocol-Version, Retry-After, WWW-Authenticate";
+const EXPOSED_HEADERS: &str =
+    "X-Request-Id, Mcp-Session-Id, Mcp-Protocol-Version, Retry-After, WWW-Authenticate";
 /// How long a browser may cache a preflight answer (seconds).
 const MAX_AGE_SECS: u32 = 600;
 
 pub fn is_allowed(origin: &str, allowed: &[String]) -> bool {
-    allowed.iter().any(|a| a.eq_ignore_ascii_case(origin.trim()))
+    allowed
+        .iter()
+        .any(|a| a.eq_ignore_ascii_case(origin.trim()))
 }
 
 fn header_allowed(name: &str) -> bool {
@@ -62,24 +65,42 @@ mod tests {
     use super::*;
 
     fn allowed() -> Vec<String> {
-        vec!["https://app.example.com".into(), "http://localhost:3000".into()]
+        vec![
+            "https://app.example.com".into(),
+            "http://localhost:3000".into(),
+        ]
     }
 
     #[test]
     fn only_listed_origins_are_allowed_and_null_never_is() {
         assert!(is_allowed("https://app.example.com", &allowed()));
         assert!(is_allowed("HTTPS://APP.EXAMPLE.COM", &allowed()));
-        for o in ["https://evil.example.com", "null", "https://app.example.com.evil.com", "*", ""] {
+        for o in [
+            "https://evil.example.com",
+            "null",
+            "https://app.example.com.evil.com",
+            "*",
+            "",
+        ] {
             assert!(!is_allowed(o, &allowed()), "{o}");
         }
     }
 
     #[test]
     fn preflight_echoes_the_origin_and_only_allowed_headers() {
-        let h = preflight_headers("http://localhost:3000", Some("Authorization, X-Evil, Mcp-Param-City"));
+        let h = preflight_headers(
+            "http://localhost:3000",
+            Some("Authorization, X-Evil, Mcp-Param-City"),
+        );
         let get = |n: &str| h.iter().find(|(k, _)| *k == n).map(|(_, v)| v.as_str());
-        assert_eq!(get("Access-Control-Allow-Origin"), Some("http://localhost:3000"));
-        assert_eq!(get("Access-Control-Allow-Headers"), Some("authorization, mcp-param-city"));
+        assert_eq!(
+            get("Access-Control-Allow-Origin"),
+            Some("http://localhost:3000")
+        );
+        assert_eq!(
+            get("Access-Control-Allow-Headers"),
+            Some("authorization, mcp-param-city")
+        );
         assert_eq!(get("Access-Control-Allow-Credentials"), Some("true"));
         assert!(h.iter().all(|(_, v)| v != "*"));
     }

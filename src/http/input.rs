@@ -112,7 +112,10 @@ mod tests {
         let d = f.optional_str("d", 100);
         let missing = f.required_str("missing", 10);
         let err = f.finish(|| ()).unwrap_err();
-        assert_eq!((a, b, c.as_deref(), d, missing), (None, None, Some("ok"), None, None));
+        assert_eq!(
+            (a, b, c.as_deref(), d, missing),
+            (None, None, Some("ok"), None, None)
+        );
         match err {
             AppError::Validation { fields } => {
                 let names: Vec<_> = fields.iter().map(|f| f.field.as_str()).collect();

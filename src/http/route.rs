@@ -92,7 +92,12 @@ mod tests {
         assert_eq!(e.status(), 405);
         assert_eq!(e.headers()[0], ("Allow", "GET".to_string()));
         assert_eq!(resolve("GET", "/api/nope").unwrap_err().status(), 404);
-        assert_eq!(resolve("GET", "/api/health/../auth/me").unwrap_err().status(), 404);
+        assert_eq!(
+            resolve("GET", "/api/health/../auth/me")
+                .unwrap_err()
+                .status(),
+            404
+        );
         assert_eq!(resolve("GET", "//api/health").unwrap_err().status(), 404);
     }
 

@@ -213,7 +213,10 @@ mod tests {
         let c = URL_SAFE_NO_PAD.encode(claims.to_string());
         let mut mac = Hmac::<Sha256>::new_from_slice(key.as_bytes()).unwrap();
         mac.update(format!("{h}.{c}").as_bytes());
-        format!("{h}.{c}.{}", URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()))
+        format!(
+            "{h}.{c}.{}",
+            URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+        )
     }
 
     fn good_claims() -> Value {
@@ -250,16 +253,27 @@ mod tests {
             URL_SAFE_NO_PAD.encode(json!({"alg": "none"}).to_string()),
             URL_SAFE_NO_PAD.encode(claims.to_string())
         );
-        assert_eq!(verify(&config(), &none, now()), Err(Rejection::UnsupportedAlgorithm));
+        assert_eq!(
+            verify(&config(), &none, now()),
+            Err(Rejection::UnsupportedAlgorithm)
+        );
         for alg in ["HS384", "HS512", "RS256", "ES256", "hs256"] {
             let tok = sign(json!({"alg": alg}), claims.clone(), SECRET);
-            assert_eq!(verify(&config(), &tok, now()), Err(Rejection::UnsupportedAlgorithm), "{alg}");
+            assert_eq!(
+                verify(&config(), &tok, now()),
+                Err(Rejection::UnsupportedAlgorithm),
+                "{alg}"
+            );
         }
     }
 
     #[test]
     fn a_token_signed_with_another_key_is_refused() {
-        let tok = sign(json!({"alg": "HS256"}), good_claims(), "another-key-another-key-another-key");
+        let tok = sign(
+            json!({"alg": "HS256"}),
+            good_claims(),
+            "another-key-another-key-another-key",
+        );
         assert_eq!(verify(&config(), &tok, now()), Err(Rejection::BadSignature));
     }
 
@@ -271,7 +285,10 @@ mod tests {
         let late = token(json!({"sub": "u", "exp": t - 61}));
         assert_eq!(verify(&config(), &late, now()), Err(Rejection::Expired));
         let no_exp = token(json!({"sub": "u"}));
-        assert_eq!(verify(&config(), &no_exp, now()), Err(Rejection::MissingExpiry));
+        assert_eq!(
+            verify(&config(), &no_exp, now()),
+            Err(Rejection::MissingExpiry)
+        );
     }
 
     #[test]
@@ -280,26 +297,43 @@ mod tests {
         let nbf = token(json!({"sub": "u", "exp": t + 600, "nbf": t + 120}));
         assert_eq!(verify(&config(), &nbf, now()), Err(Rejection::NotYetValid));
         let iat = token(json!({"sub": "u", "exp": t + 600, "iat": t + 120}));
-        assert_eq!(verify(&config(), &iat, now()), Err(Rejection::IssuedInFuture));
+        assert_eq!(
+            verify(&config(), &iat, now()),
+            Err(Rejection::IssuedInFuture)
+        );
     }
 
     #[test]
     fn a_missing_or_blank_subject_is_refused() {
         let t = now().timestamp();
-        for claims in [json!({"exp": t + 60}), json!({"sub": " ", "exp": t + 60}), json!({"sub": "a\nb", "exp": t + 60})] {
-            assert_eq!(verify(&config(), &token(claims), now()), Err(Rejection::MissingSubject));
+        for claims in [
+            json!({"exp": t + 60}),
+            json!({"sub": " ", "exp": t + 60}),
+            json!({"sub": "a\nb", "exp": t + 60}),
+        ] {
+            assert_eq!(
+                verify(&config(), &token(claims), now()),
+                Err(Rejection::MissingSubject)
+            );
         }
     }
 
     #[test]
     fn garbage_and_oversized_tokens_are_refused_before_parsing() {
         for bad in ["abc", "a.b", "a.b.c", "....", "eyJ.eyJ.x"] {
-            assert_eq!(verify(&config(), bad, now()), Err(Rejection::Malformed), "{bad}");
+            assert_eq!(
+                verify(&config(), bad, now()),
+                Err(Rejection::Malformed),
+                "{bad}"
+            );
         }
         let big = "a".repeat(MAX_TOKEN_LEN + 1);
         assert_eq!(verify(&config(), &big, now()), Err(Rejection::TooLarge));
         let wrong_types = token(json!({"sub": 5, "exp": "soon"}));
-        assert_eq!(verify(&config(), &wrong_types, now()), Err(Rejection::Malformed));
+        assert_eq!(
+            verify(&config(), &wrong_types, now()),
+            Err(Rejection::Malformed)
+        );
     }
 
     #[test]
@@ -308,11 +342,16 @@ mod tests {
         c.issuer = Some("https://catwalk.example".into());
         c.audience = Some("catwalk-edge".into());
         let t = now().timestamp();
-        let ok = token(json!({"sub": "u", "exp": t + 60, "iss": "https://catwalk.example", "aud": ["x", "catwalk-edge"]}));
+        let ok = token(
+            json!({"sub": "u", "exp": t + 60, "iss": "https://catwalk.example", "aud": ["x", "catwalk-edge"]}),
+        );
         assert!(verify(&c, &ok, now()).is_ok());
-        let bad_iss = token(json!({"sub": "u", "exp": t + 60, "iss": "evil", "aud": "catwalk-edge"}));
+        let bad_iss =
+            token(json!({"sub": "u", "exp": t + 60, "iss": "evil", "aud": "catwalk-edge"}));
         assert_eq!(verify(&c, &bad_iss, now()), Err(Rejection::WrongIssuer));
-        let bad_aud = token(json!({"sub": "u", "exp": t + 60, "iss": "https://catwalk.example", "aud": "other"}));
+        let bad_aud = token(
+            json!({"sub": "u", "exp": t + 60, "iss": "https://catwalk.example", "aud": "other"}),
+        );
         assert_eq!(verify(&c, &bad_aud, now()), Err(Rejection::WrongAudience));
         let no_aud = token(json!({"sub": "u", "exp": t + 60, "iss": "https://catwalk.example"}));
         assert_eq!(verify(&c, &no_aud, now()), Err(Rejection::WrongAudience));

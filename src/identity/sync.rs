@@ -54,17 +54,28 @@ pub fn valid_email(e: &str) -> bool {
 
 pub fn parse_profile(body: &Value) -> Result<SyncProfile, AppError> {
     let mut f = Fields::of(body)?;
-    let email = f.required_str("email", MAX_EMAIL_LEN).map(|e| e.to_lowercase());
+    let email = f
+        .required_str("email", MAX_EMAIL_LEN)
+        .map(|e| e.to_lowercase());
     if let Some(e) = &email {
         if !valid_email(e) {
             f.fail("email", "must be an email address");
         }
     }
-    let name = f.optional_str("name", MAX_NAME_LEN).filter(|n| !n.is_empty());
-    let avatar_url = f.optional_str("avatar_url", MAX_URL_LEN).filter(|u| !u.is_empty());
+    let name = f
+        .optional_str("name", MAX_NAME_LEN)
+        .filter(|n| !n.is_empty());
+    let avatar_url = f
+        .optional_str("avatar_url", MAX_URL_LEN)
+        .filter(|u| !u.is_empty());
     if let Some(u) = &avatar_url {
         let ok = Url::parse(u)
-            .map(|p| p.scheme() == "https" && p.host_str().is_some() && p.username().is_empty() && p.password().is_none())
+            .map(|p| {
+                p.scheme() == "https"
+                    && p.host_str().is_some()
+                    && p.username().is_empty()
+                    && p.password().is_none()
+            })
             .unwrap_or(false);
         if !ok {
             f.fail("avatar_url", "must be an https URL without credentials");
@@ -74,7 +85,9 @@ pub fn parse_profile(body: &Value) -> Result<SyncProfile, AppError> {
     let github_id = match f.get("github_id") {
         None | Some(Value::Null) => None,
         Some(Value::Number(n)) if n.as_u64().is_some() => n.as_u64().map(|n| n.to_string()),
-        Some(Value::String(s)) if !s.is_empty() && s.len() <= 20 && s.bytes().all(|b| b.is_ascii_digit()) => {
+        Some(Value::String(s))
+            if !s.is_empty() && s.len() <= 20 && s.bytes().all(|b| b.is_ascii_digit()) =>
+        {
             Some(s.clone())
         }
         Some(_) => {
@@ -110,15 +123,32 @@ mod tests {
             (json!({"email": "no-at-sign"}), "email"),
             (json!({"email": "a b@example.com"}), "email"),
             (json!({"email": "a@example.com\r\nBcc: x@y.z"}), "email"),
-            (json!({"email": "a@example.com", "avatar_url": "javascript:alert(1)"}), "avatar_url"),
-            (json!({"email": "a@example.com", "avatar_url": "http://169.254.169.254/latest"}), "avatar_url"),
-            (json!({"email": "a@example.com", "github_id": "1; DROP TABLE users"}), "github_id"),
-            (json!({"email": "a@example.com", "github_id": -4}), "github_id"),
-            (json!({"email": "a@example.com", "name": "x".repeat(201)}), "name"),
+            (
+                json!({"email": "a@example.com", "avatar_url": "javascript:alert(1)"}),
+                "avatar_url",
+            ),
+            (
+                json!({"email": "a@example.com", "avatar_url": "http://169.254.169.254/latest"}),
+                "avatar_url",
+            ),
+            (
+                json!({"email": "a@example.com", "github_id": "1; DROP TABLE users"}),
+                "github_id",
+            ),
+            (
+                json!({"email": "a@example.com", "github_id": -4}),
+                "github_id",
+            ),
+            (
+                json!({"email": "a@example.com", "name": "x".repeat(201)}),
+                "name",
+            ),
         ];
         for (body, field) in cases {
             match parse_profile(&body) {
-                Err(AppError::Validation { fields }) => assert_eq!(fields[0].field, field, "{body}"),
+                Err(AppError::Validation { fields }) => {
+                    assert_eq!(fields[0].field, field, "{body}")
+                }
                 other => panic!("{body}: {other:?}"),
             }
         }
@@ -128,7 +158,10 @@ mod tests {
     fn the_sync_secret_must_match_exactly() {
         let s = Secret::new("sync-secret-sync-secret-sync-secret");
         assert!(authorize(Some("sync-secret-sync-secret-sync-secret"), &s).is_ok());
-        assert_eq!(authorize(Some("sync-secret"), &s).unwrap_err().status(), 401);
+        assert_eq!(
+            authorize(Some("sync-secret"), &s).unwrap_err().status(),
+            401
+        );
         assert_eq!(authorize(None, &s).unwrap_err().status(), 401);
     }
 }

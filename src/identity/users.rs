@@ -47,10 +47,21 @@ pub trait UserStore {
     async fn link_subject(&self, email: &str, subject: &str, now: i64) -> AppResult<Option<User>>;
     /// Inserts a new row; if another request inserted the same subject first, returns
     /// that row instead (with `false`). `email` is dropped if another row holds it.
-    async fn insert(&self, id: &str, subject: &str, email: Option<&str>, now: i64) -> AppResult<(User, bool)>;
+    async fn insert(
+        &self,
+        id: &str,
+        subject: &str,
+        email: Option<&str>,
+        now: i64,
+    ) -> AppResult<(User, bool)>;
     async fn touch(&self, id: &str, now: i64) -> AppResult<()>;
     /// Upsert by email for sync-user; `true` when the row was created.
-    async fn upsert_profile(&self, id: &str, profile: &SyncProfile, now: i64) -> AppResult<(User, bool)>;
+    async fn upsert_profile(
+        &self,
+        id: &str,
+        profile: &SyncProfile,
+        now: i64,
+    ) -> AppResult<(User, bool)>;
 }
 
 pub async fn resolve<S: UserStore>(
@@ -72,9 +83,21 @@ pub async fn resolve<S: UserStore>(
         }
     }
     let (user, created) = store
-        .insert(&new_id()?, &identity.subject, identity.email.as_deref(), now)
+        .insert(
+            &new_id()?,
+            &identity.subject,
+            identity.email.as_deref(),
+            now,
+        )
         .await?;
-    Ok((user, if created { Outcome::Created } else { Outcome::Existing }))
+    Ok((
+        user,
+        if created {
+            Outcome::Created
+        } else {
+            Outcome::Existing
+        },
+    ))
 }
 
 /// An in-memory [`UserStore`] for native tests; behaves like the D1 one, including the
@@ -126,7 +149,12 @@ pub mod memory {
                 .cloned())
         }
 
-        async fn link_subject(&self, email: &str, subject: &str, now: i64) -> AppResult<Option<User>> {
+        async fn link_subject(
+            &self,
+            email: &str,
+            subject: &str,
+            now: i64,
+        ) -> AppResult<Option<User>> {
             self.check()?;
             let mut rows = self.rows.borrow_mut();
             let hit = rows
@@ -140,7 +168,13 @@ pub mod memory {
             }))
         }
 
-        async fn insert(&self, id: &str, subject: &str, email: Option<&str>, now: i64) -> AppResult<(User, bool)> {
+        async fn insert(
+            &self,
+            id: &str,
+            subject: &str,
+            email: Option<&str>,
+            now: i64,
+        ) -> AppResult<(User, bool)> {
             self.check()?;
             let mut rows = self.rows.borrow_mut();
             if let Some(u) = rows.iter().find(|u| u.subject.as_deref() == Some(subject)) {
@@ -149,7 +183,11 @@ pub mod memory {
             let taken = email.is_some_and(|e| rows.iter().any(|u| u.email.as_deref() == Some(e)));
             let mut u = blank(id, now);
             u.subject = Some(subject.into());
-            u.email = if taken { None } else { email.map(str::to_string) };
+            u.email = if taken {
+                None
+            } else {
+                email.map(str::to_string)
+            };
             rows.push(u.clone());
             self.writes.set(self.writes.get() + 1);
             Ok((u, true))
@@ -164,11 +202,19 @@ pub mod memory {
             Ok(())
         }
 
-        async fn upsert_profile(&self, id: &str, p: &SyncProfile, now: i64) -> AppResult<(User, bool)> {
+        async fn upsert_profile(
+            &self,
+            id: &str,
+            p: &SyncProfile,
+            now: i64,
+        ) -> AppResult<(User, bool)> {
             self.check()?;
             let mut rows = self.rows.borrow_mut();
             self.writes.set(self.writes.get() + 1);
-            if let Some(u) = rows.iter_mut().find(|u| u.email.as_deref() == Some(p.email.as_str())) {
+            if let Some(u) = rows
+                .iter_mut()
+                .find(|u| u.email.as_deref() == Some(p.email.as_str()))
+            {
                 u.name = p.name.clone().or(u.name.take());
                 u.avatar_url = p.avatar_url.clone().or(u.avatar_url.take());
                 u.github_id = p.github_id.clone().or(u.github_id.take());
@@ -206,7 +252,13 @@ mod tests {
     #[test]
     fn a_new_subject_creates_a_user_once() {
         let store = MemoryUsers::default();
-        let (u, o) = block_on(resolve(&store, &ident("gh|1", Some("a@x.io")), 1000, id("usr_1"))).unwrap();
+        let (u, o) = block_on(resolve(
+            &store,
+            &ident("gh|1", Some("a@x.io")),
+            1000,
+            id("usr_1"),
+        ))
+        .unwrap();
         assert_eq!((u.id.as_str(), o), ("usr_1", Outcome::Created));
         let (u2, o2) = block_on(resolve(&store, &ident("gh|1", None), 2000, id("usr_2"))).unwrap();
         assert_eq!((u2.id.as_str(), o2), ("usr_1", Outcome::Existing));
@@ -216,19 +268,36 @@ mod tests {
     #[test]
     fn a_subject_equal_to_our_own_user_id_finds_that_user() {
         let store = MemoryUsers::default();
-        let profile = SyncProfile { email: "a@x.io".into(), name: None, avatar_url: None, github_id: None };
+        let profile = SyncProfile {
+            email: "a@x.io".into(),
+            name: None,
+            avatar_url: None,
+            github_id: None,
+        };
         let (synced, created) = block_on(store.upsert_profile("usr_9", &profile, 0)).unwrap();
         assert!(created);
-        let (u, o) = block_on(resolve(&store, &ident(&synced.id, None), 10, id("usr_new"))).unwrap();
+        let (u, o) =
+            block_on(resolve(&store, &ident(&synced.id, None), 10, id("usr_new"))).unwrap();
         assert_eq!((u.id.as_str(), o), ("usr_9", Outcome::Existing));
     }
 
     #[test]
     fn an_unknown_subject_links_to_a_synced_row_with_the_same_email() {
         let store = MemoryUsers::default();
-        let profile = SyncProfile { email: "a@x.io".into(), name: Some("A".into()), avatar_url: None, github_id: None };
+        let profile = SyncProfile {
+            email: "a@x.io".into(),
+            name: Some("A".into()),
+            avatar_url: None,
+            github_id: None,
+        };
         block_on(store.upsert_profile("usr_9", &profile, 0)).unwrap();
-        let (u, o) = block_on(resolve(&store, &ident("ext-7", Some("a@x.io")), 10, id("usr_new"))).unwrap();
+        let (u, o) = block_on(resolve(
+            &store,
+            &ident("ext-7", Some("a@x.io")),
+            10,
+            id("usr_new"),
+        ))
+        .unwrap();
         assert_eq!((u.id.as_str(), o), ("usr_9", Outcome::Linked));
         assert_eq!(u.subject.as_deref(), Some("ext-7"));
     }
@@ -236,8 +305,20 @@ mod tests {
     #[test]
     fn an_email_held_by_another_subject_is_not_taken_over() {
         let store = MemoryUsers::default();
-        block_on(resolve(&store, &ident("s1", Some("a@x.io")), 0, id("usr_1"))).unwrap();
-        let (u, o) = block_on(resolve(&store, &ident("s2", Some("a@x.io")), 0, id("usr_2"))).unwrap();
+        block_on(resolve(
+            &store,
+            &ident("s1", Some("a@x.io")),
+            0,
+            id("usr_1"),
+        ))
+        .unwrap();
+        let (u, o) = block_on(resolve(
+            &store,
+            &ident("s2", Some("a@x.io")),
+            0,
+            id("usr_2"),
+        ))
+        .unwrap();
         assert_eq!((u.id.as_str(), o), ("usr_2", Outcome::Created));
         assert_eq!(u.email, None);
     }
@@ -247,9 +328,21 @@ mod tests {
         let store = MemoryUsers::default();
         block_on(resolve(&store, &ident("s", None), 0, id("usr_1"))).unwrap();
         let writes = store.writes.get();
-        block_on(resolve(&store, &ident("s", None), TOUCH_INTERVAL_MS - 1, id("x"))).unwrap();
+        block_on(resolve(
+            &store,
+            &ident("s", None),
+            TOUCH_INTERVAL_MS - 1,
+            id("x"),
+        ))
+        .unwrap();
         assert_eq!(store.writes.get(), writes);
-        let (u, _) = block_on(resolve(&store, &ident("s", None), TOUCH_INTERVAL_MS, id("x"))).unwrap();
+        let (u, _) = block_on(resolve(
+            &store,
+            &ident("s", None),
+            TOUCH_INTERVAL_MS,
+            id("x"),
+        ))
+        .unwrap();
         assert_eq!(store.writes.get(), writes + 1);
         assert_eq!(u.last_seen_at, TOUCH_INTERVAL_MS);
     }
@@ -258,17 +351,35 @@ mod tests {
     fn a_failing_store_is_an_error_not_an_anonymous_user() {
         let store = MemoryUsers::default();
         store.fail.set(true);
-        assert_eq!(block_on(resolve(&store, &ident("s", None), 0, id("u"))).unwrap_err().status(), 500);
+        assert_eq!(
+            block_on(resolve(&store, &ident("s", None), 0, id("u")))
+                .unwrap_err()
+                .status(),
+            500
+        );
     }
 
     #[test]
     fn sync_upserts_by_email_and_keeps_fields_it_is_not_given() {
         let store = MemoryUsers::default();
-        let p1 = SyncProfile { email: "a@x.io".into(), name: Some("Ada".into()), avatar_url: None, github_id: Some("1".into()) };
+        let p1 = SyncProfile {
+            email: "a@x.io".into(),
+            name: Some("Ada".into()),
+            avatar_url: None,
+            github_id: Some("1".into()),
+        };
         block_on(store.upsert_profile("usr_1", &p1, 0)).unwrap();
-        let p2 = SyncProfile { email: "a@x.io".into(), name: None, avatar_url: Some("https://a/b".into()), github_id: None };
+        let p2 = SyncProfile {
+            email: "a@x.io".into(),
+            name: None,
+            avatar_url: Some("https://a/b".into()),
+            github_id: None,
+        };
         let (u, created) = block_on(store.upsert_profile("usr_2", &p2, 5)).unwrap();
         assert!(!created);
-        assert_eq!((u.id.as_str(), u.name.as_deref(), u.github_id.as_deref()), ("usr_1", Some("Ada"), Some("1")));
+        assert_eq!(
+            (u.id.as_str(), u.name.as_deref(), u.github_id.as_deref()),
+            ("usr_1", Some("Ada"), Some("1"))
+        );
     }
 }

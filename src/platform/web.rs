@@ -7,7 +7,9 @@ use serde_json::Value;
 use worker::{Headers, Request, Response};
 
 use crate::error::{AppError, AppResult};
-use crate::http::body::{check_content_type, check_declared_length, decode_json, CappedBuffer, MAX_JSON_BODY};
+use crate::http::body::{
+    check_content_type, check_declared_length, decode_json, CappedBuffer, MAX_JSON_BODY,
+};
 
 pub fn header(req: &Request, name: &str) -> Option<String> {
     req.headers().get(name).ok().flatten()
@@ -24,11 +26,31 @@ pub async fn read_json(req: &mut Request) -> AppResult<Value> {
             let chunk = chunk.map_err(|_| {
                 AppError::bad_request("body_read_failed", "The request body could not be read.")
             })?;
-            buf.push(&chunk)?;
+            if let Err(too_large) = buf.push(&chunk) {
+                drain(&mut stream).await;
+                return Err(too_large);
+            }
         }
     }
     decode_json(&buf.into_inner())
 }
+
+/// After refusing an oversized body, reads (and discards) up to [`DRAIN_LIMIT`] more bytes
+/// before answering, so the client sees a clean 413 instead of a reset mid-upload and
+/// keep-alive connections behind us are not left with half a body in them (wrangler's
+/// local proxy answers the *next* request with 503 otherwise). Past the limit the stream
+/// is cancelled when dropped.
+async fn drain(stream: &mut worker::ByteStream) {
+    let mut seen = 0usize;
+    while let Some(Ok(chunk)) = stream.next().await {
+        seen += chunk.len();
+        if seen > DRAIN_LIMIT {
+            break;
+        }
+    }
+}
+
+pub const DRAIN_LIMIT: usize = 1024 * 1024;
 
 pub fn json<T: Serialize>(status: u16, value: &T) -> AppResult<Response> {
     Ok(Response::from_json(value)?.with_status(status))
@@ -47,5 +69,9 @@ pub fn error_response(e: &AppError) -> Response {
             .with_status(e.status())
             .with_headers(headers))
     };
-    build().unwrap_or_else(|_| Response::empty().map(|r| r.with_status(500)).unwrap_or_else(|_| Response::error("", 500).expect("static response")))
+    build().unwrap_or_else(|_| {
+        Response::empty()
+            .map(|r| r.with_status(500))
+            .unwrap_or_else(|_| Response::error("", 500).expect("static response"))
+    })
 }

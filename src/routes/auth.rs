@@ -37,15 +37,20 @@ async fn audit_new_user(cx: &Ctx, db: &worker::D1Database, user: &User, via: &st
     let redactor = crate::log::Redactor::new(cx.config.secret_values());
     if let Err(e) = audit::record(db, &redactor, event, now).await {
         // The sign-in itself succeeded; a lost audit row is logged, not fatal.
-        cx.log.error("audit_failed", json!({ "detail": e.log_detail() }));
+        cx.log
+            .error("audit_failed", json!({ "detail": e.log_detail() }));
     }
 }
 
 /// Verifies the bearer JWT and returns its user, creating the row on first sight.
 pub async fn signed_in(req: &Request, cx: &Ctx) -> AppResult<User> {
-    let auth = cx.config.auth.as_ref().ok_or_else(|| AppError::NotConfigured {
-        missing: vec!["AUTH_SECRET".into()],
-    })?;
+    let auth = cx
+        .config
+        .auth
+        .as_ref()
+        .ok_or_else(|| AppError::NotConfigured {
+            missing: vec!["AUTH_SECRET".into()],
+        })?;
     let header = web::header(req, "authorization");
     let token = bearer(header.as_deref())?;
     let now = now_ms();
@@ -86,7 +91,9 @@ pub async fn sync_user(mut req: Request, cx: &mut Ctx) -> AppResult<Response> {
     let now = now_ms();
     let db = env::db(&cx.env)?;
     let store = D1Users { db: &db };
-    let (user, created) = crate::identity::users::UserStore::upsert_profile(&store, &new_id("usr")?, &profile, now).await?;
+    let (user, created) =
+        crate::identity::users::UserStore::upsert_profile(&store, &new_id("usr")?, &profile, now)
+            .await?;
     if created {
         audit_new_user(cx, &db, &user, "sync", now).await;
     }

@@ -49,7 +49,9 @@ async fn probe_d1(cx: &Ctx) -> AppResult<Value> {
         .await?
         .unwrap_or(0);
     if n != 6 {
-        return Err(AppError::internal(format!("schema has {n} of 6 tables: migrations not applied")));
+        return Err(AppError::internal(format!(
+            "schema has {n} of 6 tables: migrations not applied"
+        )));
     }
     Ok(json!({ "tables": n }))
 }
@@ -78,7 +80,10 @@ async fn probe_durable_object(cx: &Ctx) -> AppResult<Value> {
     let req = Request::new_with_init("https://session.internal/probe", &init)?;
     let mut resp = stub.fetch_with_request(req).await?;
     if resp.status_code() != 200 {
-        return Err(AppError::internal(format!("probe object answered {}", resp.status_code())));
+        return Err(AppError::internal(format!(
+            "probe object answered {}",
+            resp.status_code()
+        )));
     }
     let body: Value = resp.json().await?;
     Ok(json!({ "count": body["count"] }))

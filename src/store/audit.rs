@@ -16,7 +16,12 @@ pub struct Event<'a> {
     pub metadata: Value,
 }
 
-pub async fn record(db: &D1Database, redactor: &Redactor, event: Event<'_>, now: i64) -> AppResult<()> {
+pub async fn record(
+    db: &D1Database,
+    redactor: &Redactor,
+    event: Event<'_>,
+    now: i64,
+) -> AppResult<()> {
     let metadata = redactor.redact(&event.metadata.to_string());
     db.prepare(
         "INSERT INTO audit_log (id, user_id, action, resource, metadata, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",

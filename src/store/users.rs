@@ -26,7 +26,12 @@ impl UserStore for D1Users<'_> {
         let sql = format!(
             "SELECT {COLUMNS} FROM users WHERE subject = ?1 OR id = ?1 ORDER BY (subject = ?1) DESC LIMIT 1"
         );
-        Ok(self.db.prepare(sql).bind(&[text(key)])?.first::<User>(None).await?)
+        Ok(self
+            .db
+            .prepare(sql)
+            .bind(&[text(key)])?
+            .first::<User>(None)
+            .await?)
     }
 
     async fn link_subject(&self, email: &str, subject: &str, now: i64) -> AppResult<Option<User>> {
@@ -41,7 +46,13 @@ impl UserStore for D1Users<'_> {
             .await?)
     }
 
-    async fn insert(&self, id: &str, subject: &str, email: Option<&str>, now: i64) -> AppResult<(User, bool)> {
+    async fn insert(
+        &self,
+        id: &str,
+        subject: &str,
+        email: Option<&str>,
+        now: i64,
+    ) -> AppResult<(User, bool)> {
         let sql = format!(
             "INSERT INTO users (id, subject, email, created_at, last_seen_at) \
              VALUES (?1, ?2, CASE WHEN EXISTS (SELECT 1 FROM users WHERE email = ?3) THEN NULL ELSE ?3 END, ?4, ?4) \
@@ -57,9 +68,9 @@ impl UserStore for D1Users<'_> {
             Some(user) => Ok((user, true)),
             None => {
                 let existing = self.find(subject).await?;
-                existing
-                    .map(|u| (u, false))
-                    .ok_or_else(|| crate::error::AppError::internal("user insert conflicted but no row found"))
+                existing.map(|u| (u, false)).ok_or_else(|| {
+                    crate::error::AppError::internal("user insert conflicted but no row found")
+                })
             }
         }
     }

@@ -1,1 +1,41 @@
+//! Test kit for Catwalk Edge's integration tests:
+//! - [`stack`]: builds the Worker once and runs a real `wrangler dev` (workerd with local
+//!   D1, KV and Durable Objects) on a free loopback port with its own state directory;
+//! - [`guard`]: runs child process trees so that none outlives the test process, even on
+//!   panic, Ctrl-C or SIGKILL;
+//! - [`fake`]: programmable loopback HTTP servers standing in for upstreams we cannot reach
+//!   (Fly, GitHub, the LLM), including their failures;
+//! - [`jwt`]: HS256 tokens, well-formed or deliberately broken.
 
+pub mod fake;
+pub mod guard;
+pub mod jwt;
+pub mod stack;
+
+use std::path::PathBuf;
+
+/// The repository root (the workspace that holds `wrangler.toml`).
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(".."))
+}
+
+/// A free TCP port on 127.0.0.1 (bound, read, released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// Random lowercase hex, for secrets and unique test data.
+pub fn random_hex(bytes: usize) -> String {
+    use std::io::Read;
+    let mut buf = vec![0u8; bytes];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut buf))
+        .expect("/dev/urandom");
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}

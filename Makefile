@@ -1,0 +1,33 @@
+# The two commands (see README): `make dev` runs the whole system locally, `make test`
+# runs every check and test. Both install what is missing first and skip what is there.
+SHELL := /bin/bash
+export WRANGLER_SEND_METRICS := false
+
+.PHONY: dev test token build bootstrap lint unit integration
+
+bootstrap:
+	@scripts/bootstrap.sh
+
+build: bootstrap
+	@scripts/build.sh
+
+dev: bootstrap
+	@scripts/dev.sh
+
+lint: bootstrap
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets --quiet -- -D warnings
+	cargo clippy --lib --target wasm32-unknown-unknown --quiet -- -D warnings
+
+unit: bootstrap
+	cargo test --workspace --lib --test schema
+
+integration: build
+	cargo test -p edge-tests --test api
+
+test: lint build
+	cargo test --workspace
+
+# Prints a session JWT for the local stack: make token [ARGS="--sub me --email me@example.com"]
+token:
+	@cargo run --quiet -p edge-tests --bin dev-token -- $(ARGS)

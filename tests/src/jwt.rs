@@ -1,0 +1,55 @@
+//! HS256 JWTs for tests and the dev-token command, hand-assembled so tests can also build
+//! the broken ones (alg none, other algorithms, wrong keys, odd claims).
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use serde_json::{json, Value};
+use sha2::Sha256;
+
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Signs `header.claims` with HMAC-SHA256 under `key`, whatever `header` says.
+pub fn sign(header: &Value, claims: &Value, key: &str) -> String {
+    let h = URL_SAFE_NO_PAD.encode(header.to_string());
+    let c = URL_SAFE_NO_PAD.encode(claims.to_string());
+    let mut mac = Hmac::<Sha256>::new_from_slice(key.as_bytes()).expect("any key length");
+    mac.update(format!("{h}.{c}").as_bytes());
+    format!(
+        "{h}.{c}.{}",
+        URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+    )
+}
+
+/// An unsigned token (`alg: none`, empty signature).
+pub fn unsigned(claims: &Value) -> String {
+    format!(
+        "{}.{}.",
+        URL_SAFE_NO_PAD.encode(json!({"alg": "none", "typ": "JWT"}).to_string()),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    )
+}
+
+/// Claims of a valid session for `sub` lasting `ttl` seconds.
+pub fn claims(sub: &str, email: Option<&str>, ttl: i64) -> Value {
+    let t = now();
+    let mut c = json!({"sub": sub, "iat": t, "exp": t + ttl});
+    if let Some(e) = email {
+        c["email"] = json!(e);
+    }
+    c
+}
+
+/// A valid HS256 session token.
+pub fn session(key: &str, sub: &str, email: Option<&str>) -> String {
+    sign(
+        &json!({"alg": "HS256", "typ": "JWT"}),
+        &claims(sub, email, 3600),
+        key,
+    )
+}
