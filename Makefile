@@ -30,4 +30,4 @@ test: lint build
 
 # Prints a session JWT for the local stack: make token [ARGS="--sub me --email me@example.com"]
 token:
-	@cargo run --quiet -p edge-tests --bin dev-token -- $(ARGS)
+	@cargo run --quiet -p dev-token -- $(ARGS)

@@ -58,6 +58,9 @@ pub async fn handle(
         }
     };
 
+    // 4xx causes (e.g. which JWT check failed) ride on the access line; 5xx get their own
+    // error line with the internal detail.
+    let mut failure = None;
     let mut response = match result {
         Ok(r) => r,
         Err(e) => {
@@ -66,6 +69,8 @@ pub async fn handle(
                     "request_failed",
                     json!({ "code": e.code(), "detail": e.log_detail() }),
                 );
+            } else {
+                failure = Some(json!({ "code": e.code(), "reason": e.log_detail() }));
             }
             web::error_response(&e)
         }
@@ -86,17 +91,18 @@ pub async fn handle(
         }
     }
 
-    cx.log.info(
-        "request",
-        json!({
-            "method": method.to_string(),
-            "path": path,
-            "query": query,
-            "status": response.status_code(),
-            "ms": now_ms() - started,
-            "origin": origin,
-        }),
-    );
+    let mut line = json!({
+        "method": method.to_string(),
+        "path": path,
+        "query": query,
+        "status": response.status_code(),
+        "ms": now_ms() - started,
+        "origin": origin,
+    });
+    if let Some(f) = failure {
+        line["error"] = f;
+    }
+    cx.log.info("request", line);
     Ok(response)
 }
 

@@ -3,7 +3,8 @@
 
 use subtle::ConstantTimeEq;
 
-#[derive(Clone, PartialEq, Eq)]
+// No PartialEq: comparing secrets must go through `constant_time_eq`.
+#[derive(Clone)]
 pub struct Secret(String);
 
 impl Secret {

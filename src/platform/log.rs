@@ -20,6 +20,10 @@ impl Logger {
         }
     }
 
+    pub fn redactor(&self) -> &Redactor {
+        &self.redactor
+    }
+
     pub fn request_id(&self) -> &str {
         &self.request_id
     }

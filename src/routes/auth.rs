@@ -34,8 +34,7 @@ async fn audit_new_user(cx: &Ctx, db: &worker::D1Database, user: &User, via: &st
         resource: Some(&user.id),
         metadata: json!({ "via": via }),
     };
-    let redactor = crate::log::Redactor::new(cx.config.secret_values());
-    if let Err(e) = audit::record(db, &redactor, event, now).await {
+    if let Err(e) = audit::record(db, cx.log.redactor(), event, now).await {
         // The sign-in itself succeeded; a lost audit row is logged, not fatal.
         cx.log
             .error("audit_failed", json!({ "detail": e.log_detail() }));

@@ -9,8 +9,10 @@
 
 pub mod fake;
 pub mod guard;
-pub mod jwt;
 pub mod stack;
+
+/// Session JWTs, valid or deliberately broken (the `dev-token` crate).
+pub use dev_token as jwt;
 
 use std::path::PathBuf;
 

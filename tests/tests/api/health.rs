@@ -24,6 +24,29 @@ async fn an_unknown_route_is_a_json_404_and_a_wrong_method_a_405_with_allow() {
 }
 
 #[tokio::test]
+async fn hostile_paths_are_json_404s() {
+    let long = format!("/api/{}", "a".repeat(8000));
+    for path in [
+        "/api/health/..%2f..%2fetc%2fpasswd",
+        "/api/%2e%2e/auth/me",
+        "/api/health%00",
+        "/api/health;rm%20-rf%20%2F",
+        "/api/auth/me%0d%0aX-Injected:%201",
+        "/api/$(id)",
+        long.as_str(),
+    ] {
+        let resp = get(path, None).await;
+        assert!(resp.headers().get("x-injected").is_none());
+        assert_eq!(
+            error_code(resp, 404).await,
+            "not_found",
+            "{}",
+            &path[..path.len().min(60)]
+        );
+    }
+}
+
+#[tokio::test]
 async fn every_response_carries_a_request_id_and_no_store() {
     for path in ["/api/health", "/api/nope"] {
         let resp = get(path, None).await;

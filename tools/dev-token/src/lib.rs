@@ -1,5 +1,6 @@
-//! HS256 JWTs for tests and the dev-token command, hand-assembled so tests can also build
-//! the broken ones (alg none, other algorithms, wrong keys, odd claims).
+//! HS256 JWTs for the dev-token command and the tests, hand-assembled so tests can also
+//! build the broken ones (alg none, other algorithms, wrong keys, odd claims). A crate of
+//! its own so `make token` compiles in seconds, without the test harness's dependencies.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -52,4 +53,34 @@ pub fn session(key: &str, sub: &str, email: Option<&str>) -> String {
         &claims(sub, email, 3600),
         key,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jwt_compact::alg::{Hs256, Hs256Key};
+    use jwt_compact::{AlgorithmExt, UntrustedToken};
+
+    #[test]
+    fn session_tokens_verify_with_an_independent_hs256_implementation() {
+        let key = "a-key-of-reasonable-length-for-hs256";
+        let token = session(key, "usr_1", Some("a@b.co"));
+        let untrusted = UntrustedToken::new(&token).unwrap();
+        let verified = Hs256
+            .validator::<Value>(&Hs256Key::new(key))
+            .validate(&untrusted)
+            .unwrap();
+        assert_eq!(verified.claims().custom["sub"], "usr_1");
+        assert!(Hs256
+            .validator::<Value>(&Hs256Key::new("another-key"))
+            .validate(&untrusted)
+            .is_err());
+    }
+
+    #[test]
+    fn unsigned_tokens_say_alg_none_and_carry_no_signature() {
+        let token = unsigned(&claims("u", None, 60));
+        assert!(token.ends_with('.'));
+        assert_eq!(UntrustedToken::new(&token).unwrap().algorithm(), "none");
+    }
 }

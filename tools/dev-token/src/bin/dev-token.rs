@@ -3,7 +3,13 @@
 //!
 //! Usage: dev-token [--sub ID] [--email ADDRESS] [--ttl SECONDS]
 
-use edge_tests::{jwt, repo_root};
+use dev_token as jwt;
+use std::path::PathBuf;
+
+/// The repository root, two levels above this crate.
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
 
 fn dev_var(text: &str, name: &str) -> Option<String> {
     text.lines().find_map(|l| {
