@@ -90,6 +90,19 @@ impl<F: Fn(&str) -> Option<String>> Reader<'_, F> {
         v
     }
 
+    /// A required secret that must also be long enough to resist guessing.
+    fn shared_secret(&mut self, name: &'static str) -> Option<Secret> {
+        let value = self.required(name)?;
+        if value.len() < MIN_AUTH_SECRET_LEN {
+            self.invalid.push((
+                name,
+                format!("must be at least {MIN_AUTH_SECRET_LEN} characters"),
+            ));
+            return None;
+        }
+        Some(Secret::new(value))
+    }
+
     fn base_url(&mut self, name: &'static str, default: &str) -> Url {
         let raw = self.get(name).unwrap_or_else(|| default.to_string());
         match parse_base_url(&raw) {
@@ -151,30 +164,12 @@ impl Config {
             invalid: Vec::new(),
         };
 
-        let auth = r.required("AUTH_SECRET").and_then(|secret| {
-            if secret.len() < MIN_AUTH_SECRET_LEN {
-                r.invalid.push((
-                    "AUTH_SECRET",
-                    format!("must be at least {MIN_AUTH_SECRET_LEN} characters"),
-                ));
-                return None;
-            }
-            Some(AuthConfig {
-                secret: Secret::new(secret),
-                issuer: r.get("AUTH_JWT_ISSUER"),
-                audience: r.get("AUTH_JWT_AUDIENCE"),
-            })
+        let auth = r.shared_secret("AUTH_SECRET").map(|secret| AuthConfig {
+            secret,
+            issuer: r.get("AUTH_JWT_ISSUER"),
+            audience: r.get("AUTH_JWT_AUDIENCE"),
         });
-        let auth_sync_secret = r.required("AUTH_SYNC_SECRET").and_then(|s| {
-            if s.len() < MIN_AUTH_SECRET_LEN {
-                r.invalid.push((
-                    "AUTH_SYNC_SECRET",
-                    format!("must be at least {MIN_AUTH_SECRET_LEN} characters"),
-                ));
-                return None;
-            }
-            Some(Secret::new(s))
-        });
+        let auth_sync_secret = r.shared_secret("AUTH_SYNC_SECRET");
         let encryption_keys =
             r.required("ENCRYPTION_KEYS")
                 .and_then(|raw| match KeyRing::parse(&raw) {

@@ -245,6 +245,15 @@ mod tests {
         }
     }
 
+    fn profile(email: &str, name: Option<&str>) -> SyncProfile {
+        SyncProfile {
+            email: email.into(),
+            name: name.map(str::to_string),
+            avatar_url: None,
+            github_id: None,
+        }
+    }
+
     fn id(s: &'static str) -> impl FnOnce() -> AppResult<String> {
         move || Ok(s.to_string())
     }
@@ -268,12 +277,7 @@ mod tests {
     #[test]
     fn a_subject_equal_to_our_own_user_id_finds_that_user() {
         let store = MemoryUsers::default();
-        let profile = SyncProfile {
-            email: "a@x.io".into(),
-            name: None,
-            avatar_url: None,
-            github_id: None,
-        };
+        let profile = profile("a@x.io", None);
         let (synced, created) = block_on(store.upsert_profile("usr_9", &profile, 0)).unwrap();
         assert!(created);
         let (u, o) =
@@ -284,12 +288,7 @@ mod tests {
     #[test]
     fn an_unknown_subject_links_to_a_synced_row_with_the_same_email() {
         let store = MemoryUsers::default();
-        let profile = SyncProfile {
-            email: "a@x.io".into(),
-            name: Some("A".into()),
-            avatar_url: None,
-            github_id: None,
-        };
+        let profile = profile("a@x.io", Some("A"));
         block_on(store.upsert_profile("usr_9", &profile, 0)).unwrap();
         let (u, o) = block_on(resolve(
             &store,
