@@ -39,6 +39,15 @@ if [ ! -f "$stamp" ] || [ package-lock.json -nt "$stamp" ]; then
   npm ci --no-audit --no-fund --loglevel=error >&2
 fi
 
+# Python: a project venv with the official MCP SDK, the tests' real Python client.
+venv=.venv
+if [ ! -x "$venv/bin/python" ] || [ tests/clients/requirements.txt -nt "$venv/.installed" ]; then
+  say "installing the Python test client (mcp) into $venv"
+  python3 -m venv "$venv" >&2
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/clients/requirements.txt >&2
+  touch "$venv/.installed"
+fi
+
 if [ ! -f .dev.vars ]; then
   say "generating .dev.vars with fresh random secrets"
   scripts/gen-dev-vars.sh > .dev.vars

@@ -58,6 +58,11 @@ impl Guarded {
         Ok(Self { child, pgid })
     }
 
+    /// The guard's pid (the guarded command is its child).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Whether the guarded command (or at least its guard) is still running.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))

@@ -5,10 +5,14 @@
 //!   panic, Ctrl-C or SIGKILL;
 //! - [`fake`]: programmable loopback HTTP servers standing in for upstreams we cannot reach
 //!   (Fly, GitHub, the LLM), including their failures;
-//! - [`jwt`]: HS256 tokens, well-formed or deliberately broken.
+//! - [`jwt`]: HS256 tokens, well-formed or deliberately broken;
+//! - [`runner`]: a real `catwalk-runner serve` process in front of a real MCP server;
+//! - [`clients`]: the official Python and TypeScript MCP SDKs as real clients.
 
+pub mod clients;
 pub mod fake;
 pub mod guard;
+pub mod runner;
 pub mod stack;
 
 /// Session JWTs, valid or deliberately broken (the `dev-token` crate).

@@ -1,0 +1,14 @@
+//! catwalk-runner: the process inside every deployment's machine, and (in `machines` mode)
+//! the local stand-in for the Fly Machines API that runs each "machine" as a runner process.
+//!
+//! - [`launch`]: the launch spec → argv (never a shell) and the child's environment;
+//! - [`session`]: one child per MCP session and the routing of every message;
+//! - [`serve`]: MCP Streamable HTTP on `/mcp`, `/health`, `/logs`;
+//! - [`ring`]: the child's stderr, bounded and masked;
+//! - [`http`]: shared HTTP plumbing.
+
+pub mod http;
+pub mod launch;
+pub mod ring;
+pub mod serve;
+pub mod session;

@@ -1,0 +1,40 @@
+//! `catwalk-runner serve` (the machine entrypoint) or `catwalk-runner machines` (the local
+//! Fly Machines API stand-in). Settings come from the environment; see each mode's docs.
+
+use tokio::sync::watch;
+
+fn usage() -> ! {
+    eprintln!("usage: catwalk-runner serve | machines");
+    std::process::exit(2)
+}
+
+#[tokio::main]
+async fn main() {
+    let mode = std::env::args().nth(1).unwrap_or_default();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            return;
+        };
+        tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+        let _ = stop_tx.send(true);
+    });
+    let result = match mode.as_str() {
+        "serve" => match catwalk_runner::serve::ServeConfig::from_env(|k| std::env::var(k).ok()) {
+            Ok(cfg) => catwalk_runner::serve::run(cfg, stop_rx).await,
+            Err(why) => {
+                eprintln!("catwalk-runner serve: {why}");
+                std::process::exit(2)
+            }
+        },
+        _ => usage(),
+    };
+    if let Err(e) = result {
+        eprintln!("catwalk-runner {mode}: {e}");
+        std::process::exit(1);
+    }
+}

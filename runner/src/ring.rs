@@ -1,0 +1,114 @@
+//! The child's stderr, kept in a bounded ring (lines and bytes) with credential values
+//! masked before they are stored, served to the gateway at the authenticated `/logs`.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+
+/// Values shorter than this are not masked (masking "1" everywhere helps no one).
+const MIN_SECRET_LEN: usize = 6;
+const MASK: &str = "[REDACTED]";
+
+pub struct LogRing {
+    inner: Mutex<Inner>,
+    max_lines: usize,
+    max_bytes: usize,
+    secrets: Vec<String>,
+}
+
+struct Inner {
+    lines: VecDeque<String>,
+    bytes: usize,
+    dropped: u64,
+}
+
+impl LogRing {
+    pub fn new(max_lines: usize, max_bytes: usize, secrets: Vec<String>) -> Self {
+        let mut secrets: Vec<String> = secrets
+            .into_iter()
+            .filter(|s| s.len() >= MIN_SECRET_LEN)
+            .collect();
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        Self {
+            inner: Mutex::new(Inner {
+                lines: VecDeque::new(),
+                bytes: 0,
+                dropped: 0,
+            }),
+            max_lines,
+            max_bytes,
+            secrets,
+        }
+    }
+
+    pub fn mask(&self, line: &str) -> String {
+        let mut out = line.to_string();
+        for s in &self.secrets {
+            if out.contains(s.as_str()) {
+                out = out.replace(s.as_str(), MASK);
+            }
+        }
+        out
+    }
+
+    pub fn push(&self, line: &str) {
+        let mut line = self.mask(line);
+        if line.len() > self.max_bytes {
+            let mut cut = self.max_bytes;
+            while !line.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            line.truncate(cut);
+        }
+        let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        g.bytes += line.len();
+        g.lines.push_back(line);
+        while g.lines.len() > self.max_lines || g.bytes > self.max_bytes {
+            match g.lines.pop_front() {
+                Some(old) => {
+                    g.bytes -= old.len();
+                    g.dropped += 1;
+                }
+                None => break,
+            }
+        }
+    }
+
+    /// The kept lines, oldest first, and how many older ones were dropped.
+    pub fn snapshot(&self) -> (Vec<String>, u64) {
+        let g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        (g.lines.iter().cloned().collect(), g.dropped)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credential_values_are_masked_before_they_are_stored() {
+        let ring = LogRing::new(10, 1000, vec!["ghp_supersecret".into(), "ab".into()]);
+        ring.push("auth failed for token ghp_supersecret (ab)");
+        let (lines, _) = ring.snapshot();
+        assert_eq!(lines, ["auth failed for token [REDACTED] (ab)"]);
+    }
+
+    #[test]
+    fn the_ring_keeps_the_newest_lines_within_both_bounds() {
+        let ring = LogRing::new(3, 1000, vec![]);
+        for i in 0..5 {
+            ring.push(&format!("line {i}"));
+        }
+        assert_eq!(
+            ring.snapshot(),
+            (vec!["line 2".into(), "line 3".into(), "line 4".into()], 2)
+        );
+        let small = LogRing::new(100, 10, vec![]);
+        small.push("0123456789abcdef");
+        small.push("xyz");
+        let (lines, _) = small.snapshot();
+        assert!(
+            lines.iter().map(String::len).sum::<usize>() <= 10,
+            "{lines:?}"
+        );
+    }
+}

@@ -1,0 +1,495 @@
+//! `serve` mode: the machine's entrypoint. MCP Streamable HTTP on `/mcp` (handshake era,
+//! 2025-03-26 … 2025-11-25) in front of one stdio child per session, `/health` (open,
+//! nothing secret) and `/logs` (the child's masked stderr). `/mcp` and `/logs` require
+//! `Authorization: Bearer <CATWALK_UPSTREAM_SECRET>`.
+//!
+//! Settings (environment; all are removed from the child's environment):
+//! | variable | default | meaning |
+//! | --- | --- | --- |
+//! | `CATWALK_LAUNCH` | required | launch spec JSON (see `launch`) |
+//! | `CATWALK_UPSTREAM_SECRET` | required | bearer secret the gateway presents |
+//! | `PORT` | 8080 | listen port |
+//! | `CATWALK_BIND` | 0.0.0.0 | listen address |
+//! | `CATWALK_MAX_SESSIONS` | 16 | concurrent sessions (= child processes) |
+//! | `CATWALK_IDLE_TIMEOUT_SECS` | 900 | a session idle this long with nothing in flight ends |
+//! | `CATWALK_REPLAY_EVENTS` | 512 | SSE events kept per session for `Last-Event-ID` |
+//! | `CATWALK_MAX_BODY_BYTES` | 4194304 | largest POST body |
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response};
+use mcp_wire::jsonrpc::{self, classify, error_response, Kind};
+use mcp_wire::version::{
+    self, HANDSHAKE_VERSIONS, HEADER_LAST_EVENT_ID, HEADER_PROTOCOL_VERSION, HEADER_SESSION_ID,
+};
+use serde_json::{json, Value};
+use tokio::sync::watch;
+
+use crate::http::{self, Body, BodyError};
+use crate::launch;
+use crate::ring::LogRing;
+use crate::session::{Limits, Posted, Sessions, StartError};
+
+pub const KEEPALIVE: Duration = Duration::from_secs(15);
+
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub argv: Vec<String>,
+    pub secret: String,
+    pub bind: SocketAddr,
+    pub limits: Limits,
+    pub max_body: usize,
+}
+
+fn env_num<T: std::str::FromStr>(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &str,
+    default: T,
+) -> Result<T, String> {
+    match get(name) {
+        None => Ok(default),
+        Some(v) => v
+            .trim()
+            .parse()
+            .map_err(|_| format!("{name} must be a number")),
+    }
+}
+
+impl ServeConfig {
+    pub fn from_env(get: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+        let launch = launch::parse(&get("CATWALK_LAUNCH").ok_or("CATWALK_LAUNCH is required")?)?;
+        let secret = get("CATWALK_UPSTREAM_SECRET")
+            .filter(|s| s.len() >= 16)
+            .ok_or("CATWALK_UPSTREAM_SECRET is required (at least 16 characters)")?;
+        let port: u16 = env_num(&get, "PORT", 8080)?;
+        let ip = get("CATWALK_BIND").unwrap_or_else(|| "0.0.0.0".into());
+        let bind = format!("{ip}:{port}")
+            .parse()
+            .map_err(|_| format!("CATWALK_BIND {ip:?} is not an IP address"))?;
+        Ok(Self {
+            argv: launch.argv,
+            secret,
+            bind,
+            limits: Limits {
+                max_sessions: env_num(&get, "CATWALK_MAX_SESSIONS", 16)?,
+                replay_events: env_num(&get, "CATWALK_REPLAY_EVENTS", 512)?,
+                idle_timeout: Duration::from_secs(env_num(&get, "CATWALK_IDLE_TIMEOUT_SECS", 900)?),
+            },
+            max_body: env_num(&get, "CATWALK_MAX_BODY_BYTES", 4 * 1024 * 1024)?,
+        })
+    }
+}
+
+struct App {
+    cfg: ServeConfig,
+    sessions: Arc<Sessions>,
+    started: Instant,
+}
+
+fn rpc_error(
+    status: u16,
+    id: Option<&Value>,
+    code: i64,
+    message: &str,
+    data: Option<Value>,
+) -> Response<Body> {
+    http::json(status, &error_response(id, code, message, data))
+}
+
+fn accepts(req: &Request<Incoming>, media: &str) -> bool {
+    http::header(req, "accept").is_some_and(|a| {
+        a.split(',').any(|p| {
+            let p = p.split(';').next().unwrap_or_default().trim();
+            p.eq_ignore_ascii_case(media) || p == "*/*"
+        })
+    })
+}
+
+pub async fn run(cfg: ServeConfig, shutdown: watch::Receiver<bool>) -> std::io::Result<()> {
+    let child_env = launch::child_env(std::env::vars());
+    let secrets: Vec<String> = child_env
+        .iter()
+        .filter(|(k, _)| {
+            !matches!(
+                k.as_str(),
+                "PATH" | "HOME" | "USER" | "SHELL" | "LANG" | "TERM" | "PWD" | "NODE_ENV"
+            )
+        })
+        .map(|(_, v)| v.clone())
+        .chain(std::iter::once(cfg.secret.clone()))
+        .collect();
+    let ring = Arc::new(LogRing::new(2000, 512 * 1024, secrets));
+    let sessions = Sessions::new(cfg.limits.clone(), cfg.argv.clone(), child_env, ring);
+    let listener = tokio::net::TcpListener::bind(cfg.bind).await?;
+    eprintln!(
+        "catwalk-runner serve: listening on {}",
+        listener.local_addr()?
+    );
+    let app = Arc::new(App {
+        cfg,
+        sessions: sessions.clone(),
+        started: Instant::now(),
+    });
+
+    let reaper = sessions.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(15));
+        loop {
+            tick.tick().await;
+            reaper.reap_idle();
+        }
+    });
+
+    let handler_app = app.clone();
+    http::serve(
+        listener,
+        move |req, _| handle(handler_app.clone(), req),
+        shutdown,
+        Duration::from_secs(10),
+    )
+    .await;
+    for s in sessions.all() {
+        s.terminate();
+    }
+    // Give children their grace period before the runtime (and kill_on_drop) ends them.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    Ok(())
+}
+
+async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
+    match req.uri().path() {
+        "/health" => http::json(
+            200,
+            &json!({"status": "ok", "sessions": app.sessions.len(), "uptime_s": app.started.elapsed().as_secs()}),
+        ),
+        "/mcp" | "/logs" if !http::bearer_ok(&req, &app.cfg.secret) => {
+            let mut r = rpc_error(
+                401,
+                None,
+                jsonrpc::SERVER_ERROR,
+                "Unauthorized: a valid bearer token is required.",
+                None,
+            );
+            http::set_header(
+                &mut r,
+                "www-authenticate",
+                "Bearer realm=\"catwalk-runner\"",
+            );
+            r
+        }
+        "/logs" => {
+            let (lines, dropped) = app.sessions.ring.snapshot();
+            http::json(200, &json!({"lines": lines, "dropped": dropped}))
+        }
+        "/mcp" => match *req.method() {
+            Method::POST => post(app, req).await,
+            Method::GET => get(app, req),
+            Method::DELETE => delete(app, req),
+            _ => {
+                let mut r = rpc_error(
+                    405,
+                    None,
+                    jsonrpc::SERVER_ERROR,
+                    "Method not allowed.",
+                    None,
+                );
+                http::set_header(&mut r, "allow", "GET, POST, DELETE");
+                r
+            }
+        },
+        _ => http::json(404, &json!({"error": "not found"})),
+    }
+}
+
+/// An early answer (boxed: a response is large and errors should be cheap to carry).
+type Refusal = Box<Response<Body>>;
+
+fn session_from(
+    app: &App,
+    req: &Request<Incoming>,
+) -> Result<Option<Arc<crate::session::Session>>, Refusal> {
+    let Some(id) = http::header(req, HEADER_SESSION_ID) else {
+        return Ok(None);
+    };
+    match app.sessions.get(id) {
+        Some(s) if mcp_wire::session::is_valid(id) => Ok(Some(s)),
+        _ => Err(Box::new(rpc_error(
+            404,
+            None,
+            jsonrpc::SERVER_ERROR,
+            "Session not found; start a new session with initialize.",
+            None,
+        ))),
+    }
+}
+
+/// After initialize, `MCP-Protocol-Version` (absent means 2025-03-26) must be a revision we serve.
+fn check_version(req: &Request<Incoming>) -> Result<(), Refusal> {
+    match http::header(req, HEADER_PROTOCOL_VERSION) {
+        Some(v) if !version::is_handshake(v) => Err(Box::new(rpc_error(
+            400,
+            None,
+            jsonrpc::UNSUPPORTED_PROTOCOL_VERSION,
+            "Bad Request: unsupported MCP-Protocol-Version.",
+            Some(json!({"supported": HANDSHAKE_VERSIONS, "requested": v})),
+        ))),
+        _ => Ok(()),
+    }
+}
+
+async fn post(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
+    let sse = accepts(&req, "text/event-stream");
+    if !sse && !accepts(&req, "application/json") {
+        return rpc_error(
+            406,
+            None,
+            jsonrpc::SERVER_ERROR,
+            "Not Acceptable: accept application/json and text/event-stream.",
+            None,
+        );
+    }
+    let ct_ok = http::header(&req, "content-type").is_some_and(|c| {
+        c.split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .eq_ignore_ascii_case("application/json")
+    });
+    if !ct_ok {
+        return rpc_error(
+            415,
+            None,
+            jsonrpc::SERVER_ERROR,
+            "Unsupported Media Type: send application/json.",
+            None,
+        );
+    }
+    let session = match session_from(&app, &req) {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    if session.is_some() {
+        if let Err(r) = check_version(&req) {
+            return *r;
+        }
+    }
+    let header_version = http::header(&req, HEADER_PROTOCOL_VERSION).map(str::to_string);
+    let body = match http::read_capped(req.into_body(), app.cfg.max_body).await {
+        Ok(b) => b,
+        Err(BodyError::TooLarge) => {
+            return rpc_error(413, None, jsonrpc::SERVER_ERROR, "Payload Too Large.", None)
+        }
+        Err(BodyError::Read) => {
+            return rpc_error(
+                400,
+                None,
+                jsonrpc::PARSE_ERROR,
+                "Could not read the request body.",
+                None,
+            )
+        }
+    };
+    let parsed: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(_) => {
+            return rpc_error(
+                400,
+                None,
+                jsonrpc::PARSE_ERROR,
+                "Parse error: the body is not JSON.",
+                None,
+            )
+        }
+    };
+    let messages = match parsed {
+        Value::Array(items) if !items.is_empty() => items,
+        Value::Array(_) => {
+            return rpc_error(
+                400,
+                None,
+                jsonrpc::INVALID_REQUEST,
+                "Invalid Request: empty batch.",
+                None,
+            )
+        }
+        one => vec![one],
+    };
+    let kinds: Vec<Kind> = messages.iter().map(classify).collect();
+    if kinds.contains(&Kind::Invalid) {
+        return rpc_error(
+            400,
+            None,
+            jsonrpc::INVALID_REQUEST,
+            "Invalid Request: not a JSON-RPC 2.0 message.",
+            None,
+        );
+    }
+    let initialize = kinds.iter().find_map(|k| match k {
+        Kind::Request { id, method } if method == "initialize" => Some(id.clone()),
+        _ => None,
+    });
+
+    let (session, is_new) = match (session, initialize) {
+        (Some(_), Some(id)) => {
+            return rpc_error(
+                400,
+                Some(&id),
+                jsonrpc::INVALID_REQUEST,
+                "Invalid Request: the session is already initialized.",
+                None,
+            )
+        }
+        (Some(s), None) => (s, false),
+        (None, Some(id)) => {
+            if messages.len() != 1 {
+                return rpc_error(
+                    400,
+                    Some(&id),
+                    jsonrpc::INVALID_REQUEST,
+                    "Invalid Request: initialize must be sent alone.",
+                    None,
+                );
+            }
+            let requested = messages[0]
+                .pointer("/params/protocolVersion")
+                .and_then(Value::as_str)
+                .unwrap_or(version::DEFAULT_VERSION)
+                .to_string();
+            match app.sessions.start(&requested) {
+                Ok(s) => (s, true),
+                Err(StartError::Full) => {
+                    let mut r = rpc_error(
+                        503,
+                        Some(&id),
+                        jsonrpc::SERVER_ERROR,
+                        "Too many sessions on this machine; retry shortly.",
+                        None,
+                    );
+                    http::set_header(&mut r, "retry-after", "5");
+                    return r;
+                }
+                Err(StartError::BackingOff(wait)) => {
+                    let mut r = rpc_error(
+                        503,
+                        Some(&id),
+                        jsonrpc::SERVER_ERROR,
+                        "The MCP server keeps exiting at start; backing off.",
+                        None,
+                    );
+                    http::set_header(&mut r, "retry-after", &wait.as_secs().max(1).to_string());
+                    return r;
+                }
+                Err(StartError::Spawn(why)) => {
+                    app.sessions
+                        .ring
+                        .push(&format!("could not start the MCP server: {why}"));
+                    return rpc_error(
+                        500,
+                        Some(&id),
+                        jsonrpc::INTERNAL_ERROR,
+                        "The MCP server could not be started.",
+                        None,
+                    );
+                }
+            }
+        }
+        (None, None) => {
+            // A stateless-era (2026-07-28) request: answer so auto-mode clients fall back to
+            // the handshake (-32022 naming only handshake versions).
+            let id = kinds.iter().find_map(|k| match k {
+                Kind::Request { id, .. } => Some(id.clone()),
+                _ => None,
+            });
+            let modern = header_version.as_deref().is_some_and(version::is_stateless)
+                || kinds.iter().any(
+                    |k| matches!(k, Kind::Request { method, .. } if method == "server/discover"),
+                );
+            if modern {
+                return rpc_error(
+                    400,
+                    id.as_ref(),
+                    jsonrpc::UNSUPPORTED_PROTOCOL_VERSION,
+                    "Unsupported protocol version: this server uses the initialize handshake.",
+                    Some(json!({"supported": HANDSHAKE_VERSIONS, "requested": header_version})),
+                );
+            }
+            return rpc_error(
+                400,
+                id.as_ref(),
+                jsonrpc::SERVER_ERROR,
+                "Bad Request: Mcp-Session-Id header is required.",
+                None,
+            );
+        }
+    };
+
+    let outcome = session.post(messages, sse);
+    let mut resp = match outcome {
+        Ok(Posted::Accepted) => http::empty(202),
+        Ok(Posted::Stream(rx)) => http::sse_response(rx, KEEPALIVE),
+        Ok(Posted::Json(rx)) => match rx.await {
+            Ok(v) => http::json(200, &v),
+            Err(_) => rpc_error(
+                500,
+                None,
+                jsonrpc::INTERNAL_ERROR,
+                "The MCP server exited before answering.",
+                None,
+            ),
+        },
+        Err(why) => rpc_error(400, None, jsonrpc::INVALID_REQUEST, &why, None),
+    };
+    if is_new {
+        http::set_header(&mut resp, "mcp-session-id", &session.id);
+    }
+    resp
+}
+
+fn get(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
+    if !accepts(&req, "text/event-stream") {
+        return rpc_error(
+            406,
+            None,
+            jsonrpc::SERVER_ERROR,
+            "Not Acceptable: a GET stream needs Accept: text/event-stream.",
+            None,
+        );
+    }
+    if let Err(r) = check_version(&req) {
+        return *r;
+    }
+    match session_from(&app, &req) {
+        Err(r) => *r,
+        Ok(None) => rpc_error(
+            400,
+            None,
+            jsonrpc::SERVER_ERROR,
+            "Bad Request: Mcp-Session-Id header is required.",
+            None,
+        ),
+        Ok(Some(s)) => {
+            http::sse_response(s.get(http::header(&req, HEADER_LAST_EVENT_ID)), KEEPALIVE)
+        }
+    }
+}
+
+fn delete(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
+    match session_from(&app, &req) {
+        Err(r) => *r,
+        Ok(None) => rpc_error(
+            400,
+            None,
+            jsonrpc::SERVER_ERROR,
+            "Bad Request: Mcp-Session-Id header is required.",
+            None,
+        ),
+        Ok(Some(s)) => {
+            s.terminate();
+            app.sessions.remove(&s.id);
+            http::empty(204)
+        }
+    }
+}

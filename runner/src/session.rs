@@ -1,0 +1,651 @@
+//! One MCP session = one child process speaking MCP over stdio (a stdio server serves one
+//! client; sharing it would leak state between users). This module owns the session table
+//! and the routing of every message:
+//! - a client request is written to the child's stdin after its id (and progress token)
+//!   is registered to the stream of the POST that carried it;
+//! - the child's response goes to exactly that stream, which ends once every request it
+//!   carried has been answered;
+//! - `notifications/progress` goes to the stream of the request that asked for it;
+//! - server-initiated requests (sampling, elicitation, roots) go to the GET stream, else to
+//!   the newest open request stream (they block the call in flight), else wait in a bounded
+//!   backlog for the next GET stream; other notifications go to the GET stream or the
+//!   backlog;
+//! - client responses to server requests are written back to the child.
+//!
+//! Every SSE event is numbered `{stream}-{seq}` and kept in a bounded per-session replay
+//! buffer, so a client that lost a stream resumes it with `Last-Event-ID` and gets only
+//! that stream's missed events (a dropped connection is not a cancellation).
+
+use std::collections::{HashMap, VecDeque};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use mcp_wire::jsonrpc::{self, classify, id_key, Kind};
+use mcp_wire::sse::{self, Event};
+use mcp_wire::version;
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::ring::LogRing;
+
+/// Longest stdout line (one JSON-RPC message) accepted from a child.
+pub const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
+/// Server→client messages kept for a GET stream that is not open yet.
+const BACKLOG_CAP: usize = 256;
+/// Finished streams remembered for resumption.
+const DONE_STREAMS_CAP: usize = 64;
+/// How long a child gets between SIGTERM and SIGKILL.
+const KILL_GRACE: Duration = Duration::from_secs(2);
+
+/// What the table needs to know to start and bound sessions.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_sessions: usize,
+    pub replay_events: usize,
+    pub idle_timeout: Duration,
+}
+
+/// How a POST's answers are delivered.
+pub enum Sink {
+    Sse(mpsc::UnboundedSender<Bytes>),
+    Json(Option<oneshot::Sender<Value>>),
+}
+
+struct Slot {
+    sink: Option<Sink>,
+    next_seq: u64,
+    outstanding: usize,
+    done: bool,
+}
+
+struct Stored {
+    stream: u64,
+    seq: u64,
+    frame: Bytes,
+}
+
+#[derive(Default)]
+struct State {
+    slots: HashMap<u64, Slot>,
+    pending: HashMap<String, u64>,
+    progress: HashMap<String, u64>,
+    get_stream: Option<u64>,
+    next_stream: u64,
+    replay: VecDeque<Stored>,
+    backlog: VecDeque<Value>,
+    done_order: VecDeque<u64>,
+}
+
+pub struct Session {
+    pub id: String,
+    version: Mutex<String>,
+    stdin: mpsc::UnboundedSender<Bytes>,
+    state: Mutex<State>,
+    last_active: Mutex<Instant>,
+    pgid: Option<i32>,
+    closed: AtomicBool,
+    replay_cap: usize,
+}
+
+/// Outcome of a client POST.
+pub enum Posted {
+    /// Only notifications/responses: 202.
+    Accepted,
+    Stream(mpsc::UnboundedReceiver<Bytes>),
+    Json(oneshot::Receiver<Value>),
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn encode(stream: u64, seq: u64, data: &str) -> Bytes {
+    Bytes::from(sse::encode(&Event {
+        id: Some(format!("{stream}-{seq}")),
+        event: Some("message".into()),
+        data: data.to_string(),
+        retry: None,
+    }))
+}
+
+pub fn parse_event_id(id: &str) -> Option<(u64, u64)> {
+    let (s, q) = id.split_once('-')?;
+    Some((s.parse().ok()?, q.parse().ok()?))
+}
+
+impl Session {
+    pub fn version(&self) -> String {
+        lock(&self.version).clone()
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
+    }
+
+    pub fn touch(&self) {
+        *lock(&self.last_active) = Instant::now();
+    }
+
+    pub fn idle_for(&self) -> Duration {
+        lock(&self.last_active).elapsed()
+    }
+
+    pub fn has_pending(&self) -> bool {
+        !lock(&self.state).pending.is_empty()
+    }
+
+    fn priming(&self) -> bool {
+        version::at_least(&self.version(), version::PRIMING_SINCE)
+    }
+
+    fn new_slot(&self, st: &mut State, sink: Sink, outstanding: usize) -> u64 {
+        st.next_stream += 1;
+        let id = st.next_stream;
+        let mut slot = Slot {
+            sink: Some(sink),
+            next_seq: 1,
+            outstanding,
+            done: false,
+        };
+        if self.priming() {
+            if let Some(Sink::Sse(tx)) = &slot.sink {
+                let _ = tx.send(encode(id, 0, ""));
+            }
+        }
+        slot.next_seq = 1;
+        st.slots.insert(id, slot);
+        id
+    }
+
+    fn deliver(&self, st: &mut State, stream: u64, msg: &Value) {
+        let Some(slot) = st.slots.get_mut(&stream) else {
+            return;
+        };
+        match &mut slot.sink {
+            Some(Sink::Json(tx)) => {
+                if let Some(tx) = tx.take() {
+                    let _ = tx.send(msg.clone());
+                }
+            }
+            sink => {
+                let seq = slot.next_seq;
+                slot.next_seq += 1;
+                let frame = encode(stream, seq, &msg.to_string());
+                if let Some(Sink::Sse(tx)) = sink {
+                    if tx.send(frame.clone()).is_err() {
+                        *sink = None;
+                    }
+                }
+                st.replay.push_back(Stored { stream, seq, frame });
+                while st.replay.len() > self.replay_cap {
+                    st.replay.pop_front();
+                }
+            }
+        }
+    }
+
+    fn finish(&self, st: &mut State, stream: u64) {
+        if let Some(slot) = st.slots.get_mut(&stream) {
+            slot.done = true;
+            slot.sink = None;
+            st.progress.retain(|_, s| *s != stream);
+            st.done_order.push_back(stream);
+            while st.done_order.len() > DONE_STREAMS_CAP {
+                if let Some(old) = st.done_order.pop_front() {
+                    st.slots.remove(&old);
+                }
+            }
+        }
+    }
+
+    fn live(st: &State, stream: u64) -> bool {
+        st.slots
+            .get(&stream)
+            .is_some_and(|s| s.sink.is_some() && !s.done)
+    }
+
+    /// Routes one message from the child.
+    pub fn from_server(&self, msg: Value) {
+        let mut st = lock(&self.state);
+        match classify(&msg) {
+            Kind::Response { id } => {
+                let Some(stream) = st.pending.remove(&id_key(&id)) else {
+                    return;
+                };
+                if msg.pointer("/result/protocolVersion").is_some() {
+                    if let Some(v) = msg
+                        .pointer("/result/protocolVersion")
+                        .and_then(Value::as_str)
+                    {
+                        *lock(&self.version) = v.to_string();
+                    }
+                }
+                self.deliver(&mut st, stream, &msg);
+                let finished = match st.slots.get_mut(&stream) {
+                    Some(slot) => {
+                        slot.outstanding = slot.outstanding.saturating_sub(1);
+                        slot.outstanding == 0
+                    }
+                    None => false,
+                };
+                if finished {
+                    self.finish(&mut st, stream);
+                }
+            }
+            Kind::Notification { method } if method == "notifications/progress" => {
+                let target = msg
+                    .pointer("/params/progressToken")
+                    .and_then(|t| st.progress.get(&id_key(t)).copied())
+                    .filter(|s| st.slots.contains_key(s));
+                match target {
+                    Some(stream) => self.deliver(&mut st, stream, &msg),
+                    None => self.to_client_unrelated(&mut st, msg, false),
+                }
+            }
+            Kind::Notification { .. } => self.to_client_unrelated(&mut st, msg, false),
+            Kind::Request { .. } => self.to_client_unrelated(&mut st, msg, true),
+            Kind::Invalid => {}
+        }
+    }
+
+    /// A server request blocks the call in flight until answered, so without a GET stream it
+    /// rides the newest open request stream; a notification waits for the GET stream.
+    fn to_client_unrelated(&self, st: &mut State, msg: Value, is_request: bool) {
+        let target = st.get_stream.filter(|s| Self::live(st, *s)).or_else(|| {
+            if !is_request {
+                return None;
+            }
+            st.slots
+                .iter()
+                .filter(|(id, s)| {
+                    matches!(s.sink, Some(Sink::Sse(_))) && !s.done && Some(**id) != st.get_stream
+                })
+                .map(|(id, _)| *id)
+                .max()
+        });
+        match target {
+            Some(stream) => self.deliver(st, stream, &msg),
+            None => {
+                st.backlog.push_back(msg);
+                while st.backlog.len() > BACKLOG_CAP {
+                    st.backlog.pop_front();
+                }
+            }
+        }
+    }
+
+    /// Handles a client POST of one or more messages (all already classified valid).
+    pub fn post(&self, messages: Vec<Value>, sse: bool) -> Result<Posted, String> {
+        self.touch();
+        let requests: Vec<(Value, Option<Value>)> = messages
+            .iter()
+            .filter_map(|m| match classify(m) {
+                Kind::Request { id, .. } => Some((id, jsonrpc::progress_token(m).cloned())),
+                _ => None,
+            })
+            .collect();
+        let posted = if requests.is_empty() {
+            Posted::Accepted
+        } else {
+            let mut st = lock(&self.state);
+            if requests
+                .iter()
+                .any(|(id, _)| st.pending.contains_key(&id_key(id)))
+            {
+                return Err("a request with this id is already in flight".into());
+            }
+            let (sink, posted) = if sse {
+                let (tx, rx) = mpsc::unbounded_channel();
+                (Sink::Sse(tx), Posted::Stream(rx))
+            } else {
+                let (tx, rx) = oneshot::channel();
+                (Sink::Json(Some(tx)), Posted::Json(rx))
+            };
+            let stream = self.new_slot(&mut st, sink, requests.len());
+            for (id, token) in &requests {
+                st.pending.insert(id_key(id), stream);
+                if let Some(t) = token {
+                    st.progress.insert(id_key(t), stream);
+                }
+            }
+            posted
+        };
+        for m in messages {
+            let mut line = serde_json::to_vec(&m).map_err(|e| e.to_string())?;
+            line.push(b'\n');
+            self.stdin
+                .send(Bytes::from(line))
+                .map_err(|_| "the MCP server has exited".to_string())?;
+        }
+        Ok(posted)
+    }
+
+    /// Opens the GET stream, or resumes a stream after `last_event_id`.
+    pub fn get(&self, last_event_id: Option<&str>) -> mpsc::UnboundedReceiver<Bytes> {
+        self.touch();
+        let (tx, rx) = mpsc::unbounded_channel();
+        let mut st = lock(&self.state);
+        if let Some((stream, seq)) = last_event_id.and_then(parse_event_id) {
+            if st.slots.contains_key(&stream) {
+                for ev in st
+                    .replay
+                    .iter()
+                    .filter(|e| e.stream == stream && e.seq > seq)
+                {
+                    let _ = tx.send(ev.frame.clone());
+                }
+                if let Some(slot) = st.slots.get_mut(&stream) {
+                    if !slot.done && !matches!(slot.sink, Some(Sink::Json(_))) {
+                        slot.sink = Some(Sink::Sse(tx));
+                    }
+                }
+                return rx;
+            }
+        }
+        if let Some(old) = st.get_stream.take() {
+            self.finish(&mut st, old);
+        }
+        let stream = self.new_slot(&mut st, Sink::Sse(tx), 0);
+        st.get_stream = Some(stream);
+        let backlog: Vec<Value> = st.backlog.drain(..).collect();
+        for msg in backlog {
+            self.deliver(&mut st, stream, &msg);
+        }
+        rx
+    }
+
+    /// Answers every request still in flight with an error and ends every stream.
+    fn fail_all(&self, message: &str) {
+        let mut st = lock(&self.state);
+        let pending: Vec<(String, u64)> = st.pending.drain().collect();
+        for (key, stream) in pending {
+            let id = match key.split_once(':') {
+                Some(("s", s)) => Value::String(s.to_string()),
+                Some((_, n)) => serde_json::from_str(n).unwrap_or(Value::Null),
+                None => Value::Null,
+            };
+            let err = jsonrpc::error_response(Some(&id), jsonrpc::INTERNAL_ERROR, message, None);
+            self.deliver(&mut st, stream, &err);
+        }
+        let streams: Vec<u64> = st.slots.keys().copied().collect();
+        for s in streams {
+            self.finish(&mut st, s);
+        }
+    }
+
+    /// Stops the child's whole process group: TERM, then KILL after a grace period.
+    pub fn terminate(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        if let Some(pgid) = self.pgid {
+            // SAFETY: signalling the process group we created for this child.
+            unsafe { libc::kill(-pgid, libc::SIGTERM) };
+            tokio::spawn(async move {
+                tokio::time::sleep(KILL_GRACE).await;
+                unsafe { libc::kill(-pgid, libc::SIGKILL) };
+            });
+        }
+        self.fail_all("The MCP session was ended.");
+    }
+}
+
+/// Exits of children that die soon after starting, for crash-loop back-off.
+#[derive(Default)]
+struct Crashes {
+    recent: VecDeque<Instant>,
+    blocked_until: Option<Instant>,
+    streak: u32,
+}
+
+/// A child that exits within this long after start counts as a crash.
+const EARLY_EXIT: Duration = Duration::from_secs(10);
+const CRASH_WINDOW: Duration = Duration::from_secs(60);
+const CRASHES_BEFORE_BACKOFF: usize = 3;
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+pub struct Sessions {
+    map: Mutex<HashMap<String, Arc<Session>>>,
+    pub limits: Limits,
+    argv: Vec<String>,
+    env: Vec<(String, String)>,
+    pub ring: Arc<LogRing>,
+    crashes: Mutex<Crashes>,
+}
+
+pub enum StartError {
+    Full,
+    BackingOff(Duration),
+    Spawn(String),
+}
+
+impl Sessions {
+    pub fn new(
+        limits: Limits,
+        argv: Vec<String>,
+        env: Vec<(String, String)>,
+        ring: Arc<LogRing>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            map: Mutex::new(HashMap::new()),
+            limits,
+            argv,
+            env,
+            ring,
+            crashes: Mutex::new(Crashes::default()),
+        })
+    }
+
+    pub fn get(&self, id: &str) -> Option<Arc<Session>> {
+        lock(&self.map).get(id).filter(|s| !s.is_closed()).cloned()
+    }
+
+    pub fn len(&self) -> usize {
+        lock(&self.map).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn remove(&self, id: &str) -> Option<Arc<Session>> {
+        lock(&self.map).remove(id)
+    }
+
+    pub fn all(&self) -> Vec<Arc<Session>> {
+        lock(&self.map).values().cloned().collect()
+    }
+
+    fn backoff(&self) -> Option<Duration> {
+        let c = lock(&self.crashes);
+        c.blocked_until
+            .and_then(|t| t.checked_duration_since(Instant::now()))
+    }
+
+    fn record_exit(&self, started: Instant) {
+        let mut c = lock(&self.crashes);
+        let now = Instant::now();
+        if now.duration_since(started) > EARLY_EXIT {
+            c.streak = 0;
+            return;
+        }
+        c.recent.push_back(now);
+        while c
+            .recent
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > CRASH_WINDOW)
+        {
+            c.recent.pop_front();
+        }
+        if c.recent.len() >= CRASHES_BEFORE_BACKOFF {
+            c.streak += 1;
+            let secs = 5u64.saturating_mul(1 << c.streak.min(4));
+            let wait = Duration::from_secs(secs).min(MAX_BACKOFF);
+            c.blocked_until = Some(now + wait);
+        }
+    }
+
+    /// Starts a child for a new session; the caller then posts `initialize` to it.
+    pub fn start(self: &Arc<Self>, requested_version: &str) -> Result<Arc<Session>, StartError> {
+        if let Some(wait) = self.backoff() {
+            return Err(StartError::BackingOff(wait));
+        }
+        if self.len() >= self.limits.max_sessions {
+            return Err(StartError::Full);
+        }
+        let mut rnd = [0u8; 16];
+        getrandom::getrandom(&mut rnd).map_err(|e| StartError::Spawn(e.to_string()))?;
+        let id = mcp_wire::session::from_random(&rnd);
+
+        let mut cmd = Command::new(&self.argv[0]);
+        cmd.args(&self.argv[1..])
+            .env_clear()
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true);
+        let mut child: Child = cmd
+            .spawn()
+            .map_err(|e| StartError::Spawn(format!("{}: {e}", self.argv[0])))?;
+        let pgid = child.id().map(|p| p as i32);
+        let (stdin_tx, stdin_rx) = mpsc::unbounded_channel::<Bytes>();
+        let session = Arc::new(Session {
+            id: id.clone(),
+            version: Mutex::new(requested_version.to_string()),
+            stdin: stdin_tx,
+            state: Mutex::new(State::default()),
+            last_active: Mutex::new(Instant::now()),
+            pgid,
+            closed: AtomicBool::new(false),
+            replay_cap: self.limits.replay_events,
+        });
+        lock(&self.map).insert(id.clone(), session.clone());
+        self.wire(session.clone(), &mut child, stdin_rx);
+
+        let table = self.clone();
+        let started = Instant::now();
+        let watched = session.clone();
+        tokio::spawn(async move {
+            let session = watched;
+            let status = child.wait().await;
+            let requested = session.is_closed();
+            let what = match &status {
+                Ok(s) => s.to_string(),
+                Err(e) => e.to_string(),
+            };
+            table.ring.push(&format!(
+                "[{}] MCP server exited: {what}",
+                short(&session.id)
+            ));
+            if !requested {
+                table.record_exit(started);
+            }
+            session.closed.store(true, Ordering::SeqCst);
+            session.fail_all("The MCP server process exited; start a new session.");
+            table.remove(&session.id);
+            if let Some(pgid) = session.pgid {
+                // Reap anything the server left behind in its group.
+                unsafe { libc::kill(-pgid, libc::SIGKILL) };
+            }
+        });
+        Ok(session)
+    }
+
+    fn wire(
+        &self,
+        session: Arc<Session>,
+        child: &mut Child,
+        mut stdin_rx: mpsc::UnboundedReceiver<Bytes>,
+    ) {
+        if let Some(mut stdin) = child.stdin.take() {
+            tokio::spawn(async move {
+                while let Some(line) = stdin_rx.recv().await {
+                    if stdin.write_all(&line).await.is_err() || stdin.flush().await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        if let Some(stdout) = child.stdout.take() {
+            let s = session.clone();
+            let ring = self.ring.clone();
+            tokio::spawn(async move {
+                let mut reader = BufReader::new(stdout);
+                let mut line = Vec::new();
+                loop {
+                    line.clear();
+                    let n = match (&mut reader)
+                        .take(MAX_MESSAGE_BYTES as u64 + 1)
+                        .read_until(b'\n', &mut line)
+                        .await
+                    {
+                        Ok(n) => n,
+                        Err(_) => break,
+                    };
+                    if n == 0 {
+                        break;
+                    }
+                    if line.len() > MAX_MESSAGE_BYTES {
+                        ring.push(&format!(
+                            "[{}] message over {MAX_MESSAGE_BYTES} bytes; ending session",
+                            short(&s.id)
+                        ));
+                        s.terminate();
+                        break;
+                    }
+                    match serde_json::from_slice::<Value>(&line) {
+                        Ok(msg) => s.from_server(msg),
+                        Err(_) => {
+                            let text = String::from_utf8_lossy(&line);
+                            let text = text.trim_end();
+                            if !text.is_empty() {
+                                ring.push(&format!(
+                                    "[{}] (stdout, not JSON-RPC) {text}",
+                                    short(&s.id)
+                                ));
+                            }
+                        }
+                    }
+                }
+            });
+        }
+        if let Some(stderr) = child.stderr.take() {
+            let ring = self.ring.clone();
+            let tag = short(&session.id).to_string();
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(stderr).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    ring.push(&format!("[{tag}] {line}"));
+                }
+            });
+        }
+    }
+
+    /// Ends sessions idle past the limit that have nothing in flight.
+    pub fn reap_idle(&self) -> usize {
+        let idle: Vec<Arc<Session>> = self
+            .all()
+            .into_iter()
+            .filter(|s| s.idle_for() > self.limits.idle_timeout && !s.has_pending())
+            .collect();
+        for s in &idle {
+            self.ring.push(&format!(
+                "[{}] idle for {:?}; ending session",
+                short(&s.id),
+                s.idle_for()
+            ));
+            s.terminate();
+            self.remove(&s.id);
+        }
+        idle.len()
+    }
+}
+
+fn short(id: &str) -> &str {
+    &id[..id.len().min(8)]
+}

@@ -1,0 +1,105 @@
+"""A real MCP client (the official Python SDK) for the integration tests.
+
+usage: py_client.py URL TOKEN SCENARIO [ARG]
+Prints one JSON object with what the scenario observed; exits non-zero on failure.
+Scenarios:
+  basic     initialize (explicit handshake), tools/list, tools/call echo, get-env
+  auto      the SDK's default auto mode: stateless probe, then fall back to the handshake
+  progress  trigger-long-running-operation, recording when each progress notification arrives
+  sampling  a tool that asks the client to sample; our callback answers
+"""
+
+import asyncio
+import json
+import sys
+import time
+
+import mcp_types as types
+from mcp.client import Client, ClientSession
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client
+
+
+def transport(url, token):
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return streamable_http_client(url, http_client=create_mcp_http_client(headers=headers))
+
+
+def text_of(result):
+    return "".join(c.text for c in result.content if getattr(c, "type", "") == "text")
+
+
+async def with_session(url, token, body, **kwargs):
+    async with transport(url, token) as (read, write):
+        async with ClientSession(read, write, **kwargs) as session:
+            init = await session.initialize()
+            return await body(session, init)
+
+
+async def basic(url, token, _arg):
+    async def body(session, init):
+        tools = await session.list_tools()
+        echo = await session.call_tool("echo", {"message": "hello from python"})
+        env = await session.call_tool("get-env", {})
+        return {
+            "protocol": init.protocol_version,
+            "server": init.server_info.name,
+            "tools": sorted(t.name for t in tools.tools),
+            "echo": text_of(echo),
+            "env": json.loads(text_of(env)),
+        }
+
+    return await with_session(url, token, body)
+
+
+async def auto(url, token, _arg):
+    async with Client(transport(url, token)) as client:
+        tools = await client.list_tools()
+        echo = await client.call_tool("echo", {"message": "auto"})
+        return {"tools": len(tools.tools), "echo": text_of(echo)}
+
+
+async def progress(url, token, arg):
+    duration = float(arg or 3)
+
+    async def body(session, _init):
+        start = time.monotonic()
+        seen = []
+
+        async def on_progress(p, total, message):
+            seen.append({"t": round(time.monotonic() - start, 3), "progress": p, "total": total})
+
+        result = await session.call_tool(
+            "trigger-long-running-operation", {"duration": duration, "steps": 3}, progress_callback=on_progress
+        )
+        return {"progress": seen, "done_at": round(time.monotonic() - start, 3), "result": text_of(result)}
+
+    return await with_session(url, token, body)
+
+
+async def sampling(url, token, _arg):
+    asked = []
+
+    async def on_sample(context, params):
+        asked.append(params.messages[0].content.text if params.messages else "")
+        return types.CreateMessageResult(
+            role="assistant",
+            content=types.TextContent(type="text", text="sampled by the python test client"),
+            model="test-model",
+            stop_reason="endTurn",
+        )
+
+    async def body(session, _init):
+        result = await session.call_tool("trigger-sampling-request", {"prompt": "say something", "maxTokens": 20})
+        return {"asked": asked, "result": text_of(result)}
+
+    return await with_session(url, token, body, sampling_callback=on_sample)
+
+
+SCENARIOS = {"basic": basic, "auto": auto, "progress": progress, "sampling": sampling}
+
+if __name__ == "__main__":
+    url, token, scenario = sys.argv[1], sys.argv[2], sys.argv[3]
+    arg = sys.argv[4] if len(sys.argv) > 4 else None
+    out = asyncio.run(asyncio.wait_for(SCENARIOS[scenario](url, token, arg), timeout=60))
+    print(json.dumps(out))

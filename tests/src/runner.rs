@@ -1,0 +1,145 @@
+//! A real `catwalk-runner serve` on a free loopback port, started under a guard, in front
+//! of a real MCP server (by default the npm reference server `server-everything` over
+//! stdio, installed by `npm ci`).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Once;
+use std::time::{Duration, Instant};
+
+use crate::guard::Guarded;
+use crate::{free_port, random_hex, repo_root};
+
+/// Builds the runner binary once per test process.
+pub fn binary() -> PathBuf {
+    static BUILD: Once = Once::new();
+    BUILD.call_once(|| {
+        let out = Command::new(env!("CARGO"))
+            .args(["build", "--quiet", "-p", "catwalk-runner"])
+            .current_dir(repo_root())
+            .output()
+            .expect("cargo build -p catwalk-runner");
+        assert!(
+            out.status.success(),
+            "runner build failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    });
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target"));
+    target.join("debug/catwalk-runner")
+}
+
+pub fn server_everything() -> PathBuf {
+    repo_root().join("node_modules/@modelcontextprotocol/server-everything/dist/index.js")
+}
+
+/// The launch spec for server-everything over stdio.
+pub fn everything_launch() -> String {
+    serde_json::json!({"argv": ["node", server_everything().display().to_string(), "stdio"]})
+        .to_string()
+}
+
+pub struct Runner {
+    pub base_url: String,
+    pub secret: String,
+    process: Guarded,
+    dir: tempfile::TempDir,
+}
+
+impl Runner {
+    pub fn start(launch: &str, env: &[(&str, &str)]) -> Runner {
+        let bin = binary();
+        let dir = tempfile::Builder::new()
+            .prefix("catwalk-runner-")
+            .tempdir()
+            .expect("temp dir");
+        let port = free_port();
+        let secret = random_hex(24);
+        let port_s = port.to_string();
+        let mut all: Vec<(&str, &str)> = vec![
+            ("CATWALK_LAUNCH", launch),
+            ("CATWALK_UPSTREAM_SECRET", &secret),
+            ("CATWALK_BIND", "127.0.0.1"),
+            ("PORT", &port_s),
+        ];
+        all.extend_from_slice(env);
+        let log = dir.path().join("runner.log");
+        let process = Guarded::spawn(
+            &bin.display().to_string(),
+            &["serve"],
+            &repo_root(),
+            &all,
+            &log,
+        )
+        .expect("spawn runner");
+        let runner = Runner {
+            base_url: format!("http://127.0.0.1:{port}"),
+            secret: secret.clone(),
+            process,
+            dir,
+        };
+        runner.wait_ready();
+        runner
+    }
+
+    pub fn everything(env: &[(&str, &str)]) -> Runner {
+        Runner::start(&everything_launch(), env)
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let addr = self.base_url.trim_start_matches("http://").to_string();
+        while std::net::TcpStream::connect(&addr).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "runner not listening:\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn mcp_url(&self) -> String {
+        format!("{}/mcp", self.base_url)
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("runner.log")).unwrap_or_default()
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The runner process's pid (the guard's only child).
+    pub fn pid(&self) -> Option<u32> {
+        children(self.process.pid()).into_iter().next()
+    }
+
+    /// Pids of the MCP server processes the runner started (one per session).
+    pub fn session_processes(&self) -> Vec<u32> {
+        self.pid().map(children).unwrap_or_default()
+    }
+}
+
+/// Direct children of `pid`, from /proc.
+pub fn children(pid: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/stat"))
+                .ok()
+                .and_then(|s| {
+                    s.rsplit_once(')')
+                        .map(|(_, rest)| rest.split_whitespace().nth(1).map(str::to_string))
+                })
+                .flatten()
+                .is_some_and(|ppid| ppid == pid.to_string())
+        })
+        .collect()
+}

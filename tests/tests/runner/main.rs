@@ -1,0 +1,7 @@
+//! The runner against a real MCP server (npm `server-everything` over stdio), driven by
+//! the official Python and TypeScript SDK clients and by raw HTTP where the wire itself is
+//! under test. See `runner/src/serve.rs` for the rules.
+
+mod raw;
+mod sdk;
+mod wire;

@@ -1,0 +1,335 @@
+//! Wire-level behaviour of the runner, over raw HTTP.
+
+use std::time::Duration;
+
+use edge_tests::runner::{children, server_everything, Runner};
+use serde_json::{json, Value};
+
+use crate::raw::{client, init_body, json_of, open_session, post, read_all, Events};
+
+#[tokio::test]
+async fn mcp_and_logs_need_the_upstream_secret_and_health_is_open_and_quiet() {
+    let r = Runner::everything(&[("SOME_API_KEY", "sk-canary-should-stay-hidden")]);
+    for path in ["/mcp", "/logs"] {
+        let none = client()
+            .post(format!("{}{path}", r.base_url))
+            .json(&init_body())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(none.status(), 401, "{path}");
+        assert!(none.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with("Bearer"));
+        let wrong = client()
+            .get(format!("{}{path}", r.base_url))
+            .bearer_auth("x".repeat(48))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(wrong.status(), 401, "{path}");
+    }
+    let health = client()
+        .get(format!("{}/health", r.base_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    let text = health.text().await.unwrap();
+    assert!(
+        !text.contains(&r.secret)
+            && !text.contains("sk-canary")
+            && !text.contains("server-everything"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn unknown_sessions_are_404_and_missing_ones_400() {
+    let r = Runner::everything(&[]);
+    let list = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"});
+    let unknown = post(
+        &r.mcp_url(),
+        &r.secret,
+        Some("0123456789abcdef0123456789abcdef"),
+        &list,
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(unknown.status(), 404);
+    let missing = post(&r.mcp_url(), &r.secret, None, &list)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 400);
+    let sid = open_session(&r.mcp_url(), &r.secret).await;
+    let bad_version = client()
+        .post(r.mcp_url())
+        .bearer_auth(&r.secret)
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-session-id", &sid)
+        .header("mcp-protocol-version", "1999-01-01")
+        .json(&list)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad_version.status(), 400);
+}
+
+#[tokio::test]
+async fn a_stateless_request_gets_the_answer_that_makes_clients_fall_back() {
+    let r = Runner::everything(&[]);
+    let discover = json!({"jsonrpc": "2.0", "id": 1, "method": "server/discover", "params": {}});
+    let resp = post(&r.mcp_url(), &r.secret, None, &discover)
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "server/discover")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["error"]["code"], -32022);
+    assert_eq!(v["id"], 1);
+    assert!(v["error"]["data"]["supported"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|s| s.as_str().unwrap() < "2026"));
+}
+
+#[tokio::test]
+async fn each_session_gets_its_own_process_and_delete_ends_it() {
+    let r = Runner::everything(&[]);
+    let a = open_session(&r.mcp_url(), &r.secret).await;
+    let b = open_session(&r.mcp_url(), &r.secret).await;
+    assert_ne!(a, b);
+    assert_eq!(r.session_processes().len(), 2, "one child per session");
+
+    let del = client()
+        .delete(r.mcp_url())
+        .bearer_auth(&r.secret)
+        .header("mcp-session-id", &a)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(del.status(), 204);
+    let list = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"});
+    assert_eq!(
+        post(&r.mcp_url(), &r.secret, Some(&a), &list)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    let still = post(&r.mcp_url(), &r.secret, Some(&b), &list)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(still.status(), 200);
+    let events = read_all(still).await;
+    assert!(events
+        .iter()
+        .any(|e| json_of(e)["result"]["tools"].is_array()));
+    for _ in 0..50 {
+        if r.session_processes().len() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(r.session_processes().len(), 1, "DELETE ended the child");
+}
+
+#[tokio::test]
+async fn a_child_killed_mid_call_answers_with_a_json_rpc_error_and_a_new_session_works() {
+    let r = Runner::everything(&[]);
+    let sid = open_session(&r.mcp_url(), &r.secret).await;
+    let call = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {
+        "name": "trigger-long-running-operation", "arguments": {"duration": 10, "steps": 10}, "_meta": {"progressToken": "p7"}}});
+    let resp = post(&r.mcp_url(), &r.secret, Some(&sid), &call)
+        .send()
+        .await
+        .unwrap();
+    let mut events = Events::new(resp);
+    let first = events.next().await.expect("a progress event");
+    assert_eq!(json_of(&first)["method"], "notifications/progress");
+
+    // Kill the MCP server (node) under the session.
+    let server = r.session_processes();
+    assert_eq!(server.len(), 1);
+    let mut victims = vec![server[0]];
+    victims.extend(children(server[0]));
+    for pid in victims {
+        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    }
+
+    let mut last = None;
+    while let Some(e) = events.next().await {
+        last = Some(json_of(&e));
+    }
+    let last = last.expect("an answer after the crash");
+    assert_eq!(last["id"], 7);
+    assert!(
+        last["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("exited"),
+        "{last}"
+    );
+
+    let list = json!({"jsonrpc": "2.0", "id": 8, "method": "tools/list"});
+    assert_eq!(
+        post(&r.mcp_url(), &r.secret, Some(&sid), &list)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    let fresh = open_session(&r.mcp_url(), &r.secret).await;
+    assert_ne!(fresh, sid);
+}
+
+#[tokio::test]
+async fn a_hostile_package_name_never_reaches_a_shell() {
+    let tag = edge_tests::random_hex(6);
+    let marker = std::env::temp_dir().join(format!("pwned-{tag}"));
+    let m = marker.display().to_string();
+    let package = format!("x; touch {m}1 && echo $(touch {m}2) `touch {m}3` | sh");
+    let launch = json!({"runtime": "npm", "package": package}).to_string();
+    let r = Runner::start(&launch, &[]);
+    let resp = post(&r.mcp_url(), &r.secret, None, &init_body())
+        .send()
+        .await
+        .unwrap();
+    let text = resp.text().await.unwrap();
+    assert!(
+        text.contains("\"error\""),
+        "initialize of a nonsense package must fail: {text}"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for i in 1..=3 {
+        assert!(
+            !std::path::Path::new(&format!("{m}{i}")).exists(),
+            "a shell ran: {m}{i} exists"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_childs_stderr_is_served_with_credentials_masked() {
+    let secret_value = "canary-credential-0f9e8d7c";
+    let launch = json!({"argv": ["sh", "-c", "echo \"connecting with $API_KEY\" >&2; exec node \"$0\" stdio", server_everything().display().to_string()]}).to_string();
+    let r = Runner::start(&launch, &[("API_KEY", secret_value)]);
+    open_session(&r.mcp_url(), &r.secret).await;
+    let mut lines = String::new();
+    for _ in 0..50 {
+        let v: Value = client()
+            .get(format!("{}/logs", r.base_url))
+            .bearer_auth(&r.secret)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        lines = v["lines"].to_string();
+        if lines.contains("connecting with") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(lines.contains("connecting with [REDACTED]"), "{lines}");
+    assert!(!lines.contains(secret_value));
+}
+
+#[tokio::test]
+async fn a_dropped_stream_resumes_from_last_event_id_with_only_the_missed_events() {
+    let r = Runner::everything(&[]);
+    let sid = open_session(&r.mcp_url(), &r.secret).await;
+    let call = json!({"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": {
+        "name": "trigger-long-running-operation", "arguments": {"duration": 3, "steps": 3}, "_meta": {"progressToken": 9}}});
+    let resp = post(&r.mcp_url(), &r.secret, Some(&sid), &call)
+        .send()
+        .await
+        .unwrap();
+    let mut events = Events::new(resp);
+    let first = events.next().await.unwrap();
+    assert_eq!(json_of(&first)["params"]["progress"], 1, "{first:?}");
+    let last_id = first.id.clone().unwrap();
+    drop(events); // the client goes away; the call goes on
+
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let resumed = client()
+        .get(r.mcp_url())
+        .bearer_auth(&r.secret)
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", &sid)
+        .header("last-event-id", &last_id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resumed.status(), 200);
+    let rest: Vec<Value> = read_all(resumed).await.iter().map(json_of).collect();
+    let progress: Vec<&Value> = rest
+        .iter()
+        .filter(|m| m["method"] == "notifications/progress")
+        .collect();
+    assert_eq!(
+        progress
+            .iter()
+            .map(|p| p["params"]["progress"].clone())
+            .collect::<Vec<_>>(),
+        vec![json!(2), json!(3)]
+    );
+    assert_eq!(
+        rest.last().unwrap()["id"],
+        9,
+        "the response comes last: {rest:?}"
+    );
+}
+
+#[tokio::test]
+async fn oversized_and_malformed_posts_are_refused() {
+    let r = Runner::start(
+        &edge_tests::runner::everything_launch(),
+        &[("CATWALK_MAX_BODY_BYTES", "1024")],
+    );
+    let big = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"pad": "x".repeat(2000)}});
+    assert_eq!(
+        post(&r.mcp_url(), &r.secret, None, &big)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        413
+    );
+    let garbage = client()
+        .post(r.mcp_url())
+        .bearer_auth(&r.secret)
+        .header("accept", "application/json, text/event-stream")
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(garbage.status(), 400);
+    let v: Value = garbage.json().await.unwrap();
+    assert_eq!(v["error"]["code"], -32700);
+    let not_rpc = post(&r.mcp_url(), &r.secret, None, &json!({"hello": "world"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(not_rpc.status(), 400);
+    let no_accept = client()
+        .post(r.mcp_url())
+        .bearer_auth(&r.secret)
+        .header("accept", "text/html")
+        .json(&init_body())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(no_accept.status(), 406);
+}
