@@ -5,10 +5,12 @@
 //! - [`session`]: one child per MCP session and the routing of every message;
 //! - [`serve`]: MCP Streamable HTTP on `/mcp`, `/health`, `/logs`;
 //! - [`ring`]: the child's stderr, bounded and masked;
+//! - [`machines`]: the local Fly Machines API stand-in and its ingress;
 //! - [`http`]: shared HTTP plumbing.
 
 pub mod http;
 pub mod launch;
+pub mod machines;
 pub mod ring;
 pub mod serve;
 pub mod session;

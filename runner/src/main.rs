@@ -31,6 +31,15 @@ async fn main() {
                 std::process::exit(2)
             }
         },
+        "machines" => {
+            match catwalk_runner::machines::MachinesConfig::from_env(|k| std::env::var(k).ok()) {
+                Ok(cfg) => catwalk_runner::machines::run(cfg, stop_rx).await,
+                Err(why) => {
+                    eprintln!("catwalk-runner machines: {why}");
+                    std::process::exit(2)
+                }
+            }
+        }
         _ => usage(),
     };
     if let Err(e) = result {

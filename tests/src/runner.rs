@@ -143,3 +143,57 @@ pub fn children(pid: u32) -> Vec<u32> {
         })
         .collect()
 }
+
+/// A real `catwalk-runner machines` (the local Fly Machines API) on a free port.
+pub struct Machines {
+    pub base_url: String,
+    pub token: String,
+    process: Guarded,
+}
+
+impl Machines {
+    /// Starts the service with its records under `state_dir` (reuse a dir to test restarts).
+    pub fn start(state_dir: &Path, idle_stop_secs: u64) -> Machines {
+        let bin = binary();
+        let port = free_port();
+        let token = format!("fm2_{}", random_hex(16));
+        let (port_s, idle_s, dir_s) = (
+            port.to_string(),
+            idle_stop_secs.to_string(),
+            state_dir.display().to_string(),
+        );
+        let env: Vec<(&str, &str)> = vec![
+            ("CATWALK_MACHINES_TOKEN", &token),
+            ("PORT", &port_s),
+            ("CATWALK_STATE_DIR", &dir_s),
+            ("CATWALK_IDLE_STOP_SECS", &idle_s),
+        ];
+        let log = state_dir.with_extension("log");
+        let process = Guarded::spawn(
+            &bin.display().to_string(),
+            &["machines"],
+            &repo_root(),
+            &env,
+            &log,
+        )
+        .expect("spawn machines");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "machines service not listening");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Machines {
+            base_url: format!("http://127.0.0.1:{port}"),
+            token,
+            process,
+        }
+    }
+
+    pub fn api(&self, path: &str) -> String {
+        format!("{}/v1/apps/catwalk-test{path}", self.base_url)
+    }
+
+    pub fn stop(mut self) {
+        self.process.stop();
+    }
+}
