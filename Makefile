@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 export WRANGLER_SEND_METRICS := false
 
-.PHONY: dev test token build bootstrap lint unit integration
+.PHONY: dev test token build bootstrap lint unit integration bench
 
 bootstrap:
 	@scripts/bootstrap.sh
@@ -23,7 +23,11 @@ unit: bootstrap
 	cargo test --workspace --lib --test schema
 
 integration: build
-	cargo test -p edge-tests --test api
+	cargo test -p edge-tests --test api --test runner
+
+# Runner vs mcp-proxy vs supergateway vs the server's own HTTP mode (prints a table).
+bench: bootstrap
+	bench/run.sh
 
 test: lint build
 	cargo test --workspace

@@ -87,40 +87,25 @@ pub async fn read_capped(body: Incoming, limit: usize) -> Result<Bytes, BodyErro
 }
 
 /// An SSE response body fed by `rx`, with a comment every `keepalive` while idle so
-/// proxies do not cut long-running calls.
-pub fn sse_body(mut rx: mpsc::UnboundedReceiver<Bytes>, keepalive: Duration) -> Body {
-    let stream = async_stream(move |tx: mpsc::Sender<Bytes>| async move {
-        let mut tick = tokio::time::interval(keepalive);
-        tick.tick().await;
-        loop {
-            tokio::select! {
-                msg = rx.recv() => match msg {
-                    Some(b) => {
-                        if tx.send(b).await.is_err() { break; }
-                        tick.reset();
-                    }
-                    None => break,
-                },
-                _ = tick.tick() => {
-                    if tx.send(Bytes::from(mcp_wire::sse::comment("keep-alive"))).await.is_err() { break; }
-                }
+/// proxies do not cut long-running calls. Polled in place (no task, no second channel):
+/// each hop would add latency to every call.
+pub fn sse_body(rx: mpsc::UnboundedReceiver<Bytes>, keepalive: Duration) -> Body {
+    let start = tokio::time::Instant::now() + keepalive;
+    let tick = tokio::time::interval_at(start, keepalive);
+    let stream = futures_util::stream::unfold((rx, tick), |(mut rx, mut tick)| async move {
+        let next = tokio::select! {
+            biased;
+            msg = rx.recv() => {
+                tick.reset();
+                msg
             }
-        }
+            _ = tick.tick() => Some(Bytes::from(mcp_wire::sse::comment("keep-alive"))),
+        };
+        next.map(|b| (b, (rx, tick)))
     });
     BodyExt::boxed(StreamBody::new(
         stream.map(|b| Ok::<_, std::io::Error>(Frame::data(b))),
     ))
-}
-
-/// Runs `producer` in a task and exposes what it sends as a stream that ends with it.
-fn async_stream<F, Fut>(producer: F) -> impl futures_util::Stream<Item = Bytes>
-where
-    F: FnOnce(mpsc::Sender<Bytes>) -> Fut,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    let (tx, rx) = mpsc::channel(64);
-    tokio::spawn(producer(tx));
-    futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (b, rx)) })
 }
 
 pub fn sse_response(rx: mpsc::UnboundedReceiver<Bytes>, keepalive: Duration) -> Response<Body> {

@@ -10,7 +10,7 @@
 //! | `CATWALK_UPSTREAM_SECRET` | required | bearer secret the gateway presents |
 //! | `PORT` | 8080 | listen port |
 //! | `CATWALK_BIND` | 0.0.0.0 | listen address |
-//! | `CATWALK_MAX_SESSIONS` | 16 | concurrent sessions (= child processes) |
+//! | `CATWALK_MAX_SESSIONS` | from memory | concurrent sessions (= child processes); see [`sessions_for_memory`] |
 //! | `CATWALK_IDLE_TIMEOUT_SECS` | 900 | a session idle this long with nothing in flight ends |
 //! | `CATWALK_REPLAY_EVENTS` | 512 | SSE events kept per session for `Last-Event-ID` |
 //! | `CATWALK_MAX_BODY_BYTES` | 4194304 | largest POST body |
@@ -34,6 +34,38 @@ use crate::ring::LogRing;
 use crate::session::{Limits, Posted, Sessions, StartError};
 
 pub const KEEPALIVE: Duration = Duration::from_secs(15);
+
+/// Resident memory of one session's MCP server, measured with `bench/run.sh`: npm
+/// `server-everything` under node takes 68 MiB per session; 80 leaves headroom.
+pub const SESSION_MIB: u64 = 80;
+/// What the runner itself and the OS keep (the runner is ~5 MiB; the rest is page cache).
+pub const RESERVED_MIB: u64 = 64;
+pub const MAX_DEFAULT_SESSIONS: u64 = 64;
+
+/// The default session limit for a machine with `total_mib` of memory: what fits after
+/// the reserve, at least one. A 256 MiB Fly machine gets 2, 1 GiB gets 12, 2 GiB gets 24.
+pub fn sessions_for_memory(total_mib: u64) -> usize {
+    (total_mib.saturating_sub(RESERVED_MIB) / SESSION_MIB).clamp(1, MAX_DEFAULT_SESSIONS) as usize
+}
+
+/// The memory this process may use: the cgroup limit if there is one, else the machine's.
+fn memory_mib() -> Option<u64> {
+    let cgroup = std::fs::read_to_string("/sys/fs/cgroup/memory.max")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok());
+    let total = std::fs::read_to_string("/proc/meminfo").ok().and_then(|m| {
+        m.lines()
+            .find(|l| l.starts_with("MemTotal:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kib| kib.parse::<u64>().ok())
+            .map(|kib| kib * 1024)
+    });
+    [cgroup, total]
+        .into_iter()
+        .flatten()
+        .min()
+        .map(|b| b / (1024 * 1024))
+}
 
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
@@ -74,7 +106,11 @@ impl ServeConfig {
             secret,
             bind,
             limits: Limits {
-                max_sessions: env_num(&get, "CATWALK_MAX_SESSIONS", 16)?,
+                max_sessions: env_num(
+                    &get,
+                    "CATWALK_MAX_SESSIONS",
+                    memory_mib().map(sessions_for_memory).unwrap_or(4),
+                )?,
                 replay_events: env_num(&get, "CATWALK_REPLAY_EVENTS", 512)?,
                 idle_timeout: Duration::from_secs(env_num(&get, "CATWALK_IDLE_TIMEOUT_SECS", 900)?),
             },
@@ -135,8 +171,10 @@ pub async fn run(cfg: ServeConfig, shutdown: watch::Receiver<bool>) -> std::io::
     });
 
     let reaper = sessions.clone();
+    let every =
+        (reaper.limits.idle_timeout / 2).clamp(Duration::from_millis(250), Duration::from_secs(15));
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(15));
+        let mut tick = tokio::time::interval(every);
         loop {
             tick.tick().await;
             reaper.reap_idle();
@@ -426,7 +464,7 @@ async fn post(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
         }
     };
 
-    let outcome = session.post(messages, sse);
+    let outcome = session.post(messages, sse).await;
     let mut resp = match outcome {
         Ok(Posted::Accepted) => http::empty(202),
         Ok(Posted::Stream(rx)) => http::sse_response(rx, KEEPALIVE),
@@ -491,5 +529,55 @@ fn delete(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
             app.sessions.remove(&s.id);
             http::empty(204)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_session_limit_follows_machine_memory() {
+        assert_eq!(sessions_for_memory(256), 2);
+        assert_eq!(sessions_for_memory(1024), 12);
+        assert_eq!(sessions_for_memory(2048), 24);
+        assert_eq!(sessions_for_memory(64), 1);
+        assert_eq!(sessions_for_memory(1 << 20), 64);
+    }
+
+    #[test]
+    fn configuration_errors_name_the_setting() {
+        let launch = r#"{"argv":["node","x.js"]}"#;
+        let env = |pairs: Vec<(&'static str, &'static str)>| {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        assert!(ServeConfig::from_env(env(vec![]))
+            .unwrap_err()
+            .contains("CATWALK_LAUNCH"));
+        assert!(ServeConfig::from_env(env(vec![
+            ("CATWALK_LAUNCH", launch),
+            ("CATWALK_UPSTREAM_SECRET", "short")
+        ]))
+        .unwrap_err()
+        .contains("CATWALK_UPSTREAM_SECRET"));
+        let ok = vec![
+            ("CATWALK_LAUNCH", launch),
+            ("CATWALK_UPSTREAM_SECRET", "0123456789abcdef"),
+            ("PORT", "9"),
+        ];
+        assert_eq!(
+            ServeConfig::from_env(env(ok.clone())).unwrap().bind.port(),
+            9
+        );
+        let mut bad = ok;
+        bad.push(("CATWALK_MAX_SESSIONS", "many"));
+        assert!(ServeConfig::from_env(env(bad))
+            .unwrap_err()
+            .contains("CATWALK_MAX_SESSIONS"));
     }
 }

@@ -84,7 +84,8 @@ struct State {
 pub struct Session {
     pub id: String,
     version: Mutex<String>,
-    stdin: mpsc::UnboundedSender<Bytes>,
+    /// Written directly by the request handler: a writer task would add a hop per call.
+    stdin: tokio::sync::Mutex<Option<tokio::process::ChildStdin>>,
     state: Mutex<State>,
     last_active: Mutex<Instant>,
     pgid: Option<i32>,
@@ -280,7 +281,7 @@ impl Session {
     }
 
     /// Handles a client POST of one or more messages (all already classified valid).
-    pub fn post(&self, messages: Vec<Value>, sse: bool) -> Result<Posted, String> {
+    pub async fn post(&self, messages: Vec<Value>, sse: bool) -> Result<Posted, String> {
         self.touch();
         let requests: Vec<(Value, Option<Value>)> = messages
             .iter()
@@ -315,12 +316,19 @@ impl Session {
             }
             posted
         };
-        for m in messages {
-            let mut line = serde_json::to_vec(&m).map_err(|e| e.to_string())?;
-            line.push(b'\n');
-            self.stdin
-                .send(Bytes::from(line))
-                .map_err(|_| "the MCP server has exited".to_string())?;
+        let mut buf = Vec::new();
+        for m in &messages {
+            serde_json::to_writer(&mut buf, m).map_err(|e| e.to_string())?;
+            buf.push(b'\n');
+        }
+        let mut stdin = self.stdin.lock().await;
+        let written = match stdin.as_mut() {
+            Some(pipe) => pipe.write_all(&buf).await.is_ok() && pipe.flush().await.is_ok(),
+            None => false,
+        };
+        if !written {
+            *stdin = None;
+            return Err("the MCP server has exited".to_string());
         }
         Ok(posted)
     }
@@ -513,11 +521,10 @@ impl Sessions {
             .spawn()
             .map_err(|e| StartError::Spawn(format!("{}: {e}", self.argv[0])))?;
         let pgid = child.id().map(|p| p as i32);
-        let (stdin_tx, stdin_rx) = mpsc::unbounded_channel::<Bytes>();
         let session = Arc::new(Session {
             id: id.clone(),
             version: Mutex::new(requested_version.to_string()),
-            stdin: stdin_tx,
+            stdin: tokio::sync::Mutex::new(child.stdin.take()),
             state: Mutex::new(State::default()),
             last_active: Mutex::new(Instant::now()),
             pgid,
@@ -525,7 +532,7 @@ impl Sessions {
             replay_cap: self.limits.replay_events,
         });
         lock(&self.map).insert(id.clone(), session.clone());
-        self.wire(session.clone(), &mut child, stdin_rx);
+        self.wire(session.clone(), &mut child);
 
         let table = self.clone();
         let started = Instant::now();
@@ -556,21 +563,7 @@ impl Sessions {
         Ok(session)
     }
 
-    fn wire(
-        &self,
-        session: Arc<Session>,
-        child: &mut Child,
-        mut stdin_rx: mpsc::UnboundedReceiver<Bytes>,
-    ) {
-        if let Some(mut stdin) = child.stdin.take() {
-            tokio::spawn(async move {
-                while let Some(line) = stdin_rx.recv().await {
-                    if stdin.write_all(&line).await.is_err() || stdin.flush().await.is_err() {
-                        break;
-                    }
-                }
-            });
-        }
+    fn wire(&self, session: Arc<Session>, child: &mut Child) {
         if let Some(stdout) = child.stdout.take() {
             let s = session.clone();
             let ring = self.ring.clone();

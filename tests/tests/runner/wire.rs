@@ -333,3 +333,90 @@ async fn oversized_and_malformed_posts_are_refused() {
         .unwrap();
     assert_eq!(no_accept.status(), 406);
 }
+
+#[tokio::test]
+async fn a_server_that_keeps_dying_at_start_is_backed_off() {
+    let launch = json!({"argv": ["node", "-e", "process.exit(3)"]}).to_string();
+    let r = Runner::start(&launch, &[]);
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        let resp = post(&r.mcp_url(), &r.secret, None, &init_body())
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let retry = resp
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap().to_string());
+        let body: Value = if status == 200 {
+            read_all(resp)
+                .await
+                .last()
+                .map(json_of)
+                .unwrap_or(Value::Null)
+        } else {
+            resp.json().await.unwrap_or(Value::Null)
+        };
+        assert!(
+            body["error"].is_object(),
+            "every attempt fails with a JSON-RPC error: {body}"
+        );
+        statuses.push((status, retry));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (last_status, retry) = statuses.last().cloned().unwrap();
+    assert_eq!(last_status, 503, "{statuses:?}");
+    assert!(retry.unwrap().parse::<u64>().unwrap() >= 1);
+}
+
+#[tokio::test]
+async fn idle_sessions_are_reaped() {
+    let r = Runner::start(
+        &edge_tests::runner::everything_launch(),
+        &[("CATWALK_IDLE_TIMEOUT_SECS", "1")],
+    );
+    let sid = open_session(&r.mcp_url(), &r.secret).await;
+    assert_eq!(r.session_processes().len(), 1);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let list = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"});
+    assert_eq!(
+        post(&r.mcp_url(), &r.secret, Some(&sid), &list)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    for _ in 0..30 {
+        if r.session_processes().is_empty() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the reaped session's process is still running");
+}
+
+#[tokio::test]
+async fn sigterm_stops_the_runner_and_its_children() {
+    let r = Runner::everything(&[]);
+    open_session(&r.mcp_url(), &r.secret).await;
+    open_session(&r.mcp_url(), &r.secret).await;
+    let runner = r.pid().expect("runner pid");
+    let kids = r.session_processes();
+    assert_eq!(kids.len(), 2);
+    unsafe { libc::kill(runner as i32, libc::SIGTERM) };
+    for _ in 0..60 {
+        let alive = |p: u32| {
+            std::path::Path::new(&format!("/proc/{p}")).exists()
+                && !std::fs::read_to_string(format!("/proc/{p}/stat"))
+                    .unwrap_or_default()
+                    .contains(") Z ")
+        };
+        if !alive(runner) && kids.iter().all(|k| !alive(*k)) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("runner or its children outlived SIGTERM by 6 s");
+}
