@@ -264,6 +264,16 @@ fn session_from(
     }
 }
 
+fn session_required(id: Option<&Value>) -> Response<Body> {
+    rpc_error(
+        400,
+        id,
+        jsonrpc::SERVER_ERROR,
+        "Bad Request: Mcp-Session-Id header is required.",
+        None,
+    )
+}
+
 /// After initialize, `MCP-Protocol-Version` (absent means 2025-03-26) must be a revision we serve.
 fn check_version(req: &Request<Incoming>) -> Result<(), Refusal> {
     match http::header(req, HEADER_PROTOCOL_VERSION) {
@@ -454,13 +464,7 @@ async fn post(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
                     Some(json!({"supported": HANDSHAKE_VERSIONS, "requested": header_version})),
                 );
             }
-            return rpc_error(
-                400,
-                id.as_ref(),
-                jsonrpc::SERVER_ERROR,
-                "Bad Request: Mcp-Session-Id header is required.",
-                None,
-            );
+            return session_required(id.as_ref());
         }
     };
 
@@ -501,13 +505,7 @@ fn get(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
     }
     match session_from(&app, &req) {
         Err(r) => *r,
-        Ok(None) => rpc_error(
-            400,
-            None,
-            jsonrpc::SERVER_ERROR,
-            "Bad Request: Mcp-Session-Id header is required.",
-            None,
-        ),
+        Ok(None) => session_required(None),
         Ok(Some(s)) => {
             http::sse_response(s.get(http::header(&req, HEADER_LAST_EVENT_ID)), KEEPALIVE)
         }
@@ -517,13 +515,7 @@ fn get(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
 fn delete(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
     match session_from(&app, &req) {
         Err(r) => *r,
-        Ok(None) => rpc_error(
-            400,
-            None,
-            jsonrpc::SERVER_ERROR,
-            "Bad Request: Mcp-Session-Id header is required.",
-            None,
-        ),
+        Ok(None) => session_required(None),
         Ok(Some(s)) => {
             s.terminate();
             app.sessions.remove(&s.id);

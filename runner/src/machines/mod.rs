@@ -110,6 +110,24 @@ struct Live {
     state_tx: watch::Sender<(String, String)>,
 }
 
+impl Live {
+    /// A machine with no process yet (new, or loaded from disk).
+    fn new(record: Machine, app: &str) -> Self {
+        let (state_tx, _) = watch::channel((record.state.clone(), record.instance_id.clone()));
+        Self {
+            record,
+            app: app.to_string(),
+            port: None,
+            pgid: None,
+            stop_requested: false,
+            retries: 0,
+            last_traffic: Instant::now(),
+            in_flight: 0,
+            state_tx,
+        }
+    }
+}
+
 pub struct Service {
     cfg: MachinesConfig,
     machines: Mutex<HashMap<String, Live>>,
@@ -216,21 +234,7 @@ impl Service {
                 record.state = "stopped".into();
                 record.events.insert(0, event("exit", "stopped", now_ms()));
             }
-            let (state_tx, _) = watch::channel((record.state.clone(), record.instance_id.clone()));
-            out.insert(
-                record.id.clone(),
-                Live {
-                    record,
-                    app: app.to_string(),
-                    port: None,
-                    pgid: None,
-                    stop_requested: false,
-                    retries: 0,
-                    last_traffic: Instant::now(),
-                    in_flight: 0,
-                    state_tx,
-                },
-            );
+            out.insert(record.id.clone(), Live::new(record, app));
         }
         out
     }
@@ -593,18 +597,7 @@ async fn create(svc: Arc<Service>, app: &str, req: Request<Incoming>) -> Respons
         events: vec![event("launch", "created", now_ms())],
         host_status: "ok".into(),
     };
-    let (state_tx, _) = watch::channel((record.state.clone(), record.instance_id.clone()));
-    let live = Live {
-        record,
-        app: app.to_string(),
-        port: None,
-        pgid: None,
-        stop_requested: false,
-        retries: 0,
-        last_traffic: Instant::now(),
-        in_flight: 0,
-        state_tx,
-    };
+    let live = Live::new(record, app);
     svc.persist(&live);
     lock(&svc.machines).insert(id.clone(), live);
     if !body

@@ -420,3 +420,25 @@ async fn sigterm_stops_the_runner_and_its_children() {
     }
     panic!("runner or its children outlived SIGTERM by 6 s");
 }
+
+#[tokio::test]
+async fn sessions_past_the_limit_are_refused_with_retry_after() {
+    let r = Runner::start(
+        &edge_tests::runner::everything_launch(),
+        &[("CATWALK_MAX_SESSIONS", "1")],
+    );
+    open_session(&r.mcp_url(), &r.secret).await;
+    let second = post(&r.mcp_url(), &r.secret, None, &init_body())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(second.status(), 503);
+    assert!(second.headers().get("retry-after").is_some());
+    let v: Value = second.json().await.unwrap();
+    assert_eq!(v["id"], 0, "the error answers the initialize request");
+    assert_eq!(
+        r.session_processes().len(),
+        1,
+        "no process was started for the refused session"
+    );
+}
