@@ -7,6 +7,7 @@
 //! D1, KV, Durable Objects, console); `edge` is the request pipeline, `routes` the thin
 //! handlers, `durable` the Durable Object classes and `cron` the scheduled jobs.
 
+pub mod analysis;
 pub mod config;
 pub mod crypto;
 pub mod error;

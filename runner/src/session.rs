@@ -72,7 +72,8 @@ struct Stored {
 #[derive(Default)]
 struct State {
     slots: HashMap<u64, Slot>,
-    pending: HashMap<String, u64>,
+    /// Request id key → (stream, the id as the client sent it).
+    pending: HashMap<String, (u64, Value)>,
     progress: HashMap<String, u64>,
     get_stream: Option<u64>,
     next_stream: u64,
@@ -147,18 +148,19 @@ impl Session {
     fn new_slot(&self, st: &mut State, sink: Sink, outstanding: usize) -> u64 {
         st.next_stream += 1;
         let id = st.next_stream;
-        let mut slot = Slot {
+        let slot = Slot {
             sink: Some(sink),
             next_seq: 1,
             outstanding,
             done: false,
         };
+        // 2025-11-25: an event id with empty data at once, so a client can resume even if
+        // the connection drops before the first real event.
         if self.priming() {
             if let Some(Sink::Sse(tx)) = &slot.sink {
                 let _ = tx.send(encode(id, 0, ""));
             }
         }
-        slot.next_seq = 1;
         st.slots.insert(id, slot);
         id
     }
@@ -215,16 +217,14 @@ impl Session {
         let mut st = lock(&self.state);
         match classify(&msg) {
             Kind::Response { id } => {
-                let Some(stream) = st.pending.remove(&id_key(&id)) else {
+                let Some((stream, _)) = st.pending.remove(&id_key(&id)) else {
                     return;
                 };
-                if msg.pointer("/result/protocolVersion").is_some() {
-                    if let Some(v) = msg
-                        .pointer("/result/protocolVersion")
-                        .and_then(Value::as_str)
-                    {
-                        *lock(&self.version) = v.to_string();
-                    }
+                if let Some(v) = msg
+                    .pointer("/result/protocolVersion")
+                    .and_then(Value::as_str)
+                {
+                    *lock(&self.version) = v.to_string();
                 }
                 self.deliver(&mut st, stream, &msg);
                 let finished = match st.slots.get_mut(&stream) {
@@ -309,7 +309,7 @@ impl Session {
             };
             let stream = self.new_slot(&mut st, sink, requests.len());
             for (id, token) in &requests {
-                st.pending.insert(id_key(id), stream);
+                st.pending.insert(id_key(id), (stream, id.clone()));
                 if let Some(t) = token {
                     st.progress.insert(id_key(t), stream);
                 }
@@ -370,13 +370,8 @@ impl Session {
     /// Answers every request still in flight with an error and ends every stream.
     fn fail_all(&self, message: &str) {
         let mut st = lock(&self.state);
-        let pending: Vec<(String, u64)> = st.pending.drain().collect();
-        for (key, stream) in pending {
-            let id = match key.split_once(':') {
-                Some(("s", s)) => Value::String(s.to_string()),
-                Some((_, n)) => serde_json::from_str(n).unwrap_or(Value::Null),
-                None => Value::Null,
-            };
+        let pending: Vec<(u64, Value)> = st.pending.drain().map(|(_, v)| v).collect();
+        for (stream, id) in pending {
             let err = jsonrpc::error_response(Some(&id), jsonrpc::INTERNAL_ERROR, message, None);
             self.deliver(&mut st, stream, &err);
         }
