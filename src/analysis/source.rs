@@ -25,7 +25,8 @@ pub struct RepoUrl {
     pub subdir: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Registry {
     Npm,
     Pypi,
