@@ -76,6 +76,60 @@ fn arguments(pkg: &Value, f: &mut Findings) -> Vec<String> {
     args
 }
 
+/// `pyproject.toml`: `[project] name` is the PyPI project; `[project.scripts]` says what
+/// `uvx` will run (the script named like the project, else the only one).
+pub fn pyproject_toml(text: &str) -> Findings {
+    let mut f = Findings::default();
+    let Ok(doc) = basic_toml::from_str::<Value>(text) else {
+        f.warnings.push("pyproject.toml is not valid TOML.".into());
+        return f;
+    };
+    let project = &doc["project"];
+    let Some(name) = project["name"].as_str() else {
+        f.warnings
+            .push("pyproject.toml has no [project] name.".into());
+        return f;
+    };
+    if !pypi_name_ok(name) {
+        f.warnings
+            .push("pyproject.toml names a project that is not a valid PyPI name.".into());
+        return f;
+    }
+    let normalized = pypi_normalize(name);
+    let scripts: Vec<&String> = project["scripts"]
+        .as_object()
+        .map(|m| m.keys().collect())
+        .unwrap_or_default();
+    let runs_by_name = scripts.iter().any(|s| pypi_normalize(s) == normalized);
+    if scripts.is_empty() {
+        f.warnings
+            .push("pyproject.toml declares no [project.scripts]: uvx cannot start it.".into());
+    } else if !runs_by_name && scripts.len() > 1 {
+        f.warnings
+            .push("pyproject.toml has several scripts and none is named like the project.".into());
+    }
+    let deps = project["dependencies"].as_array().map(|d| {
+        d.iter().filter_map(Value::as_str).any(|d| {
+            let n = d
+                .split(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+                .next()
+                .unwrap_or_default();
+            matches!(pypi_normalize(n).as_str(), "mcp" | "fastmcp")
+        })
+    });
+    if deps != Some(true) {
+        f.warnings
+            .push("pyproject.toml does not depend on the MCP SDK (mcp or fastmcp).".into());
+    }
+    f.add_package(PackageRef {
+        registry: Registry::Pypi,
+        name: normalized,
+        version: project["version"].as_str().map(str::to_string),
+        args: Vec::new(),
+    });
+    f
+}
+
 /// `server.json` of the official MCP registry.
 pub fn server_json(text: &str) -> Findings {
     let mut f = Findings::default();
@@ -180,6 +234,38 @@ mod tests {
         );
         assert_eq!(f.env_vars[1].default.as_deref(), Some("info"));
         assert_eq!(f.warnings.len(), 2, "{:?}", f.warnings);
+    }
+
+    #[test]
+    fn pyproject_names_the_normalized_project_and_checks_its_scripts() {
+        let text = r#"
+[project]
+name = "Mcp_Server.Fetch"
+version = "0.6.2"
+dependencies = ["mcp>=1.1.3", "httpx<0.28"]
+
+[project.scripts]
+mcp-server-fetch = "mcp_server_fetch:main"
+"#;
+        let f = pyproject_toml(text);
+        assert_eq!(
+            (
+                f.packages[0].name.as_str(),
+                f.packages[0].version.as_deref()
+            ),
+            ("mcp-server-fetch", Some("0.6.2"))
+        );
+        assert!(f.warnings.is_empty(), "{:?}", f.warnings);
+        let bare = pyproject_toml("[project]\nname = \"x\"\n");
+        assert_eq!(bare.warnings.len(), 2, "{:?}", bare.warnings);
+        for bad in [
+            "[project\nname=",
+            "[tool.poetry]\nname = \"x\"",
+            "[project]\nname = \"x; id\"",
+        ] {
+            let f = pyproject_toml(bad);
+            assert!(f.packages.is_empty() && !f.warnings.is_empty(), "{bad}");
+        }
     }
 
     #[test]

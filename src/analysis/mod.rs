@@ -1,9 +1,14 @@
-//! Analysis: from a GitHub URL or a package name to a launch plan. Pure readers, each
+//! Analysis: from a GitHub URL or a package name to a launch plan. Pure pieces, each
 //! tested natively: [`source`] (the strict grammar every input passes before anything is
 //! fetched), [`plan`] (what readers find), [`readme`] (client-config snippets),
-//! [`manifest`] (package.json and the MCP registry's server.json).
+//! [`manifest`] (package.json, pyproject.toml, the MCP registry's server.json), [`llm`]
+//! (the request and the parsing of its answer) and [`merge`] (manifests are ground truth).
+//! Still to come with the analysis route: the GitHub / registry / LLM clients, smithery.yaml,
+//! the registry existence check and the KV + D1 cache.
 
+pub mod llm;
 pub mod manifest;
+pub mod merge;
 pub mod plan;
 pub mod readme;
 pub mod source;
