@@ -398,3 +398,43 @@ async fn the_api_answers_like_fly_to_bad_tokens_and_bad_requests() {
         404
     );
 }
+
+#[tokio::test]
+async fn an_update_reboots_a_running_machine_into_the_new_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = Machines::start(&dir.path().join("state"), 300);
+    let machine = create(&m, "updatable", false).await;
+    let id = machine["id"].as_str().unwrap().to_string();
+    assert_eq!(wait(&m, &id, "started", "").await, 200);
+    let old_instance = machine["instance_id"].as_str().unwrap().to_string();
+
+    let mut body = create_body("updatable", false);
+    body["config"]["env"]["NEW_CREDENTIAL"] = json!("rotated-value");
+    body["current_version"] = json!("stale-version");
+    let (status, _) = api(
+        &m,
+        reqwest::Method::POST,
+        &format!("/machines/{id}"),
+        Some(body.clone()),
+    )
+    .await;
+    assert_eq!(status, 409, "a stale current_version is refused");
+
+    body["current_version"] = json!(old_instance);
+    let (status, updated) = api(
+        &m,
+        reqwest::Method::POST,
+        &format!("/machines/{id}"),
+        Some(body),
+    )
+    .await;
+    assert_eq!(status, 200, "{updated}");
+    assert_ne!(updated["instance_id"], old_instance);
+    assert_eq!(updated["config"]["env"]["NEW_CREDENTIAL"], "rotated-value");
+    assert_eq!(wait(&m, &id, "started", "").await, 200);
+    assert_eq!(
+        ingress_initialize(&m, &id).await.status(),
+        200,
+        "the rebooted machine serves"
+    );
+}
