@@ -14,6 +14,11 @@
 //! | `CATWALK_IDLE_TIMEOUT_SECS` | 900 | a session idle this long with nothing in flight ends |
 //! | `CATWALK_REPLAY_EVENTS` | 512 | SSE events kept per session for `Last-Event-ID` |
 //! | `CATWALK_MAX_BODY_BYTES` | 4194304 | largest POST body |
+//! | `CATWALK_ALLOWED_ORIGINS` | none | browser origins allowed to call `/mcp` directly |
+//!
+//! DNS-rebinding defence (MCP 2025-11-25): a request with an `Origin` header not listed in
+//! `CATWALK_ALLOWED_ORIGINS` gets 403. Legitimate callers (the gateway, server-side
+//! clients) send no `Origin`; a browser page that rebinds a name to the runner does.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -74,6 +79,7 @@ pub struct ServeConfig {
     pub bind: SocketAddr,
     pub limits: Limits,
     pub max_body: usize,
+    pub allowed_origins: Vec<String>,
 }
 
 fn env_num<T: std::str::FromStr>(
@@ -115,6 +121,14 @@ impl ServeConfig {
                 idle_timeout: Duration::from_secs(env_num(&get, "CATWALK_IDLE_TIMEOUT_SECS", 900)?),
             },
             max_body: env_num(&get, "CATWALK_MAX_BODY_BYTES", 4 * 1024 * 1024)?,
+            allowed_origins: get("CATWALK_ALLOWED_ORIGINS")
+                .map(|v| {
+                    v.split(',')
+                        .map(|o| o.trim().to_ascii_lowercase())
+                        .filter(|o| !o.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default(),
         })
     }
 }
@@ -217,6 +231,21 @@ async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
                 "Bearer realm=\"catwalk-runner\"",
             );
             r
+        }
+        "/mcp"
+            if http::header(&req, "origin").is_some_and(|o| {
+                !app.cfg
+                    .allowed_origins
+                    .contains(&o.trim().to_ascii_lowercase())
+            }) =>
+        {
+            rpc_error(
+                403,
+                None,
+                jsonrpc::SERVER_ERROR,
+                "Forbidden: this Origin may not call the MCP endpoint.",
+                None,
+            )
         }
         "/logs" => {
             let (lines, dropped) = app.sessions.ring.snapshot();

@@ -442,3 +442,28 @@ async fn sessions_past_the_limit_are_refused_with_retry_after() {
         "no process was started for the refused session"
     );
 }
+
+#[tokio::test]
+async fn a_foreign_origin_is_refused_as_a_dns_rebinding_defence() {
+    let r = Runner::start(
+        &edge_tests::runner::everything_launch(),
+        &[("CATWALK_ALLOWED_ORIGINS", "https://app.catwalk.test")],
+    );
+    let evil = post(&r.mcp_url(), &r.secret, None, &init_body())
+        .header("origin", "http://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(evil.status(), 403);
+    assert_eq!(
+        r.session_processes().len(),
+        0,
+        "nothing was started for a refused origin"
+    );
+    let listed = post(&r.mcp_url(), &r.secret, None, &init_body())
+        .header("origin", "https://app.catwalk.test")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.status(), 200);
+}
