@@ -3,10 +3,13 @@
 //! fetched), [`plan`] (what readers find), [`readme`] (client-config snippets),
 //! [`manifest`] (package.json, pyproject.toml, the MCP registry's server.json), [`llm`]
 //! (the request and the parsing of its answer), [`merge`] (manifests are ground truth),
-//! [`registry`] (what npm's and PyPI's documents say) and [`tarball`] (files out of an npm
-//! tarball). Still to come with the analysis route: the GitHub / registry / LLM clients over
-//! `fetch`, smithery.yaml, the cached registry existence check and the KV + D1 cache.
+//! [`registry`] (what npm's and PyPI's documents say), [`tarball`] (files out of an npm
+//! tarball) and [`collect`] (GitHub and registry gathering over the `Upstream` binding,
+//! with its error mapping). Still to come with the analysis route: the `Upstream` impl over
+//! `fetch` + `DecompressionStream`, the LLM retry loop, smithery.yaml, the cached registry
+//! check, the KV + D1 cache and the per-source Durable Object lock.
 
+pub mod collect;
 pub mod llm;
 pub mod manifest;
 pub mod merge;
