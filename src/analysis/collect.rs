@@ -41,8 +41,6 @@ pub enum UpstreamError {
 pub trait Upstream {
     /// GET `url`; the body is refused past `max` bytes.
     async fn get(&self, url: &str, accept: &str, max: usize) -> Result<Fetched, UpstreamError>;
-    /// Inflates gzip data, refusing output past `max` bytes.
-    async fn gunzip(&self, data: Vec<u8>, max: usize) -> Result<Vec<u8>, UpstreamError>;
 }
 
 /// What a collection produced: reader inputs for the merge and the README for the LLM.
@@ -233,10 +231,11 @@ async fn npm_package<U: Upstream>(
             if let Some(e) = status_error(NPM, &tgz, "The package tarball is missing.") {
                 return Err(e);
             }
-            let tar = up
-                .gunzip(tgz.body, MAX_UNPACKED)
-                .await
-                .map_err(|e| transport(NPM, e))?;
+            let tar =
+                tarball::gunzip(&tgz.body, MAX_UNPACKED).map_err(|why| AppError::Upstream {
+                    service: NPM,
+                    detail: format!("tarball: {why}"),
+                })?;
             let (r, m) = tarball::npm_readme_and_manifest(&tar);
             readme_text = r;
             manifest_text = m.or(manifest_text);
@@ -362,11 +361,6 @@ pub mod memory {
                 }),
             }
         }
-
-        /// Test "gzip" is the identity: tarball tests store the tar itself.
-        async fn gunzip(&self, data: Vec<u8>, _max: usize) -> Result<Vec<u8>, UpstreamError> {
-            Ok(data)
-        }
     }
 }
 
@@ -456,7 +450,9 @@ mod tests {
         entry(&mut tar, "package/README.md", b'0', b"```json\n{\"x\": {\"command\": \"npx\", \"args\": [\"-y\", \"@acme/w\"], \"env\": {\"ACME_TOKEN\": \"\"}}}\n```");
         entry(&mut tar, "package/package.json", b'0', br#"{"name": "@acme/w", "bin": "x", "dependencies": {"@modelcontextprotocol/sdk": "1"}}"#);
         finish(&mut tar);
-        up.ok(tgz, tar);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        std::io::Write::write_all(&mut gz, &tar).unwrap();
+        up.ok(tgz, gz.finish().unwrap());
         let spec = PackageSpec::parse("npm:@acme/w").unwrap();
         let c = block_on(package(&up, &npm, &url("https://pypi.test"), &spec)).unwrap();
         let plan = merge(c.inputs).unwrap();

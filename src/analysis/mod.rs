@@ -16,5 +16,6 @@ pub mod merge;
 pub mod plan;
 pub mod readme;
 pub mod registry;
+pub mod request;
 pub mod source;
 pub mod tarball;

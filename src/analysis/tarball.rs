@@ -81,6 +81,21 @@ pub fn read_files(tar: &[u8], wanted: impl Fn(&str) -> bool) -> Vec<(String, Vec
     out
 }
 
+/// Inflates a gzip stream (npm tarballs), refusing output past `max` bytes so a small
+/// "zip bomb" cannot take the Worker's memory. Pure Rust (miniz_oxide), same on both tiers.
+pub fn gunzip(data: &[u8], max: usize) -> Result<Vec<u8>, &'static str> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    let mut reader = flate2::read::GzDecoder::new(data).take(max as u64 + 1);
+    reader
+        .read_to_end(&mut out)
+        .map_err(|_| "not a gzip stream")?;
+    if out.len() > max {
+        return Err("unpacks to more than the cap");
+    }
+    Ok(out)
+}
+
 /// npm's layout: `package/README.md` (any case of the name) and `package/package.json`.
 pub fn npm_readme_and_manifest(tar: &[u8]) -> (Option<String>, Option<String>) {
     let files = read_files(tar, |p| {
@@ -145,6 +160,20 @@ mod tests {
         let (readme, manifest) = npm_readme_and_manifest(&tar);
         assert_eq!(readme.as_deref(), Some("# Weather\nUse ACME_TOKEN."));
         assert_eq!(manifest.as_deref(), Some(r#"{"name": "@acme/w"}"#));
+    }
+
+    #[test]
+    fn gzip_is_inflated_within_a_cap() {
+        use std::io::Write;
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        enc.write_all(&vec![b'a'; 100_000]).unwrap();
+        let gz = enc.finish().unwrap();
+        assert_eq!(gunzip(&gz, 100_000).unwrap().len(), 100_000);
+        assert!(
+            gunzip(&gz, 99_999).is_err(),
+            "a bomb past the cap is refused"
+        );
+        assert!(gunzip(b"not gzip", 10).is_err());
     }
 
     #[test]

@@ -14,6 +14,8 @@ pub enum Route {
     SyncUser,
     /// `GET /api/auth/me`: the signed-in person.
     Me,
+    /// `POST /api/analyze`: a source → a launch plan.
+    Analyze,
 }
 
 /// One path pattern with the methods it answers. Patterns are literal for now; segments
@@ -40,11 +42,15 @@ const TABLE: &[Entry] = &[
         path: "/api/auth/me",
         methods: &[("GET", Route::Me)],
     },
+    Entry {
+        path: "/api/analyze",
+        methods: &[("POST", Route::Analyze)],
+    },
 ];
 
 /// Allowed-method lists for the `Allow` header, one per table entry (static so the
 /// error type can hold them without allocation).
-const ALLOW: &[&[&str]] = &[&["GET"], &["GET"], &["POST"], &["GET"]];
+const ALLOW: &[&[&str]] = &[&["GET"], &["GET"], &["POST"], &["GET"], &["POST"]];
 
 /// A single trailing slash is tolerated (`/api/health/` is `/api/health`).
 fn normalise(path: &str) -> &str {

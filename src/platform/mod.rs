@@ -4,6 +4,7 @@
 
 pub mod env;
 pub mod log;
+pub mod upstream;
 pub mod web;
 
 use crate::error::AppError;

@@ -1,6 +1,7 @@
 //! Thin handlers: parse → call logic → answer. One module per area; [`dispatch`] maps each
 //! resolved [`Route`] to its handler.
 
+pub mod analyze;
 pub mod auth;
 pub mod health;
 
@@ -25,5 +26,6 @@ pub async fn dispatch(route: Route, req: Request, cx: &mut Ctx) -> AppResult<Res
         Route::HealthStorage => health::storage(req, cx).await,
         Route::SyncUser => auth::sync_user(req, cx).await,
         Route::Me => auth::me(req, cx).await,
+        Route::Analyze => analyze::analyze(req, cx).await,
     }
 }

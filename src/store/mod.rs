@@ -1,6 +1,7 @@
 //! D1-backed stores: each implements a small trait from a logic module (or is a plain
 //! function where no logic needs a fake), and maps D1 rows to domain types.
 
+pub mod analysis_cache;
 pub mod audit;
 pub mod d1;
 pub mod users;

