@@ -41,6 +41,16 @@ pub enum UpstreamError {
 pub trait Upstream {
     /// GET `url`; the body is refused past `max` bytes.
     async fn get(&self, url: &str, accept: &str, max: usize) -> Result<Fetched, UpstreamError>;
+    /// POST a JSON body with a bearer token (never logged); same caps.
+    async fn post_json(
+        &self,
+        url: &str,
+        bearer: &str,
+        body: &str,
+        max: usize,
+    ) -> Result<Fetched, UpstreamError>;
+    /// Waits between retries.
+    async fn sleep(&self, ms: u64);
 }
 
 /// What a collection produced: reader inputs for the merge and the README for the LLM.
@@ -303,42 +313,67 @@ async fn pypi_package<U: Upstream>(
 
 #[cfg(test)]
 pub mod memory {
-    //! An in-memory [`Upstream`] that answers by URL, counts calls, and can fail.
+    //! An in-memory [`Upstream`]: answers by URL in order (the last one repeats), records
+    //! calls, POST bodies and sleeps, and can fail on demand.
     use super::*;
     use std::cell::RefCell;
     use std::collections::HashMap;
 
     #[derive(Default)]
     pub struct MemoryUpstream {
-        pub answers: RefCell<HashMap<String, Result<Fetched, UpstreamError>>>,
+        pub answers: RefCell<HashMap<String, Vec<Result<Fetched, UpstreamError>>>>,
         pub calls: RefCell<Vec<String>>,
+        pub bodies: RefCell<Vec<String>>,
+        pub slept: RefCell<Vec<u64>>,
+    }
+
+    fn fetched(status: u16, body: Vec<u8>, retry_after: Option<u32>) -> Fetched {
+        Fetched {
+            status,
+            body,
+            retry_after,
+        }
     }
 
     impl MemoryUpstream {
+        fn set(&self, url: &str, a: Result<Fetched, UpstreamError>) {
+            self.answers.borrow_mut().insert(url.into(), vec![a]);
+        }
+
+        /// Queues one more answer for `url`.
+        pub fn then(&self, url: &str, status: u16, body: impl Into<Vec<u8>>) {
+            self.answers
+                .borrow_mut()
+                .entry(url.into())
+                .or_default()
+                .push(Ok(fetched(status, body.into(), None)));
+        }
+
         pub fn ok(&self, url: &str, body: impl Into<Vec<u8>>) {
-            self.answers.borrow_mut().insert(
-                url.into(),
-                Ok(Fetched {
-                    status: 200,
-                    body: body.into(),
-                    retry_after: None,
-                }),
-            );
+            self.set(url, Ok(fetched(200, body.into(), None)));
         }
 
         pub fn status(&self, url: &str, status: u16, retry_after: Option<u32>) {
-            self.answers.borrow_mut().insert(
-                url.into(),
-                Ok(Fetched {
-                    status,
-                    body: Vec::new(),
-                    retry_after,
-                }),
-            );
+            self.set(url, Ok(fetched(status, Vec::new(), retry_after)));
         }
 
         pub fn fail(&self, url: &str, e: UpstreamError) {
-            self.answers.borrow_mut().insert(url.into(), Err(e));
+            self.set(url, Err(e));
+        }
+
+        fn answer(&self, url: &str, max: usize) -> Result<Fetched, UpstreamError> {
+            self.calls.borrow_mut().push(url.to_string());
+            let mut all = self.answers.borrow_mut();
+            let answer = match all.get_mut(url) {
+                Some(q) if q.len() > 1 => Some(q.remove(0)),
+                Some(q) => q.first().cloned(),
+                None => None,
+            };
+            match answer {
+                Some(Ok(f)) if f.body.len() > max => Err(UpstreamError::TooLarge),
+                Some(a) => a,
+                None => Ok(fetched(404, Vec::new(), None)),
+            }
         }
     }
 
@@ -349,17 +384,22 @@ pub mod memory {
             _accept: &str,
             max: usize,
         ) -> Result<Fetched, UpstreamError> {
-            self.calls.borrow_mut().push(url.to_string());
-            let answer = self.answers.borrow().get(url).cloned();
-            match answer {
-                Some(Ok(f)) if f.body.len() > max => Err(UpstreamError::TooLarge),
-                Some(a) => a,
-                None => Ok(Fetched {
-                    status: 404,
-                    body: Vec::new(),
-                    retry_after: None,
-                }),
-            }
+            self.answer(url, max)
+        }
+
+        async fn post_json(
+            &self,
+            url: &str,
+            _bearer: &str,
+            body: &str,
+            max: usize,
+        ) -> Result<Fetched, UpstreamError> {
+            self.bodies.borrow_mut().push(body.to_string());
+            self.answer(url, max)
+        }
+
+        async fn sleep(&self, ms: u64) {
+            self.slept.borrow_mut().push(ms);
         }
     }
 }

@@ -5,8 +5,12 @@
 
 use serde_json::{json, Value};
 
+use url::Url;
+
+use crate::analysis::collect::Upstream;
 use crate::analysis::plan::{looks_secret, EnvVar, Findings, PackageRef};
 use crate::analysis::source::{npm_name_ok, pypi_name_ok, pypi_normalize, Registry};
+use crate::config::join;
 
 /// README text sent to the model is capped; the head of a README carries the setup.
 pub const MAX_README_CHARS: usize = 24_000;
@@ -163,9 +167,140 @@ pub fn parse_answer(content: &str) -> Result<LlmFindings, String> {
     Ok(out)
 }
 
+/// Tries per analysis: a garbage answer, a 429 or a 5xx is worth another go, twice.
+pub const MAX_TRIES: u32 = 3;
+const MAX_ANSWER: usize = 2 * 1024 * 1024;
+const BASE_BACKOFF_MS: u64 = 500;
+const MAX_BACKOFF_MS: u64 = 10_000;
+
+/// The wait before try `attempt` (1-based retries): the server's `Retry-After` if it gave
+/// one, else exponential from 500 ms; never more than 10 s.
+pub fn backoff_ms(attempt: u32, retry_after: Option<u32>) -> u64 {
+    let exp = BASE_BACKOFF_MS.saturating_mul(1 << attempt.saturating_sub(1).min(8));
+    retry_after
+        .map(|s| u64::from(s) * 1000)
+        .unwrap_or(exp)
+        .min(MAX_BACKOFF_MS)
+}
+
+/// Asks the model; `Err` carries a reason for the log (never the key or the README).
+pub async fn ask<U: Upstream>(
+    up: &U,
+    base: &Url,
+    key: &str,
+    model: &str,
+    source: &str,
+    readme: &str,
+) -> Result<LlmFindings, String> {
+    let url = join(base, "/chat/completions");
+    let body = request(model, source, readme).to_string();
+    let mut last = String::from("no attempt made");
+    let mut retry_after = None;
+    for attempt in 0..MAX_TRIES {
+        if attempt > 0 {
+            up.sleep(backoff_ms(attempt, retry_after)).await;
+        }
+        retry_after = None;
+        match up.post_json(&url, key, &body, MAX_ANSWER).await {
+            Ok(f) if (200..300).contains(&f.status) => {
+                let content = serde_json::from_slice::<Value>(&f.body).ok().and_then(|v| {
+                    v.pointer("/choices/0/message/content")
+                        .and_then(Value::as_str)
+                        .map(str::to_string)
+                });
+                match content.as_deref().map(parse_answer) {
+                    Some(Ok(found)) => return Ok(found),
+                    Some(Err(why)) => last = format!("unusable answer: {why}"),
+                    None => last = "no choices[0].message.content".into(),
+                }
+            }
+            Ok(f) if f.status == 429 || f.status >= 500 => {
+                retry_after = f.retry_after;
+                last = format!("status {}", f.status);
+            }
+            Ok(f) => return Err(format!("status {} (not retried)", f.status)),
+            Err(e) => last = format!("{e:?}"),
+        }
+    }
+    Err(format!("gave up after {MAX_TRIES} tries: {last}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::analysis::collect::memory::MemoryUpstream;
+    use futures_executor::block_on;
+
+    const LLM: &str = "https://llm.test/v1/chat/completions";
+
+    fn completion(content: &str) -> String {
+        json!({"id": "c1", "object": "chat.completion", "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}]}).to_string()
+    }
+
+    fn ask_now(up: &MemoryUpstream) -> Result<LlmFindings, String> {
+        block_on(ask(
+            up,
+            &Url::parse("https://llm.test/v1").unwrap(),
+            "sk-test",
+            "m",
+            "npm:x",
+            "# readme",
+        ))
+    }
+
+    const GOOD: &str =
+        "```json\n{\"package\": null, \"env_vars\": [{\"name\": \"X_TOKEN\"}], \"tools\": []}\n```";
+
+    #[test]
+    fn garbage_then_a_valid_answer_takes_two_tries() {
+        let up = MemoryUpstream::default();
+        up.then(LLM, 200, completion("Sorry, I can't."));
+        up.then(LLM, 200, completion(GOOD));
+        let found = ask_now(&up).unwrap();
+        assert_eq!(found.findings.env_vars[0].name, "X_TOKEN");
+        assert_eq!(up.calls.borrow().len(), 2);
+        assert_eq!(*up.slept.borrow(), [500]);
+    }
+
+    #[test]
+    fn a_429_honours_retry_after_and_a_5xx_backs_off() {
+        let up = MemoryUpstream::default();
+        up.answers.borrow_mut().insert(
+            LLM.into(),
+            vec![
+                Ok(crate::analysis::collect::Fetched {
+                    status: 429,
+                    body: vec![],
+                    retry_after: Some(2),
+                }),
+                Ok(crate::analysis::collect::Fetched {
+                    status: 503,
+                    body: vec![],
+                    retry_after: None,
+                }),
+                Ok(crate::analysis::collect::Fetched {
+                    status: 200,
+                    body: completion(GOOD).into_bytes(),
+                    retry_after: None,
+                }),
+            ],
+        );
+        assert!(ask_now(&up).is_ok());
+        assert_eq!(*up.slept.borrow(), [2000, 1000]);
+    }
+
+    #[test]
+    fn a_bad_key_is_not_retried_and_endless_garbage_gives_up() {
+        let up = MemoryUpstream::default();
+        up.status(LLM, 401, None);
+        assert!(ask_now(&up).unwrap_err().contains("401"));
+        assert_eq!(up.calls.borrow().len(), 1);
+        let up = MemoryUpstream::default();
+        up.ok(LLM, "<html>");
+        assert!(ask_now(&up).unwrap_err().contains("gave up"));
+        assert_eq!(up.calls.borrow().len(), MAX_TRIES as usize);
+        assert!(up.bodies.borrow()[0].contains("<<<DOCUMENTATION"));
+    }
 
     #[test]
     fn fenced_json_and_json_in_prose_are_both_found() {

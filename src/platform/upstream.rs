@@ -6,12 +6,15 @@ use std::time::Duration;
 
 use futures_util::future::{select, Either};
 use futures_util::StreamExt;
+use worker::wasm_bindgen::JsValue;
 use worker::{AbortController, Delay, Fetch, Headers, Method, Request, RequestInit};
 
 use crate::analysis::collect::{Fetched, Upstream, UpstreamError};
 
-/// Registries answer within this or are treated as unreachable (issue 4: 5 s).
+/// Registries answer within this or are treated as unreachable (5 s).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+/// A model needs longer than a registry to answer.
+pub const LLM_TIMEOUT: Duration = Duration::from_secs(45);
 
 pub struct FetchUpstream {
     pub timeout: Duration,
@@ -25,22 +28,33 @@ impl Default for FetchUpstream {
     }
 }
 
-impl Upstream for FetchUpstream {
-    async fn get(&self, url: &str, accept: &str, max: usize) -> Result<Fetched, UpstreamError> {
-        let unreachable = |e: worker::Error| UpstreamError::Unreachable(e.to_string());
-        let headers = Headers::new();
-        headers.set("accept", accept).map_err(unreachable)?;
+fn unreachable(e: worker::Error) -> UpstreamError {
+    UpstreamError::Unreachable(e.to_string())
+}
+
+impl FetchUpstream {
+    async fn send(
+        &self,
+        method: Method,
+        url: &str,
+        headers: Headers,
+        body: Option<&str>,
+        max: usize,
+    ) -> Result<Fetched, UpstreamError> {
         headers
-            .set("user-agent", "catwalk-edge (+https://github.com/catwalk)")
+            .set("user-agent", "catwalk-edge")
             .map_err(unreachable)?;
         let mut init = RequestInit::new();
-        init.with_method(Method::Get).with_headers(headers);
+        init.with_method(method).with_headers(headers);
+        if let Some(b) = body {
+            init.with_body(Some(JsValue::from_str(b)));
+        }
         let request = Request::new_with_init(url, &init).map_err(unreachable)?;
         let controller = AbortController::default();
         let signal = controller.signal();
         let fetch = Fetch::Request(request);
-        let send = Box::pin(fetch.send_with_signal(&signal));
-        let mut response = match select(send, Box::pin(Delay::from(self.timeout))).await {
+        let sending = Box::pin(fetch.send_with_signal(&signal));
+        let mut response = match select(sending, Box::pin(Delay::from(self.timeout))).await {
             Either::Left((result, _)) => result.map_err(unreachable)?,
             Either::Right(_) => {
                 controller.abort();
@@ -48,22 +62,13 @@ impl Upstream for FetchUpstream {
             }
         };
         let status = response.status_code();
-        let retry_after = response
-            .headers()
-            .get("retry-after")
-            .ok()
-            .flatten()
-            .and_then(|v| v.trim().parse::<u32>().ok());
-        if let Some(len) = response
-            .headers()
-            .get("content-length")
-            .ok()
-            .flatten()
+        let header = |name: &str| response.headers().get(name).ok().flatten();
+        let retry_after = header("retry-after").and_then(|v| v.trim().parse::<u32>().ok());
+        if header("content-length")
             .and_then(|v| v.parse::<usize>().ok())
+            .is_some_and(|len| len > max)
         {
-            if len > max {
-                return Err(UpstreamError::TooLarge);
-            }
+            return Err(UpstreamError::TooLarge);
         }
         let mut body = Vec::new();
         if let Ok(mut stream) = response.stream() {
@@ -87,5 +92,37 @@ impl Upstream for FetchUpstream {
             body,
             retry_after,
         })
+    }
+}
+
+impl Upstream for FetchUpstream {
+    async fn get(&self, url: &str, accept: &str, max: usize) -> Result<Fetched, UpstreamError> {
+        let headers = Headers::new();
+        headers.set("accept", accept).map_err(unreachable)?;
+        self.send(Method::Get, url, headers, None, max).await
+    }
+
+    async fn post_json(
+        &self,
+        url: &str,
+        bearer: &str,
+        body: &str,
+        max: usize,
+    ) -> Result<Fetched, UpstreamError> {
+        let headers = Headers::new();
+        headers
+            .set("content-type", "application/json")
+            .map_err(unreachable)?;
+        headers
+            .set("accept", "application/json")
+            .map_err(unreachable)?;
+        headers
+            .set("authorization", &format!("Bearer {bearer}"))
+            .map_err(unreachable)?;
+        self.send(Method::Post, url, headers, Some(body), max).await
+    }
+
+    async fn sleep(&self, ms: u64) {
+        Delay::from(Duration::from_millis(ms)).await;
     }
 }

@@ -4,11 +4,11 @@
 use serde_json::json;
 use worker::{Request, Response};
 
-use crate::analysis::collect;
 use crate::analysis::merge::{merge, Plan};
 use crate::analysis::request::{parse, Source};
+use crate::analysis::{collect, llm};
 use crate::error::{AppError, AppResult};
-use crate::platform::upstream::FetchUpstream;
+use crate::platform::upstream::{FetchUpstream, LLM_TIMEOUT};
 use crate::platform::{env, web};
 use crate::routes::auth::signed_in;
 use crate::routes::Ctx;
@@ -37,11 +37,40 @@ pub async fn analyze(mut req: Request, cx: &mut Ctx) -> AppResult<Response> {
     }
     let up = FetchUpstream::default();
     let bases = &cx.config.upstreams;
-    let collected = match &request.source {
+    let mut collected = match &request.source {
         Source::Repo(r) => collect::github(&up, &bases.github_api, &bases.github_raw, r).await?,
         Source::Package(p) => collect::package(&up, &bases.npm_registry, &bases.pypi, p).await?,
     };
-    let plan = merge(collected.inputs).map_err(|why| AppError::field("source", why))?;
+    // The operator's key (a user's own key arrives with the settings vault).
+    let mut llm_failed = false;
+    if let Some(key) = &cx.config.llm.api_key {
+        let llm_up = FetchUpstream {
+            timeout: LLM_TIMEOUT,
+        };
+        let cfg = &cx.config.llm;
+        let readme = collected.readme.as_deref().unwrap_or_default();
+        match llm::ask(
+            &llm_up,
+            &cfg.api_base,
+            key.expose(),
+            &cfg.model,
+            &request.source.normalized(),
+            readme,
+        )
+        .await
+        {
+            Ok(found) => collected.inputs.llm = Some(found),
+            Err(why) => {
+                cx.log.warn("llm_failed", json!({ "reason": why }));
+                llm_failed = true;
+            }
+        }
+    }
+    let mut plan = merge(collected.inputs).map_err(|why| AppError::field("source", why))?;
+    if llm_failed {
+        plan.warnings
+            .push("The LLM reader failed; the plan comes from the manifests alone.".into());
+    }
     let mut result = plan_json(&plan, now);
     if let Err(e) = analysis_cache::put(&kv, &db, &key, &result, now).await {
         // The analysis is still good; a lost cache write costs a later re-analysis only.
