@@ -10,6 +10,7 @@
 //! check, the KV + D1 cache and the per-source Durable Object lock.
 
 pub mod collect;
+pub mod exists;
 pub mod llm;
 pub mod manifest;
 pub mod merge;

@@ -4,6 +4,7 @@
 use serde_json::json;
 use worker::{Request, Response};
 
+use crate::analysis::exists::{self, Memo};
 use crate::analysis::merge::{merge, Plan};
 use crate::analysis::request::{parse, Source};
 use crate::analysis::{collect, llm};
@@ -13,6 +14,7 @@ use crate::platform::{env, web};
 use crate::routes::auth::signed_in;
 use crate::routes::Ctx;
 use crate::store::analysis_cache;
+use crate::store::memo::KvMemo;
 use crate::time::{now_ms, rfc3339};
 
 fn plan_json(plan: &Plan, analyzed_at: i64) -> serde_json::Value {
@@ -70,6 +72,19 @@ pub async fn analyze(mut req: Request, cx: &mut Ctx) -> AppResult<Response> {
     if llm_failed {
         plan.warnings
             .push("The LLM reader failed; the plan comes from the manifests alone.".into());
+    }
+    // A package named by a repository must really be published; one named by the user was
+    // just read from its registry, which proves it.
+    let memo = KvMemo { kv: &kv };
+    match &request.source {
+        Source::Repo(_) => {
+            let bases = (&cx.config.upstreams.npm_registry, &cx.config.upstreams.pypi);
+            exists::ensure(&up, &memo, bases, plan.registry, &plan.package, None).await?;
+        }
+        Source::Package(p) => {
+            let key = exists::memo_key(p.registry, &p.name, p.version.as_deref());
+            memo.put(&key, "1", exists::POSITIVE_TTL_SECS).await;
+        }
     }
     let mut result = plan_json(&plan, now);
     if let Err(e) = analysis_cache::put(&kv, &db, &key, &result, now).await {

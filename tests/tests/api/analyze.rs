@@ -46,20 +46,27 @@ fn token() -> String {
     world().stack.token("analyst", Some("analyst@example.com"))
 }
 
+/// A published npm package document for `name` (its existence check).
+fn publish(f: &FakeServer, name: &str) {
+    f.on("GET", &format!("/npm/{}", name.replacen('/', "%2f", 1)), Reply::json(200, &json!({"name": name, "dist-tags": {"latest": "1.0.0"}, "versions": {"1.0.0": {"name": name}}})));
+}
+
 fn serve_repo(owner: &str, repo: &str) {
     let f = &world().fake;
+    publish(f, &format!("@{owner}/{repo}"));
     f.on("GET", &format!("/gh-api/repos/{owner}/{repo}"), Reply::json(200, &json!({"full_name": format!("{owner}/{repo}"), "default_branch": "main", "private": false})));
     f.on("GET", &format!("/gh-raw/{owner}/{repo}/main/package.json"), Reply::text(200, &json!({"name": format!("@{owner}/{repo}"), "version": "2.1.0", "bin": {"srv": "dist/index.js"}, "dependencies": {"@modelcontextprotocol/sdk": "^1.20.0"}}).to_string()));
     f.on("GET", &format!("/gh-raw/{owner}/{repo}/main/README.md"), Reply::text(200, &format!(
         "# {repo}\n\n```json\n{{\"mcpServers\": {{\"x\": {{\"command\": \"npx\", \"args\": [\"-y\", \"@{owner}/{repo}\"], \"env\": {{\"{}_API_KEY\": \"<your key>\"}}}}}}}}\n```\n", owner.to_uppercase())));
 }
 
-fn count(prefix: &str) -> usize {
+/// Requests whose path contains `needle` (tests run concurrently on one fake).
+fn count(needle: &str) -> usize {
     world()
         .fake
         .requests()
         .iter()
-        .filter(|r| r.path.starts_with(prefix))
+        .filter(|r| r.path.contains(needle))
         .count()
 }
 
@@ -83,7 +90,7 @@ async fn a_repository_is_analyzed_from_its_manifests_and_then_served_from_the_ca
     assert_eq!(plan["cached"], false);
     assert_eq!(plan["analyzer"], json!(["manifest"]));
 
-    let calls = count("/gh-");
+    let calls = count("acme/weather");
     let again: Value = analyze(
         json!({"repo_url": "https://github.com/ACME/weather.git"}),
         Some(&t),
@@ -95,7 +102,7 @@ async fn a_repository_is_analyzed_from_its_manifests_and_then_served_from_the_ca
     assert_eq!(again["cached"], true);
     assert_eq!(again["package"], "@acme/weather");
     assert_eq!(
-        count("/gh-"),
+        count("acme/weather"),
         calls,
         "a cache hit makes zero upstream calls"
     );
@@ -109,7 +116,7 @@ async fn a_repository_is_analyzed_from_its_manifests_and_then_served_from_the_ca
     .await
     .unwrap();
     assert_eq!(fresh["cached"], false);
-    assert!(count("/gh-") > calls, "refresh goes upstream again");
+    assert!(count("acme/weather") > calls, "refresh goes upstream again");
     let rows = world().stack.query("SELECT source_key FROM analysis_cache WHERE source_key = 'analysis:v1:github:acme/weather'");
     assert_eq!(rows.len(), 1, "the durable copy is in D1");
 }
@@ -162,6 +169,50 @@ async fn an_npm_package_is_read_from_its_tarball_when_the_registry_readme_is_emp
     assert_eq!(plan["args"], json!(["stdio"]));
     assert_eq!(plan["env_vars"][0]["name"], "TARBALL_TOKEN");
     assert_eq!(plan["analyzer"], json!(["manifest", "registry"]));
+}
+
+#[tokio::test]
+async fn a_repository_whose_package_is_not_published_is_a_422() {
+    let f = &world().fake;
+    f.on(
+        "GET",
+        "/gh-api/repos/acme/unpublished",
+        Reply::json(200, &json!({"default_branch": "main"})),
+    );
+    f.on(
+        "GET",
+        "/gh-raw/acme/unpublished/main/package.json",
+        Reply::text(
+            200,
+            &json!({"name": "@acme/unpublished", "bin": "x"}).to_string(),
+        ),
+    );
+    let resp = analyze(
+        json!({"repo_url": "https://github.com/acme/unpublished"}),
+        Some(&token()),
+    )
+    .await;
+    assert_eq!(resp.status(), 422);
+    let v: Value = resp.json().await.unwrap();
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not published on npm"),
+        "{v}"
+    );
+    let before = count("/npm/@acme%2funpublished");
+    let again = analyze(
+        json!({"repo_url": "https://github.com/acme/unpublished"}),
+        Some(&token()),
+    )
+    .await;
+    assert_eq!(again.status(), 422);
+    assert_eq!(
+        count("/npm/@acme%2funpublished"),
+        before,
+        "the negative answer is memoized"
+    );
 }
 
 #[tokio::test]
@@ -237,6 +288,7 @@ fn llm_world() -> &'static World {
             vars: vec![
                 ("GITHUB_API_BASE".into(), format!("{base}/gh-api")),
                 ("GITHUB_RAW_BASE".into(), format!("{base}/gh-raw")),
+                ("NPM_REGISTRY_BASE".into(), format!("{base}/npm")),
                 ("LLM_API_BASE".into(), format!("{base}/llm/v1")),
                 (
                     "LLM_API_KEY".into(),
@@ -257,6 +309,7 @@ fn completion(content: &str) -> Value {
 async fn the_llm_adds_tools_and_variables_but_cannot_replace_the_manifest_package() {
     let w = llm_world();
     let f = &w.fake;
+    publish(f, "@acme/llmrepo");
     f.on(
         "GET",
         "/gh-api/repos/acme/llmrepo",
@@ -285,8 +338,9 @@ async fn the_llm_adds_tools_and_variables_but_cannot_replace_the_manifest_packag
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.status(), 200);
+    let status = resp.status();
     let plan: Value = resp.json().await.unwrap();
+    assert_eq!(status, 200, "{plan}");
     assert_eq!(plan["package"], "@acme/llmrepo", "the manifests win");
     assert!(plan["warnings"].to_string().contains("@evil/pwn"), "{plan}");
     assert_eq!(plan["tools"][0]["name"], "forecast");
