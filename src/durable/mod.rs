@@ -1,4 +1,5 @@
 //! Durable Object classes exported by the Worker (each needs a `wrangler.toml` binding
 //! and a migration).
 
+pub mod analysis_lock;
 pub mod mcp_session;

@@ -9,6 +9,7 @@ use crate::error::AppResult;
 pub const DB: &str = "DB";
 pub const CACHE: &str = "CACHE";
 pub const MCP_SESSIONS: &str = "MCP_SESSIONS";
+pub const ANALYSIS_LOCKS: &str = "ANALYSIS_LOCKS";
 
 pub fn config(env: &Env) -> Config {
     Config::from_lookup(|name| {
@@ -29,4 +30,8 @@ pub fn cache(env: &Env) -> AppResult<KvStore> {
 
 pub fn sessions(env: &Env) -> AppResult<ObjectNamespace> {
     Ok(env.durable_object(MCP_SESSIONS)?)
+}
+
+pub fn analysis_locks(env: &Env) -> AppResult<ObjectNamespace> {
+    Ok(env.durable_object(ANALYSIS_LOCKS)?)
 }

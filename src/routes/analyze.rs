@@ -1,14 +1,18 @@
 //! `POST /api/analyze` (signed in): source → launch plan, cached in KV + D1. A repeat
 //! analysis is answered from the cache without any upstream call; `refresh` bypasses it.
+//! A miss goes through the `AnalysisLock` Durable Object named by the cache key, so two
+//! concurrent analyses of the same uncached source run the pipeline (and the LLM) once.
 
-use serde_json::json;
-use worker::{Request, Response};
+use serde_json::{json, Value};
+use worker::{Env, Method, Request, RequestInit, Response};
 
 use crate::analysis::exists::{self, Memo};
 use crate::analysis::merge::{merge, Plan};
-use crate::analysis::request::{parse, Source};
+use crate::analysis::request::{parse, AnalyzeRequest, Source};
 use crate::analysis::{collect, llm};
+use crate::config::Config;
 use crate::error::{AppError, AppResult};
+use crate::platform::log::Logger;
 use crate::platform::upstream::{FetchUpstream, LLM_TIMEOUT};
 use crate::platform::{env, web};
 use crate::routes::auth::signed_in;
@@ -17,7 +21,7 @@ use crate::store::analysis_cache;
 use crate::store::memo::KvMemo;
 use crate::time::{now_ms, rfc3339};
 
-fn plan_json(plan: &Plan, analyzed_at: i64) -> serde_json::Value {
+fn plan_json(plan: &Plan, analyzed_at: i64) -> Value {
     let mut v = json!(plan);
     v["resources"] = json!([]);
     v["prompts"] = json!([]);
@@ -25,36 +29,84 @@ fn plan_json(plan: &Plan, analyzed_at: i64) -> serde_json::Value {
     v
 }
 
+/// The request as the lock object receives it (the original, already-validated input).
+pub fn lock_body(body: &Value) -> Value {
+    json!({ "repo_url": body.get("repo_url"), "package": body.get("package"), "refresh": body.get("refresh").or(body.get("force")) })
+}
+
 pub async fn analyze(mut req: Request, cx: &mut Ctx) -> AppResult<Response> {
     signed_in(&req, cx).await?;
-    let request = parse(&web::read_json(&mut req).await?)?;
-    let key = request.source.cache_key();
-    let (kv, db) = (env::cache(&cx.env)?, env::db(&cx.env)?);
-    let now = now_ms();
+    let body = web::read_json(&mut req).await?;
+    let request = parse(&body)?;
     if !request.refresh {
-        if let Some(mut hit) = analysis_cache::get(&kv, &db, &key, now).await? {
+        let (kv, db) = (env::cache(&cx.env)?, env::db(&cx.env)?);
+        if let Some(mut hit) =
+            analysis_cache::get(&kv, &db, &request.source.cache_key(), now_ms()).await?
+        {
             hit["cached"] = json!(true);
             return web::json(200, &hit);
         }
     }
+    let stub = env::analysis_locks(&cx.env)?
+        .id_from_name(&request.source.cache_key())?
+        .get_stub()?;
+    let mut init = RequestInit::new();
+    init.with_method(Method::Post)
+        .with_body(Some(lock_body(&body).to_string().into()));
+    let mut answer = stub
+        .fetch_with_request(Request::new_with_init(
+            "https://analysis.internal/run",
+            &init,
+        )?)
+        .await?;
+    // Rebuilt, because a Durable Object's response has immutable headers.
+    let status = answer.status_code();
+    let retry_after = answer.headers().get("retry-after").ok().flatten();
+    let text = answer.text().await?;
+    let mut resp = Response::ok(text)?.with_status(status);
+    resp.headers_mut().set("content-type", "application/json")?;
+    if let Some(r) = retry_after {
+        resp.headers_mut().set("retry-after", &r)?;
+    }
+    Ok(resp)
+}
+
+/// The pipeline after a cache miss: collect, ask the LLM if a key is configured, merge,
+/// check the package is published, store. Runs inside the lock object.
+pub async fn run(
+    env: &Env,
+    config: &Config,
+    log: &Logger,
+    request: &AnalyzeRequest,
+) -> AppResult<Value> {
+    let key = request.source.cache_key();
+    let (kv, db) = (env::cache(env)?, env::db(env)?);
+    let now = now_ms();
+    if !request.refresh {
+        // A concurrent twin may have just finished.
+        if let Some(mut hit) = analysis_cache::get(&kv, &db, &key, now).await? {
+            hit["cached"] = json!(true);
+            return Ok(hit);
+        }
+    }
     let up = FetchUpstream::default();
-    let bases = &cx.config.upstreams;
+    let bases = &config.upstreams;
     let mut collected = match &request.source {
         Source::Repo(r) => collect::github(&up, &bases.github_api, &bases.github_raw, r).await?,
         Source::Package(p) => collect::package(&up, &bases.npm_registry, &bases.pypi, p).await?,
     };
     // The operator's key (a user's own key arrives with the settings vault).
     let mut llm_failed = false;
-    if let Some(key) = &cx.config.llm.api_key {
+    if let Some(api_key) = &config.llm.api_key {
         let llm_up = FetchUpstream {
             timeout: LLM_TIMEOUT,
         };
-        let cfg = &cx.config.llm;
+        let cfg = &config.llm;
         let readme = collected.readme.as_deref().unwrap_or_default();
         match llm::ask(
             &llm_up,
             &cfg.api_base,
-            key.expose(),
+            api_key.expose(),
             &cfg.model,
             &request.source.normalized(),
             readme,
@@ -63,7 +115,7 @@ pub async fn analyze(mut req: Request, cx: &mut Ctx) -> AppResult<Response> {
         {
             Ok(found) => collected.inputs.llm = Some(found),
             Err(why) => {
-                cx.log.warn("llm_failed", json!({ "reason": why }));
+                log.warn("llm_failed", json!({ "reason": why }));
                 llm_failed = true;
             }
         }
@@ -78,22 +130,33 @@ pub async fn analyze(mut req: Request, cx: &mut Ctx) -> AppResult<Response> {
     let memo = KvMemo { kv: &kv };
     match &request.source {
         Source::Repo(_) => {
-            let bases = (&cx.config.upstreams.npm_registry, &cx.config.upstreams.pypi);
-            exists::ensure(&up, &memo, bases, plan.registry, &plan.package, None).await?;
+            exists::ensure(
+                &up,
+                &memo,
+                (&bases.npm_registry, &bases.pypi),
+                plan.registry,
+                &plan.package,
+                None,
+            )
+            .await?;
         }
         Source::Package(p) => {
-            let key = exists::memo_key(p.registry, &p.name, p.version.as_deref());
-            memo.put(&key, "1", exists::POSITIVE_TTL_SECS).await;
+            memo.put(
+                &exists::memo_key(p.registry, &p.name, p.version.as_deref()),
+                "1",
+                exists::POSITIVE_TTL_SECS,
+            )
+            .await;
         }
     }
     let mut result = plan_json(&plan, now);
     if let Err(e) = analysis_cache::put(&kv, &db, &key, &result, now).await {
         // The analysis is still good; a lost cache write costs a later re-analysis only.
-        cx.log.error(
+        log.error(
             "analysis_cache_write_failed",
             json!({ "detail": e.log_detail() }),
         );
     }
     result["cached"] = json!(false);
-    web::json(200, &result)
+    Ok(result)
 }

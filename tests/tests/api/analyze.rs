@@ -370,4 +370,64 @@ async fn the_llm_adds_tools_and_variables_but_cannot_replace_the_manifest_packag
         !logs.contains("sk-or-llm-canary-key-0123456789"),
         "the LLM key reached the log"
     );
+
+    concurrent_analyses_of_one_uncached_source_make_one_llm_call().await;
+}
+
+/// Second phase of the LLM test (one fake LLM route, so the phases run in sequence).
+async fn concurrent_analyses_of_one_uncached_source_make_one_llm_call() {
+    let w = llm_world();
+    let f = &w.fake;
+    publish(f, "@acme/concurrent");
+    f.on(
+        "GET",
+        "/gh-api/repos/acme/concurrent",
+        Reply::json(200, &json!({"default_branch": "main"})),
+    );
+    f.on(
+        "GET",
+        "/gh-raw/acme/concurrent/main/package.json",
+        Reply::text(
+            200,
+            &json!({"name": "@acme/concurrent", "bin": "x"}).to_string(),
+        ),
+    );
+    f.on(
+        "GET",
+        "/gh-raw/acme/concurrent/main/README.md",
+        Reply::text(200, "# concurrent"),
+    );
+    let answer =
+        completion("{\"package\": null, \"env_vars\": [], \"tools\": [{\"name\": \"once\"}]}");
+    f.on(
+        "POST",
+        "/llm/v1/chat/completions",
+        Reply::json(200, &answer).delayed(std::time::Duration::from_millis(1500)),
+    );
+    let before = f
+        .requests()
+        .iter()
+        .filter(|r| r.path.starts_with("/llm/"))
+        .count();
+    let token = w.stack.token("twins", None);
+    let call = || {
+        client()
+            .post(w.stack.url("/api/analyze"))
+            .bearer_auth(&token)
+            .json(&json!({"repo_url": "https://github.com/acme/concurrent"}))
+            .send()
+    };
+    let (a, b, c) = tokio::join!(call(), call(), call());
+    for r in [a, b, c] {
+        let r = r.unwrap();
+        assert_eq!(r.status(), 200);
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["tools"][0]["name"], "once");
+    }
+    let after = f
+        .requests()
+        .iter()
+        .filter(|r| r.path.starts_with("/llm/"))
+        .count();
+    assert_eq!(after - before, 1, "three concurrent analyses, one LLM call");
 }

@@ -1,0 +1,94 @@
+//! `AnalysisLock`: one Durable Object per analysis cache key (binding `ANALYSIS_LOCKS`,
+//! migration `v2`). Requests for the same source are delivered to the same object, which
+//! runs the pipeline once and hands the one result to every request that arrived while it
+//! ran — so concurrent duplicate analyses cost one set of upstream calls and one LLM call.
+//! Nothing is stored: the result lives in the analysis cache.
+
+use std::cell::RefCell;
+
+use futures_util::future::{FutureExt, LocalBoxFuture, Shared};
+use serde_json::{json, Value};
+use worker::{durable_object, DurableObject, Env, Request, Response, Result, State};
+
+use crate::analysis::request::parse;
+use crate::error::AppError;
+use crate::ids::random_hex;
+use crate::log::Redactor;
+use crate::platform::env;
+use crate::platform::log::Logger;
+use crate::routes::analyze::run;
+
+/// (status, JSON body, Retry-After): what every waiter answers with.
+type Outcome = (u16, String, Option<String>);
+
+#[durable_object]
+pub struct AnalysisLock {
+    env: Env,
+    inflight: RefCell<Option<Shared<LocalBoxFuture<'static, Outcome>>>>,
+}
+
+fn outcome_of(result: std::result::Result<Value, AppError>) -> Outcome {
+    match result {
+        Ok(v) => (200, v.to_string(), None),
+        Err(e) => {
+            let retry = e
+                .headers()
+                .into_iter()
+                .find(|(k, _)| *k == "Retry-After")
+                .map(|(_, v)| v);
+            (e.status(), e.body().to_string(), retry)
+        }
+    }
+}
+
+impl DurableObject for AnalysisLock {
+    fn new(_state: State, env: Env) -> Self {
+        Self {
+            env,
+            inflight: RefCell::new(None),
+        }
+    }
+
+    async fn fetch(&self, mut req: Request) -> Result<Response> {
+        let existing = self.inflight.borrow().clone();
+        let shared = match existing {
+            Some(f) => f,
+            None => {
+                let body: Value = req.json().await.unwrap_or(Value::Null);
+                let env = self.env.clone();
+                let fut = async move {
+                    let config = env::config(&env);
+                    let log = Logger::new(
+                        Redactor::new(config.secret_values()),
+                        random_hex(8).unwrap_or_default(),
+                    );
+                    let result = match parse(&body) {
+                        Ok(request) => run(&env, &config, &log, &request).await,
+                        Err(e) => Err(e),
+                    };
+                    if let Err(e) = &result {
+                        if e.status() >= 500 {
+                            log.error(
+                                "analysis_failed",
+                                json!({ "code": e.code(), "detail": e.log_detail() }),
+                            );
+                        }
+                    }
+                    outcome_of(result)
+                }
+                .boxed_local()
+                .shared();
+                *self.inflight.borrow_mut() = Some(fut.clone());
+                fut
+            }
+        };
+        let (status, body, retry) = shared.await;
+        self.inflight.borrow_mut().take();
+        let mut resp = Response::ok(body)?.with_status(status);
+        resp.headers_mut().set("content-type", "application/json")?;
+        if let Some(r) = retry {
+            resp.headers_mut().set("retry-after", &r)?;
+        }
+        Ok(resp)
+    }
+}
