@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 export WRANGLER_SEND_METRICS := false
 
-.PHONY: dev test token build bootstrap lint unit integration bench
+.PHONY: dev test token build bootstrap lint unit integration bench bench-analyze
 
 bootstrap:
 	@scripts/bootstrap.sh
@@ -31,6 +31,10 @@ bench: bootstrap
 
 test: lint build
 	cargo test --workspace
+
+# /api/analyze cache miss vs hit on the local stack (fake upstreams).
+bench-analyze: build
+	cargo run --quiet --release -p edge-tests --bin analyze-bench
 
 # Prints a session JWT for the local stack: make token [ARGS="--sub me --email me@example.com"]
 token:
