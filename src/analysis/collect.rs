@@ -106,7 +106,13 @@ fn text(f: &Fetched) -> String {
 const GITHUB: &str = "GitHub";
 
 /// The files read from a repository, in order of authority where several name a package.
-const REPO_FILES: &[&str] = &["server.json", "package.json", "pyproject.toml", "README.md"];
+const REPO_FILES: &[&str] = &[
+    "server.json",
+    "package.json",
+    "pyproject.toml",
+    "smithery.yaml",
+    "README.md",
+];
 
 pub async fn github<U: Upstream>(
     up: &U,
@@ -184,6 +190,7 @@ pub async fn github<U: Upstream>(
         .map(|t| manifest::package_json(&t))
         .filter(|f| !f.packages.is_empty())
         .or_else(|| pick("pyproject.toml").map(|t| manifest::pyproject_toml(&t)));
+    c.inputs.smithery = pick("smithery.yaml").map(|t| manifest::smithery_yaml(&t));
     c.readme = pick("README.md");
     c.inputs.readme = c.readme.as_deref().map(readme::read);
     Ok(c)

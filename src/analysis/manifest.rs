@@ -130,6 +130,79 @@ pub fn pyproject_toml(text: &str) -> Findings {
     f
 }
 
+/// `smithery.yaml`: `startCommand.configSchema` describes the settings (names, types,
+/// descriptions, `required`) and `commandFunction` (JavaScript) maps them to environment
+/// variables, as `NAME: config.setting`. Each mapped setting becomes an env var with the
+/// schema's description and required flag; the JavaScript is only read, never run.
+pub fn smithery_yaml(text: &str) -> Findings {
+    let mut f = Findings::default();
+    let Ok(doc) = serde_yaml::from_str::<Value>(text) else {
+        f.warnings.push("smithery.yaml is not valid YAML.".into());
+        return f;
+    };
+    let start = &doc["startCommand"];
+    if start["type"].as_str().is_some_and(|t| t != "stdio") {
+        f.warnings
+            .push("smithery.yaml describes a non-stdio server; its settings are not used.".into());
+        return f;
+    }
+    let schema = &start["configSchema"];
+    let required: Vec<&str> = schema["required"]
+        .as_array()
+        .map(|r| r.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let function = start["commandFunction"].as_str().unwrap_or_default();
+    for (setting, spec) in schema["properties"].as_object().into_iter().flatten() {
+        let Some(env_name) = env_for_setting(function, setting) else {
+            continue;
+        };
+        f.add_env(EnvVar {
+            name: env_name.clone(),
+            description: spec["description"].as_str().map(str::to_string),
+            required: required.contains(&setting.as_str()),
+            secret: looks_secret(&env_name) || looks_secret(setting),
+            default: spec["default"].as_str().map(str::to_string),
+        });
+    }
+    f
+}
+
+/// Finds `ENV_NAME: config.setting` (or `config['setting']`) in the command function.
+fn env_for_setting(function: &str, setting: &str) -> Option<String> {
+    let patterns = [
+        format!("config.{setting}"),
+        format!("config['{setting}']"),
+        format!("config[\"{setting}\"]"),
+    ];
+    for pat in &patterns {
+        for (at, _) in function.match_indices(pat.as_str()) {
+            // The end of the match must not run on into a longer name (config.keyId vs config.key).
+            let next = function[at + pat.len()..].chars().next();
+            if next.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_') {
+                continue;
+            }
+            let before = function[..at].trim_end();
+            let Some(before) = before.strip_suffix(':') else {
+                continue;
+            };
+            let name: String = before
+                .trim_end()
+                .trim_end_matches(['"', '\''])
+                .chars()
+                .rev()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect();
+            if crate::analysis::plan::env_name_ok(&name) {
+                return Some(name);
+            }
+        }
+    }
+    None
+}
+
 /// `server.json` of the official MCP registry.
 pub fn server_json(text: &str) -> Findings {
     let mut f = Findings::default();
@@ -266,6 +339,52 @@ mcp-server-fetch = "mcp_server_fetch:main"
             let f = pyproject_toml(bad);
             assert!(f.packages.is_empty() && !f.warnings.is_empty(), "{bad}");
         }
+    }
+
+    #[test]
+    fn smithery_settings_become_env_vars_through_the_command_function() {
+        let text = r#"
+startCommand:
+  type: stdio
+  configSchema:
+    type: object
+    required: [braveApiKey]
+    properties:
+      braveApiKey:
+        type: string
+        description: The API key for the Brave Search server.
+      region:
+        type: string
+        default: us
+      unused:
+        type: string
+  commandFunction: |-
+    (config) => ({ command: 'node', args: ['dist/index.js'], env: { BRAVE_API_KEY: config.braveApiKey, "BRAVE_REGION": config['region'] } })
+"#;
+        let f = smithery_yaml(text);
+        assert_eq!(f.env_vars.len(), 2, "{:?}", f.env_vars);
+        let key = &f.env_vars[0];
+        assert_eq!(
+            (key.name.as_str(), key.required, key.secret),
+            ("BRAVE_API_KEY", true, true)
+        );
+        assert_eq!(
+            key.description.as_deref(),
+            Some("The API key for the Brave Search server.")
+        );
+        let region = f
+            .env_vars
+            .iter()
+            .find(|v| v.name == "BRAVE_REGION")
+            .unwrap();
+        assert_eq!(
+            (region.required, region.default.as_deref()),
+            (false, Some("us"))
+        );
+        assert!(smithery_yaml("startCommand: [unclosed").warnings[0].contains("YAML"));
+        assert!(smithery_yaml("startCommand:\n  type: http\n")
+            .env_vars
+            .is_empty());
     }
 
     #[test]

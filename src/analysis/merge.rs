@@ -31,6 +31,8 @@ pub struct Inputs {
     pub requested: Option<PackageRef>,
     pub server_json: Option<Findings>,
     pub package_manifest: Option<Findings>,
+    /// smithery.yaml: variables only (its package comes from the other manifests).
+    pub smithery: Option<Findings>,
     pub readme: Option<Findings>,
     pub registry_used: bool,
     pub llm: Option<LlmFindings>,

@@ -1,7 +1,7 @@
 //! Analysis: from a GitHub URL or a package name to a launch plan. Pure pieces, each
 //! tested natively: [`source`] (the strict grammar every input passes before anything is
 //! fetched), [`plan`] (what readers find), [`readme`] (client-config snippets),
-//! [`manifest`] (package.json, pyproject.toml, the MCP registry's server.json), [`llm`]
+//! [`manifest`] (package.json, pyproject.toml, smithery.yaml, the MCP registry's server.json), [`llm`]
 //! (the request and the parsing of its answer), [`merge`] (manifests are ground truth),
 //! [`registry`] (what npm's and PyPI's documents say), [`tarball`] (files out of an npm
 //! tarball) and [`collect`] (GitHub and registry gathering over the `Upstream` binding,

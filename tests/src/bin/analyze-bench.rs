@@ -53,7 +53,7 @@ async fn main() {
     .expect("stack");
     let token = stack.token("bench", None);
     let c = client();
-    let mut run = |refresh: bool| {
+    let run = |refresh: bool| {
         let (c, url, token) = (c.clone(), stack.url("/api/analyze"), token.clone());
         async move {
             let t = Instant::now();
