@@ -5,9 +5,9 @@
 //! (the request and the parsing of its answer), [`merge`] (manifests are ground truth),
 //! [`registry`] (what npm's and PyPI's documents say), [`tarball`] (files out of an npm
 //! tarball) and [`collect`] (GitHub and registry gathering over the `Upstream` binding,
-//! with its error mapping). Still to come with the analysis route: the `Upstream` impl over
-//! `fetch` + `DecompressionStream`, the LLM retry loop, smithery.yaml, the cached registry
-//! check, the KV + D1 cache and the per-source Durable Object lock.
+//! with its error mapping), [`exists`] (the memoized registry check) and [`request`]
+//! (the route's body). The route is `crate::routes::analyze`; concurrent duplicates are
+//! serialised by `crate::durable::analysis_lock`.
 
 pub mod collect;
 pub mod exists;
