@@ -63,7 +63,9 @@ impl DurableObject for AnalysisLock {
                         random_hex(8).unwrap_or_default(),
                     );
                     let result = match parse(&body) {
-                        Ok(request) => run(&env, &config, &log, &request).await,
+                        Ok(request) => {
+                            run(&env, &config, &log, &request, body["user_id"].as_str()).await
+                        }
                         Err(e) => Err(e),
                     };
                     if let Err(e) = &result {

@@ -19,6 +19,7 @@ use crate::routes::auth::signed_in;
 use crate::routes::Ctx;
 use crate::store::analysis_cache;
 use crate::store::memo::KvMemo;
+use crate::store::settings;
 use crate::time::{now_ms, rfc3339};
 
 fn plan_json(plan: &Plan, analyzed_at: i64) -> Value {
@@ -30,12 +31,12 @@ fn plan_json(plan: &Plan, analyzed_at: i64) -> Value {
 }
 
 /// The request as the lock object receives it (the original, already-validated input).
-pub fn lock_body(body: &Value) -> Value {
-    json!({ "repo_url": body.get("repo_url"), "package": body.get("package"), "refresh": body.get("refresh").or(body.get("force")) })
+pub fn lock_body(body: &Value, user_id: &str) -> Value {
+    json!({ "repo_url": body.get("repo_url"), "package": body.get("package"), "refresh": body.get("refresh").or(body.get("force")), "user_id": user_id })
 }
 
 pub async fn analyze(mut req: Request, cx: &mut Ctx) -> AppResult<Response> {
-    signed_in(&req, cx).await?;
+    let user = signed_in(&req, cx).await?;
     let body = web::read_json(&mut req).await?;
     let request = parse(&body)?;
     if !request.refresh {
@@ -52,7 +53,7 @@ pub async fn analyze(mut req: Request, cx: &mut Ctx) -> AppResult<Response> {
         .get_stub()?;
     let mut init = RequestInit::new();
     init.with_method(Method::Post)
-        .with_body(Some(lock_body(&body).to_string().into()));
+        .with_body(Some(lock_body(&body, &user.id).to_string().into()));
     let mut answer = stub
         .fetch_with_request(Request::new_with_init(
             "https://analysis.internal/run",
@@ -78,6 +79,7 @@ pub async fn run(
     config: &Config,
     log: &Logger,
     request: &AnalyzeRequest,
+    user_id: Option<&str>,
 ) -> AppResult<Value> {
     let key = request.source.cache_key();
     let (kv, db) = (env::cache(env)?, env::db(env)?);
@@ -95,9 +97,30 @@ pub async fn run(
         Source::Repo(r) => collect::github(&up, &bases.github_api, &bases.github_raw, r).await?,
         Source::Package(p) => collect::package(&up, &bases.npm_registry, &bases.pypi, p).await?,
     };
-    // The operator's key (a user's own key arrives with the settings vault).
+    // The user's own key from their settings, else the operator's.
+    let own_key = match (&config.encryption_keys, user_id) {
+        (Some(ring), Some(uid)) => settings::secret(&db, ring, uid, settings::LLM_API_KEY)
+            .await
+            .unwrap_or_else(|e| {
+                log.warn(
+                    "user_llm_key_unreadable",
+                    json!({ "code": e.code(), "detail": e.log_detail() }),
+                );
+                None
+            }),
+        _ => None,
+    };
+    let key_source = if own_key.is_some() {
+        "user"
+    } else {
+        "operator"
+    };
     let mut llm_failed = false;
-    if let Some(api_key) = &config.llm.api_key {
+    if let Some(api_key) = own_key
+        .as_deref()
+        .or(config.llm.api_key.as_ref().map(|k| k.expose()))
+    {
+        log.info("llm_key", json!({ "source": key_source }));
         let llm_up = FetchUpstream {
             timeout: LLM_TIMEOUT,
         };
@@ -106,7 +129,7 @@ pub async fn run(
         match llm::ask(
             &llm_up,
             &cfg.api_base,
-            api_key.expose(),
+            api_key,
             &cfg.model,
             &request.source.normalized(),
             readme,

@@ -5,4 +5,5 @@ pub mod analysis_cache;
 pub mod audit;
 pub mod d1;
 pub mod memo;
+pub mod settings;
 pub mod users;

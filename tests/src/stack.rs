@@ -89,12 +89,13 @@ pub fn ensure_built() {
     });
 }
 
+/// The stacks' encryption key (id `t1`): fixed, so tests can seal values the Worker opens.
+pub fn test_encryption_key() -> [u8; 32] {
+    std::array::from_fn(|i| (i as u8).wrapping_mul(7).wrapping_add(3) ^ 0x5a)
+}
+
 fn default_vars() -> BTreeMap<String, String> {
-    let key = STANDARD.encode(
-        (0..32)
-            .map(|i| (i * 7 + 3) as u8 ^ 0x5a)
-            .collect::<Vec<u8>>(),
-    );
+    let key = STANDARD.encode(test_encryption_key());
     [
         ("AUTH_SECRET", random_hex(32)),
         ("AUTH_SYNC_SECRET", random_hex(32)),

@@ -372,6 +372,81 @@ async fn the_llm_adds_tools_and_variables_but_cannot_replace_the_manifest_packag
     );
 
     concurrent_analyses_of_one_uncached_source_make_one_llm_call().await;
+    a_users_own_llm_key_from_settings_is_preferred().await;
+}
+
+/// Third phase: a user's own key from their (sealed) settings is used instead of the operator's.
+async fn a_users_own_llm_key_from_settings_is_preferred() {
+    use aes_gcm::aead::{Aead, KeyInit, Payload};
+    use base64::Engine;
+    let w = llm_world();
+    let f = &w.fake;
+    publish(f, "@acme/ownkey");
+    f.on(
+        "GET",
+        "/gh-api/repos/acme/ownkey",
+        Reply::json(200, &json!({"default_branch": "main"})),
+    );
+    f.on(
+        "GET",
+        "/gh-raw/acme/ownkey/main/package.json",
+        Reply::text(
+            200,
+            &json!({"name": "@acme/ownkey", "bin": "x"}).to_string(),
+        ),
+    );
+    let token = w.stack.token("own-key-user", None);
+    let me: Value = client()
+        .get(w.stack.url("/api/auth/me"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let uid = me["user"]["id"].as_str().unwrap().to_string();
+    let own = "sk-or-users-own-key-9876543210";
+    let cipher = aes_gcm::Aes256Gcm::new(&edge_tests::stack::test_encryption_key().into());
+    let nonce = [7u8; 12];
+    let aad = format!("catwalk:v1:setting:{uid}:llm_api_key:t1");
+    let ct = cipher
+        .encrypt(
+            &nonce.into(),
+            Payload {
+                msg: own.as_bytes(),
+                aad: aad.as_bytes(),
+            },
+        )
+        .unwrap();
+    let b64 = base64::engine::general_purpose::STANDARD;
+    w.stack.seed(&format!(
+        "INSERT INTO user_settings (user_id, key, key_id, nonce, ciphertext, updated_at) VALUES ('{uid}', 'llm_api_key', 't1', '{}', '{}', 0)",
+        b64.encode(nonce),
+        b64.encode(ct)
+    ));
+    let resp = client()
+        .post(w.stack.url("/api/analyze"))
+        .bearer_auth(&token)
+        .json(&json!({"repo_url": "https://github.com/acme/ownkey"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let last = f
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.starts_with("/llm/"))
+        .last()
+        .unwrap();
+    assert_eq!(
+        last.header("authorization"),
+        Some(format!("Bearer {own}").as_str())
+    );
+    assert!(
+        !w.stack.logs().contains(own),
+        "the user's key reached the log"
+    );
 }
 
 /// Second phase of the LLM test (one fake LLM route, so the phases run in sequence).
