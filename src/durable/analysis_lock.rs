@@ -49,14 +49,17 @@ impl DurableObject for AnalysisLock {
         }
     }
 
-    async fn fetch(&self, mut req: Request) -> Result<Response> {
+    async fn fetch(&self, req: Request) -> Result<Response> {
         let existing = self.inflight.borrow().clone();
         let shared = match existing {
             Some(f) => f,
             None => {
-                let body: Value = req.json().await.unwrap_or(Value::Null);
+                // Registered before the first await: a twin arriving while this request's
+                // body is still being read must find it.
                 let env = self.env.clone();
                 let fut = async move {
+                    let mut req = req;
+                    let body: Value = req.json().await.unwrap_or(Value::Null);
                     let config = env::config(&env);
                     let log = Logger::new(
                         Redactor::new(config.secret_values()),

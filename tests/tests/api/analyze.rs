@@ -506,3 +506,60 @@ async fn concurrent_analyses_of_one_uncached_source_make_one_llm_call() {
         .count();
     assert_eq!(after - before, 1, "three concurrent analyses, one LLM call");
 }
+
+#[tokio::test]
+async fn a_pypi_package_and_a_monorepo_with_server_json_are_analyzed() {
+    let f = &world().fake;
+    f.on("GET", "/pypi-base/pypi/mcp-server-fetch/json", Reply::json(200, &json!({
+        "info": {"name": "mcp-server-fetch", "version": "0.6.2", "description": "# Fetch\n```json\n{\"mcpServers\": {\"fetch\": {\"command\": \"uvx\", \"args\": [\"mcp-server-fetch\"], \"env\": {\"FETCH_USER_AGENT\": \"catwalk\"}}}}\n```"},
+        "releases": {"0.6.2": []}})));
+    let resp = analyze(json!({"package": "pypi:MCP_Server_Fetch"}), Some(&token())).await;
+    assert_eq!(resp.status(), 200);
+    let plan: Value = resp.json().await.unwrap();
+    assert_eq!(
+        (
+            plan["package"].as_str(),
+            plan["runtime"].as_str(),
+            plan["version"].as_str()
+        ),
+        (Some("mcp-server-fetch"), Some("python"), Some("0.6.2"))
+    );
+    assert_eq!(plan["env_vars"][0]["default"], "catwalk");
+
+    publish(f, "@mono/search");
+    f.on(
+        "GET",
+        "/gh-api/repos/mono/tools",
+        Reply::json(200, &json!({"default_branch": "trunk"})),
+    );
+    f.on("GET", "/gh-raw/mono/tools/v2/servers/search/server.json", Reply::text(200, &json!({"packages": [{"registryType": "npm", "identifier": "@mono/search", "version": "3.0.0",
+        "packageArguments": [{"type": "positional", "value": "--stdio"}],
+        "environmentVariables": [{"name": "SEARCH_API_KEY", "description": "Key for the search API", "isRequired": true, "isSecret": true}]}]}).to_string()));
+    f.on(
+        "GET",
+        "/gh-raw/mono/tools/v2/package.json",
+        Reply::text(
+            200,
+            &json!({"name": "mono-root", "private": true}).to_string(),
+        ),
+    );
+    let resp = analyze(
+        json!({"repo_url": "https://github.com/mono/tools/tree/v2/servers/search"}),
+        Some(&token()),
+    )
+    .await;
+    let status = resp.status();
+    let plan: Value = resp.json().await.unwrap();
+    assert_eq!(status, 200, "{plan}");
+    assert_eq!(
+        (plan["package"].as_str(), plan["version"].as_str()),
+        (Some("@mono/search"), Some("3.0.0"))
+    );
+    assert_eq!(plan["args"], json!(["--stdio"]));
+    assert_eq!(plan["env_vars"][0]["description"], "Key for the search API");
+    assert_eq!(
+        count("/gh-raw/mono/tools/trunk"),
+        0,
+        "the ref in the URL wins over the default branch"
+    );
+}
