@@ -31,6 +31,8 @@ pub struct Named {
 pub struct LlmFindings {
     pub findings: Findings,
     pub tools: Vec<Named>,
+    pub resources: Vec<Named>,
+    pub prompts: Vec<Named>,
 }
 
 pub fn answer_schema() -> Value {
@@ -44,6 +46,10 @@ pub fn answer_schema() -> Value {
             "env_vars": {"type": "array", "items": {"type": "object", "required": ["name"], "properties": {
                 "name": {"type": "string"}, "description": {"type": "string"}, "required": {"type": "boolean"}, "secret": {"type": "boolean"}}}},
             "tools": {"type": "array", "items": {"type": "object", "required": ["name"], "properties": {
+                "name": {"type": "string"}, "description": {"type": "string"}}}},
+            "resources": {"type": "array", "items": {"type": "object", "required": ["name"], "properties": {
+                "name": {"type": "string"}, "description": {"type": "string"}}}},
+            "prompts": {"type": "array", "items": {"type": "object", "required": ["name"], "properties": {
                 "name": {"type": "string"}, "description": {"type": "string"}}}}
         }
     })
@@ -156,14 +162,23 @@ pub fn parse_answer(content: &str) -> Result<LlmFindings, String> {
             default: None,
         });
     }
-    for t in v["tools"].as_array().into_iter().flatten().take(200) {
-        if let Some(name) = bounded(t["name"].as_str(), 128) {
-            out.tools.push(Named {
-                name,
-                description: bounded(t["description"].as_str(), 300),
-            });
-        }
-    }
+    let named = |field: &str| -> Vec<Named> {
+        v[field]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .take(200)
+            .filter_map(|t| {
+                Some(Named {
+                    name: bounded(t["name"].as_str(), 128)?,
+                    description: bounded(t["description"].as_str(), 300),
+                })
+            })
+            .collect()
+    };
+    out.tools = named("tools");
+    out.resources = named("resources");
+    out.prompts = named("prompts");
     Ok(out)
 }
 
@@ -314,6 +329,10 @@ mod tests {
             "secret inferred from the name"
         );
         assert_eq!(a.tools[0].name, "get");
+        assert!(
+            a.resources.is_empty() && a.prompts.is_empty(),
+            "optional lists default to empty"
+        );
     }
 
     #[test]

@@ -19,6 +19,8 @@ pub struct Plan {
     pub args: Vec<String>,
     pub env_vars: Vec<EnvVar>,
     pub tools: Vec<Named>,
+    pub resources: Vec<Named>,
+    pub prompts: Vec<Named>,
     pub transport: &'static str,
     pub warnings: Vec<String>,
     pub analyzer: Vec<&'static str>,
@@ -121,7 +123,17 @@ pub fn merge(inputs: Inputs) -> Result<Plan, String> {
         version: chosen.version,
         args: chosen.args,
         env_vars: env.env_vars,
-        tools: inputs.llm.map(|l| l.tools).unwrap_or_default(),
+        tools: inputs
+            .llm
+            .as_ref()
+            .map(|l| l.tools.clone())
+            .unwrap_or_default(),
+        resources: inputs
+            .llm
+            .as_ref()
+            .map(|l| l.resources.clone())
+            .unwrap_or_default(),
+        prompts: inputs.llm.map(|l| l.prompts).unwrap_or_default(),
         transport: "stdio",
         warnings,
         analyzer,

@@ -24,8 +24,6 @@ use crate::time::{now_ms, rfc3339};
 
 fn plan_json(plan: &Plan, analyzed_at: i64) -> Value {
     let mut v = json!(plan);
-    v["resources"] = json!([]);
-    v["prompts"] = json!([]);
     v["analyzed_at"] = json!(rfc3339(analyzed_at));
     v
 }
