@@ -103,6 +103,23 @@ fn text(f: &Fetched) -> String {
     String::from_utf8_lossy(&f.body).into_owned()
 }
 
+/// GETs a JSON document, mapping transport failures and non-2xx statuses.
+async fn document<U: Upstream>(
+    up: &U,
+    url: &str,
+    service: &'static str,
+    not_found: &str,
+) -> Result<Value, AppError> {
+    let f = up
+        .get(url, "application/json", MAX_DOCUMENT)
+        .await
+        .map_err(|e| transport(service, e))?;
+    if let Some(e) = status_error(service, &f, not_found) {
+        return Err(e);
+    }
+    json(service, &f)
+}
+
 const GITHUB: &str = "GitHub";
 
 /// The files read from a repository, in order of authority where several name a package.
@@ -216,27 +233,22 @@ async fn npm_package<U: Upstream>(
     registry: &Url,
     spec: &PackageSpec,
 ) -> Result<Collected, AppError> {
-    let doc = up
-        .get(
-            &join(registry, &npm_path(&spec.name)),
-            "application/json",
-            MAX_DOCUMENT,
-        )
-        .await
-        .map_err(|e| transport(NPM, e))?;
-    if let Some(e) = status_error(NPM, &doc, "The package does not exist on npm.") {
-        return Err(e);
-    }
-    let release =
-        npm_release(&json(NPM, &doc)?, spec.version.as_deref(), registry).map_err(|e| match e {
-            RegistryError::NoSuchVersion => {
-                AppError::not_found("That version of the package does not exist on npm.")
-            }
-            RegistryError::Malformed => AppError::Upstream {
-                service: NPM,
-                detail: "unexpected package document".into(),
-            },
-        })?;
+    let doc = document(
+        up,
+        &join(registry, &npm_path(&spec.name)),
+        NPM,
+        "The package does not exist on npm.",
+    )
+    .await?;
+    let release = npm_release(&doc, spec.version.as_deref(), registry).map_err(|e| match e {
+        RegistryError::NoSuchVersion => {
+            AppError::not_found("That version of the package does not exist on npm.")
+        }
+        RegistryError::Malformed => AppError::Upstream {
+            service: NPM,
+            detail: "unexpected package document".into(),
+        },
+    })?;
     let mut readme_text = release.readme.clone();
     let mut manifest_text = Some(release.manifest.to_string());
     if readme_text.is_none() {
@@ -284,27 +296,22 @@ async fn pypi_package<U: Upstream>(
     base: &Url,
     spec: &PackageSpec,
 ) -> Result<Collected, AppError> {
-    let doc = up
-        .get(
-            &join(base, &pypi_path(&spec.name)),
-            "application/json",
-            MAX_DOCUMENT,
-        )
-        .await
-        .map_err(|e| transport(PYPI, e))?;
-    if let Some(e) = status_error(PYPI, &doc, "The project does not exist on PyPI.") {
-        return Err(e);
-    }
-    let release =
-        pypi_release(&json(PYPI, &doc)?, spec.version.as_deref()).map_err(|e| match e {
-            RegistryError::NoSuchVersion => {
-                AppError::not_found("That version of the project does not exist on PyPI.")
-            }
-            RegistryError::Malformed => AppError::Upstream {
-                service: PYPI,
-                detail: "unexpected project document".into(),
-            },
-        })?;
+    let doc = document(
+        up,
+        &join(base, &pypi_path(&spec.name)),
+        PYPI,
+        "The project does not exist on PyPI.",
+    )
+    .await?;
+    let release = pypi_release(&doc, spec.version.as_deref()).map_err(|e| match e {
+        RegistryError::NoSuchVersion => {
+            AppError::not_found("That version of the project does not exist on PyPI.")
+        }
+        RegistryError::Malformed => AppError::Upstream {
+            service: PYPI,
+            detail: "unexpected project document".into(),
+        },
+    })?;
     let mut c = Collected::default();
     c.inputs.requested = Some(PackageRef {
         registry: Registry::Pypi,

@@ -14,23 +14,25 @@ struct World {
     stack: Stack,
 }
 
-/// One fake serves every upstream under its own prefix; one stack is pointed at it.
+/// One fake serves every upstream under its own prefix; a stack is pointed at it.
+fn start_world(extra: impl FnOnce(&str) -> Vec<(String, String)>) -> World {
+    let fake = FakeServer::start();
+    let base = fake.url();
+    let mut vars = vec![
+        ("GITHUB_API_BASE".into(), format!("{base}/gh-api")),
+        ("GITHUB_RAW_BASE".into(), format!("{base}/gh-raw")),
+        ("NPM_REGISTRY_BASE".into(), format!("{base}/npm")),
+        ("PYPI_BASE".into(), format!("{base}/pypi-base")),
+    ];
+    vars.extend(extra(&base));
+    let stack = Stack::start(StackOptions { vars, omit: vec![] });
+    World { fake, stack }
+}
+
+/// The stack without an LLM key: the manifest readers alone.
 fn world() -> &'static World {
     static W: OnceLock<World> = OnceLock::new();
-    W.get_or_init(|| {
-        let fake = FakeServer::start();
-        let base = fake.url();
-        let stack = Stack::start(StackOptions {
-            vars: vec![
-                ("GITHUB_API_BASE".into(), format!("{base}/gh-api")),
-                ("GITHUB_RAW_BASE".into(), format!("{base}/gh-raw")),
-                ("NPM_REGISTRY_BASE".into(), format!("{base}/npm")),
-                ("PYPI_BASE".into(), format!("{base}/pypi-base")),
-            ],
-            omit: vec![],
-        });
-        World { fake, stack }
-    })
+    W.get_or_init(|| start_world(|_| Vec::new()))
 }
 
 async fn analyze(body: Value, token: Option<&str>) -> reqwest::Response {
@@ -282,22 +284,15 @@ async fn hostile_sources_are_refused_before_any_upstream_call() {
 fn llm_world() -> &'static World {
     static W: OnceLock<World> = OnceLock::new();
     W.get_or_init(|| {
-        let fake = FakeServer::start();
-        let base = fake.url();
-        let stack = Stack::start(StackOptions {
-            vars: vec![
-                ("GITHUB_API_BASE".into(), format!("{base}/gh-api")),
-                ("GITHUB_RAW_BASE".into(), format!("{base}/gh-raw")),
-                ("NPM_REGISTRY_BASE".into(), format!("{base}/npm")),
+        start_world(|base| {
+            vec![
                 ("LLM_API_BASE".into(), format!("{base}/llm/v1")),
                 (
                     "LLM_API_KEY".into(),
                     "sk-or-llm-canary-key-0123456789".into(),
                 ),
-            ],
-            omit: vec![],
-        });
-        World { fake, stack }
+            ]
+        })
     })
 }
 
