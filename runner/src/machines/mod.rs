@@ -549,15 +549,19 @@ async fn read_json(req: Request<Incoming>) -> Result<Value, Response<Body>> {
     }
 }
 
+/// A create or update body and its `config`, checked like Fly checks it.
+async fn read_machine_body(req: Request<Incoming>) -> Result<(Value, Value), Response<Body>> {
+    let body = read_json(req).await?;
+    let config = body.get("config").cloned().unwrap_or(Value::Null);
+    honoured(&config).map_err(|why| fly_error(422, "unknown", &why))?;
+    Ok((body, config))
+}
+
 async fn create(svc: Arc<Service>, app: &str, req: Request<Incoming>) -> Response<Body> {
-    let body = match read_json(req).await {
+    let (body, config) = match read_machine_body(req).await {
         Ok(b) => b,
         Err(r) => return r,
     };
-    let config = body.get("config").cloned().unwrap_or(Value::Null);
-    if let Err(why) = honoured(&config) {
-        return fly_error(422, "unknown", &why);
-    }
     let id = hex14();
     let name = body
         .get("name")
@@ -643,14 +647,10 @@ async fn update(svc: Arc<Service>, app: &str, id: &str, req: Request<Incoming>) 
     if let Some(r) = missing(&svc, app, id) {
         return r;
     }
-    let body = match read_json(req).await {
+    let (body, config) = match read_machine_body(req).await {
         Ok(b) => b,
         Err(r) => return r,
     };
-    let config = body.get("config").cloned().unwrap_or(Value::Null);
-    if let Err(why) = honoured(&config) {
-        return fly_error(422, "unknown", &why);
-    }
     let was_running = {
         let mut map = lock(&svc.machines);
         let Some(live) = map.get_mut(id) else {

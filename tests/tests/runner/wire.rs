@@ -293,10 +293,7 @@ async fn a_dropped_stream_resumes_from_last_event_id_with_only_the_missed_events
 
 #[tokio::test]
 async fn oversized_and_malformed_posts_are_refused() {
-    let r = Runner::start(
-        &edge_tests::runner::everything_launch(),
-        &[("CATWALK_MAX_BODY_BYTES", "1024")],
-    );
+    let r = Runner::everything(&[("CATWALK_MAX_BODY_BYTES", "1024")]);
     let big = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"pad": "x".repeat(2000)}});
     assert_eq!(
         post(&r.mcp_url(), &r.secret, None, &big)
@@ -372,10 +369,7 @@ async fn a_server_that_keeps_dying_at_start_is_backed_off() {
 
 #[tokio::test]
 async fn idle_sessions_are_reaped() {
-    let r = Runner::start(
-        &edge_tests::runner::everything_launch(),
-        &[("CATWALK_IDLE_TIMEOUT_SECS", "1")],
-    );
+    let r = Runner::everything(&[("CATWALK_IDLE_TIMEOUT_SECS", "1")]);
     let sid = open_session(&r.mcp_url(), &r.secret).await;
     assert_eq!(r.session_processes().len(), 1);
     tokio::time::sleep(Duration::from_millis(2500)).await;
@@ -423,10 +417,7 @@ async fn sigterm_stops_the_runner_and_its_children() {
 
 #[tokio::test]
 async fn sessions_past_the_limit_are_refused_with_retry_after() {
-    let r = Runner::start(
-        &edge_tests::runner::everything_launch(),
-        &[("CATWALK_MAX_SESSIONS", "1")],
-    );
+    let r = Runner::everything(&[("CATWALK_MAX_SESSIONS", "1")]);
     open_session(&r.mcp_url(), &r.secret).await;
     let second = post(&r.mcp_url(), &r.secret, None, &init_body())
         .send()
@@ -445,10 +436,7 @@ async fn sessions_past_the_limit_are_refused_with_retry_after() {
 
 #[tokio::test]
 async fn a_foreign_origin_is_refused_as_a_dns_rebinding_defence() {
-    let r = Runner::start(
-        &edge_tests::runner::everything_launch(),
-        &[("CATWALK_ALLOWED_ORIGINS", "https://app.catwalk.test")],
-    );
+    let r = Runner::everything(&[("CATWALK_ALLOWED_ORIGINS", "https://app.catwalk.test")]);
     let evil = post(&r.mcp_url(), &r.secret, None, &init_body())
         .header("origin", "http://evil.example")
         .send()
