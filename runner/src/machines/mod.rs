@@ -250,7 +250,9 @@ impl Service {
     }
 
     /// Starts the machine's runner process and marks it started once it listens.
-    fn launch(self: &Arc<Self>, id: &str) -> Result<(), String> {
+    /// Returns the record as it stood when the process was started (`starting`): the
+    /// readiness watcher may flip it to `started` a moment later on another thread.
+    fn launch(self: &Arc<Self>, id: &str) -> Result<Machine, String> {
         let mut map = lock(&self.machines);
         let live = map.get_mut(id).ok_or("no such machine")?;
         let h = honoured(&live.record.config)?;
@@ -284,9 +286,10 @@ impl Service {
         live.stop_requested = false;
         live.last_traffic = Instant::now();
         self.set_state(live, "starting", "start");
+        let snapshot = live.record.clone();
         drop(map);
         self.watch(id.to_string(), child, port);
-        Ok(())
+        Ok(snapshot)
     }
 
     fn watch(self: &Arc<Self>, id: String, mut child: Child, port: u16) {
@@ -609,9 +612,10 @@ async fn create(svc: Arc<Service>, app: &str, req: Request<Incoming>) -> Respons
         .and_then(Value::as_bool)
         .unwrap_or(false)
     {
-        if let Err(why) = svc.launch(&id) {
-            return fly_error(500, "unknown", &why);
-        }
+        return match svc.launch(&id) {
+            Ok(machine) => http::json(200, &json!(machine)),
+            Err(why) => fly_error(500, "unknown", &why),
+        };
     }
     with_machine(&svc, app, &id, |l| http::json(200, &json!(l.record)))
 }
