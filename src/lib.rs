@@ -10,6 +10,7 @@
 pub mod analysis;
 pub mod config;
 pub mod crypto;
+pub mod deploy;
 pub mod error;
 pub mod http;
 pub mod identity;
