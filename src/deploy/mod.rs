@@ -2,5 +2,6 @@
 //! client configuration snippets handed out with a connection URL.
 
 pub mod client_config;
+pub mod fly;
 pub mod state;
 pub mod token;

@@ -438,3 +438,39 @@ async fn an_update_reboots_a_running_machine_into_the_new_config() {
         "the rebooted machine serves"
     );
 }
+
+/// Contract: the body the Worker builds (`deploy::fly::create_body`) is accepted by the
+/// machines service, and the machine it describes serves MCP with its upstream secret.
+#[tokio::test]
+async fn the_workers_create_body_starts_a_serving_machine() {
+    use catwalk_edge::deploy::fly::{create_body, MachineSpec, METADATA_KEY};
+    let dir = tempfile::tempdir().unwrap();
+    let m = Machines::start(&dir.path().join("state"), 300);
+    let launch: Value = serde_json::from_str(&everything_launch()).unwrap();
+    let creds = vec![("ACME_TOKEN".to_string(), "canary".to_string())];
+    let body = create_body(&MachineSpec {
+        deployment_id: "dep_contract",
+        image: "registry.fly.io/catwalk-machines:runner-test",
+        region: None,
+        launch,
+        credentials: &creds,
+        upstream_secret: SECRET,
+        memory_mb: 256,
+    });
+    let (status, machine) = api(&m, reqwest::Method::POST, "/machines", Some(body)).await;
+    assert_eq!(status, 200, "{machine}");
+    let id = machine["id"].as_str().unwrap().to_string();
+    assert_eq!(wait(&m, &id, "started", "").await, 200);
+    let (_, found) = api(
+        &m,
+        reqwest::Method::GET,
+        &format!("/machines?metadata.{METADATA_KEY}=dep_contract"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        found[0]["id"], id,
+        "a retried create can find the machine by metadata"
+    );
+    assert_eq!(ingress_initialize(&m, &id).await.status(), 200);
+}
