@@ -14,8 +14,8 @@ use crate::analysis::request::parse;
 use crate::error::AppError;
 use crate::ids::random_hex;
 use crate::log::Redactor;
-use crate::platform::env;
 use crate::platform::log::Logger;
+use crate::platform::{env, web};
 use crate::routes::analyze::run;
 
 /// (status, JSON body, Retry-After): what every waiter answers with.
@@ -89,11 +89,6 @@ impl DurableObject for AnalysisLock {
         };
         let (status, body, retry) = shared.await;
         self.inflight.borrow_mut().take();
-        let mut resp = Response::ok(body)?.with_status(status);
-        resp.headers_mut().set("content-type", "application/json")?;
-        if let Some(r) = retry {
-            resp.headers_mut().set("retry-after", &r)?;
-        }
-        Ok(resp)
+        web::json_text(status, body, retry.as_deref())
     }
 }

@@ -56,6 +56,17 @@ pub fn json<T: Serialize>(status: u16, value: &T) -> AppResult<Response> {
     Ok(Response::from_json(value)?.with_status(status))
 }
 
+/// A JSON body that is already serialized (relayed from a Durable Object), with its
+/// status and optional `Retry-After`; built fresh so its headers stay mutable.
+pub fn json_text(status: u16, body: String, retry_after: Option<&str>) -> worker::Result<Response> {
+    let mut resp = Response::ok(body)?.with_status(status);
+    resp.headers_mut().set("content-type", "application/json")?;
+    if let Some(r) = retry_after {
+        resp.headers_mut().set("retry-after", r)?;
+    }
+    Ok(resp)
+}
+
 /// The response for an error: its JSON body, status and required headers. Never fails:
 /// if even that cannot be built, a bare 500 is returned.
 pub fn error_response(e: &AppError) -> Response {

@@ -62,12 +62,7 @@ pub async fn analyze(mut req: Request, cx: &mut Ctx) -> AppResult<Response> {
     let status = answer.status_code();
     let retry_after = answer.headers().get("retry-after").ok().flatten();
     let text = answer.text().await?;
-    let mut resp = Response::ok(text)?.with_status(status);
-    resp.headers_mut().set("content-type", "application/json")?;
-    if let Some(r) = retry_after {
-        resp.headers_mut().set("retry-after", &r)?;
-    }
-    Ok(resp)
+    Ok(web::json_text(status, text, retry_after.as_deref())?)
 }
 
 /// The pipeline after a cache miss: collect, ask the LLM if a key is configured, merge,
