@@ -26,6 +26,16 @@ pub struct FlyConfig {
     /// Where machine ingress is reached; `https://{app}.fly.dev` unless set.
     pub ingress_base: Option<Url>,
     pub runner_image: String,
+    /// Guest memory per machine (`FLY_MACHINE_MEMORY_MB`, a multiple of 256).
+    pub memory_mb: u32,
+    /// How long a new machine may take to reach `started` (`FLY_START_TIMEOUT_SECS`).
+    pub start_timeout_secs: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Deployments one person may hold at once (`MAX_DEPLOYMENTS_PER_USER`).
+    pub deployments_per_user: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -54,6 +64,7 @@ pub struct Config {
     pub fly: FlyConfig,
     pub llm: LlmConfig,
     pub upstreams: UpstreamBases,
+    pub limits: Limits,
     /// Required settings that are absent or empty (names only).
     pub missing: Vec<&'static str>,
     /// Settings that are present but unusable, with a reason that never echoes the value.
@@ -112,6 +123,23 @@ impl<F: Fn(&str) -> Option<String>> Reader<'_, F> {
                 // The default is a constant of ours and always parses.
                 parse_base_url(default)
                     .unwrap_or_else(|_| Url::parse("http://invalid.").expect("literal URL"))
+            }
+        }
+    }
+
+    /// A whole number within `range`, else `default` (and the setting named as invalid).
+    fn number(&mut self, name: &'static str, default: u32, range: (u32, u32)) -> u32 {
+        let Some(raw) = self.get(name) else {
+            return default;
+        };
+        match raw.parse::<u32>() {
+            Ok(n) if (range.0..=range.1).contains(&n) => n,
+            _ => {
+                self.invalid.push((
+                    name,
+                    format!("must be a whole number from {} to {}", range.0, range.1),
+                ));
+                default
             }
         }
     }
@@ -194,6 +222,11 @@ impl Config {
             runner_image: r
                 .get("FLY_RUNNER_IMAGE")
                 .unwrap_or_else(|| "registry.fly.io/catwalk-runner:latest".to_string()),
+            memory_mb: r.number("FLY_MACHINE_MEMORY_MB", 512, (256, 16384)) / 256 * 256,
+            start_timeout_secs: r.number("FLY_START_TIMEOUT_SECS", 300, (10, 900)),
+        };
+        let limits = Limits {
+            deployments_per_user: r.number("MAX_DEPLOYMENTS_PER_USER", 10, (1, 1000)),
         };
         let llm = LlmConfig {
             api_base: r.base_url("LLM_API_BASE", "https://openrouter.ai/api/v1"),
@@ -222,6 +255,7 @@ impl Config {
             fly,
             llm,
             upstreams,
+            limits,
             missing: r.missing,
             invalid: r.invalid,
         }

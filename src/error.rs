@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 /// A field-level validation failure, named so a form can highlight it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct FieldError {
     pub field: String,
     pub message: String,
@@ -199,6 +199,43 @@ impl AppError {
         }
     }
 
+    /// Rebuilds an error another part of the Worker (a Durable Object) answered with, from
+    /// its status and documented body, so it can be returned again unchanged in meaning.
+    pub fn from_relayed(status: u16, body: &str, retry_after: Option<u32>) -> Self {
+        let v: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+        let message = v["error"]["message"].as_str().unwrap_or("").to_string();
+        let code = v["error"]["code"].as_str().unwrap_or("");
+        match status {
+            400 => Self::BadRequest {
+                code: KNOWN_BAD_REQUEST
+                    .iter()
+                    .find(|c| **c == code)
+                    .copied()
+                    .unwrap_or("bad_request"),
+                message,
+            },
+            404 => Self::NotFound { message },
+            422 => Self::Validation {
+                fields: serde_json::from_value(v["error"]["fields"].clone())
+                    .unwrap_or_else(|_| vec![FieldError::new("source", message)]),
+            },
+            429 => Self::RateLimited {
+                retry_after_secs: retry_after.unwrap_or(30),
+            },
+            503 => Self::Unavailable {
+                message,
+                retry_after_secs: retry_after,
+            },
+            502 => Self::Upstream {
+                service: "analysis",
+                detail: message,
+            },
+            _ => Self::Internal {
+                detail: format!("relayed {status}: {body}"),
+            },
+        }
+    }
+
     /// The documented JSON body.
     pub fn body(&self) -> Value {
         let mut error = json!({ "code": self.code(), "message": self.public_message() });
@@ -219,9 +256,40 @@ impl std::error::Error for AppError {}
 
 pub type AppResult<T> = Result<T, AppError>;
 
+/// 400 codes a relayed error may carry (see [`AppError::from_relayed`]).
+const KNOWN_BAD_REQUEST: &[&str] = &[
+    "invalid_source",
+    "invalid_body",
+    "invalid_json",
+    "invalid_query",
+    "body_read_failed",
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn relayed_errors_keep_their_status_code_and_fields() {
+        for e in [
+            AppError::field("package", "is not published"),
+            AppError::bad_request("invalid_source", "bad"),
+            AppError::not_found("no repo"),
+            AppError::Unavailable {
+                message: "busy".into(),
+                retry_after_secs: Some(7),
+            },
+        ] {
+            let retry = e
+                .headers()
+                .iter()
+                .find(|(k, _)| *k == "Retry-After")
+                .and_then(|(_, v)| v.parse().ok());
+            let back = AppError::from_relayed(e.status(), &e.body().to_string(), retry);
+            assert_eq!(back, e);
+        }
+        assert_eq!(AppError::from_relayed(500, "x", None).status(), 500);
+    }
 
     #[test]
     fn internal_errors_never_expose_their_detail() {

@@ -21,6 +21,7 @@ pub mod time;
 pub mod cron;
 pub mod durable;
 pub mod edge;
+pub mod lifecycle;
 pub mod platform;
 pub mod routes;
 pub mod store;

@@ -49,6 +49,17 @@ pub trait Upstream {
         body: &str,
         max: usize,
     ) -> Result<Fetched, UpstreamError>;
+    /// Any method, with an `Authorization` value (never logged), an optional JSON body and
+    /// its own timeout (a Fly `wait` blocks for up to a minute by design).
+    async fn call(
+        &self,
+        method: &str,
+        url: &str,
+        authorization: &str,
+        body: Option<&str>,
+        max: usize,
+        timeout_ms: u64,
+    ) -> Result<Fetched, UpstreamError>;
     /// Waits between retries.
     async fn sleep(&self, ms: u64);
 }
@@ -410,6 +421,22 @@ pub mod memory {
         ) -> Result<Fetched, UpstreamError> {
             self.bodies.borrow_mut().push(body.to_string());
             self.answer(url, max)
+        }
+
+        /// Answers are looked up by `"METHOD url"`.
+        async fn call(
+            &self,
+            method: &str,
+            url: &str,
+            _authorization: &str,
+            body: Option<&str>,
+            max: usize,
+            _timeout_ms: u64,
+        ) -> Result<Fetched, UpstreamError> {
+            if let Some(b) = body {
+                self.bodies.borrow_mut().push(b.to_string());
+            }
+            self.answer(&format!("{method} {url}"), max)
         }
 
         async fn sleep(&self, ms: u64) {

@@ -1,5 +1,6 @@
 //! The deployment status machine, enforced here and by the D1 CHECK over the same names:
-//! pending → deploying → running | failed; running ⇄ stopped; failed → deploying (retry);
+//! pending → deploying → running | failed; running ⇄ stopped; running | stopped → failed
+//! (the reconcile cron found the machine gone or failed); failed → deploying (retry);
 //! any → deleting (then the row is gone). Everything else is an illegal transition.
 
 use crate::error::AppError;
@@ -48,6 +49,8 @@ impl Status {
                 | (Deploying, Failed)
                 | (Running, Stopped)
                 | (Stopped, Running)
+                | (Running, Failed)
+                | (Stopped, Failed)
                 | (Failed, Deploying)
                 | (_, Deleting)
         ) && self != Deleting
@@ -107,15 +110,15 @@ mod tests {
         }
         assert!(
             !Pending.can_become(Running)
-                && !Stopped.can_become(Failed)
+                && !Stopped.can_become(Pending)
                 && !Deleting.can_become(Running)
         );
         assert!(
             !Deleting.can_become(Deleting),
             "deleting ends in the row's removal"
         );
-        // 6 named edges + 5 states that may start deleting are allowed; the other 25 are not.
-        assert_eq!(refused, 36 - 11);
+        // 8 named edges + 5 states that may start deleting are allowed; the other 23 are not.
+        assert_eq!(refused, 36 - 13);
     }
 
     #[test]

@@ -2,4 +2,5 @@
 //! and a migration).
 
 pub mod analysis_lock;
+pub mod deployer;
 pub mod mcp_session;

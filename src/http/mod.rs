@@ -4,4 +4,5 @@
 pub mod body;
 pub mod cors;
 pub mod input;
+pub mod page;
 pub mod route;

@@ -10,6 +10,7 @@ pub const DB: &str = "DB";
 pub const CACHE: &str = "CACHE";
 pub const MCP_SESSIONS: &str = "MCP_SESSIONS";
 pub const ANALYSIS_LOCKS: &str = "ANALYSIS_LOCKS";
+pub const DEPLOYERS: &str = "DEPLOYERS";
 
 pub fn config(env: &Env) -> Config {
     Config::from_lookup(|name| {
@@ -34,4 +35,8 @@ pub fn sessions(env: &Env) -> AppResult<ObjectNamespace> {
 
 pub fn analysis_locks(env: &Env) -> AppResult<ObjectNamespace> {
     Ok(env.durable_object(ANALYSIS_LOCKS)?)
+}
+
+pub fn deployers(env: &Env) -> AppResult<ObjectNamespace> {
+    Ok(env.durable_object(DEPLOYERS)?)
 }

@@ -40,6 +40,7 @@ impl FetchUpstream {
         headers: Headers,
         body: Option<&str>,
         max: usize,
+        timeout: Duration,
     ) -> Result<Fetched, UpstreamError> {
         headers
             .set("user-agent", "catwalk-edge")
@@ -54,7 +55,7 @@ impl FetchUpstream {
         let signal = controller.signal();
         let fetch = Fetch::Request(request);
         let sending = Box::pin(fetch.send_with_signal(&signal));
-        let mut response = match select(sending, Box::pin(Delay::from(self.timeout))).await {
+        let mut response = match select(sending, Box::pin(Delay::from(timeout))).await {
             Either::Left((result, _)) => result.map_err(unreachable)?,
             Either::Right(_) => {
                 controller.abort();
@@ -82,7 +83,7 @@ impl FetchUpstream {
                 }
                 Ok(())
             };
-            match select(Box::pin(read), Box::pin(Delay::from(self.timeout))).await {
+            match select(Box::pin(read), Box::pin(Delay::from(timeout))).await {
                 Either::Left((result, _)) => result?,
                 Either::Right(_) => return Err(UpstreamError::Timeout),
             }
@@ -99,7 +100,8 @@ impl Upstream for FetchUpstream {
     async fn get(&self, url: &str, accept: &str, max: usize) -> Result<Fetched, UpstreamError> {
         let headers = Headers::new();
         headers.set("accept", accept).map_err(unreachable)?;
-        self.send(Method::Get, url, headers, None, max).await
+        self.send(Method::Get, url, headers, None, max, self.timeout)
+            .await
     }
 
     async fn post_json(
@@ -119,7 +121,34 @@ impl Upstream for FetchUpstream {
         headers
             .set("authorization", &format!("Bearer {bearer}"))
             .map_err(unreachable)?;
-        self.send(Method::Post, url, headers, Some(body), max).await
+        self.send(Method::Post, url, headers, Some(body), max, self.timeout)
+            .await
+    }
+
+    async fn call(
+        &self,
+        method: &str,
+        url: &str,
+        authorization: &str,
+        body: Option<&str>,
+        max: usize,
+        timeout_ms: u64,
+    ) -> Result<Fetched, UpstreamError> {
+        let headers = Headers::new();
+        headers
+            .set("accept", "application/json")
+            .map_err(unreachable)?;
+        if body.is_some() {
+            headers
+                .set("content-type", "application/json")
+                .map_err(unreachable)?;
+        }
+        headers
+            .set("authorization", authorization)
+            .map_err(unreachable)?;
+        let method = Method::from(method.to_string());
+        let timeout = Duration::from_millis(timeout_ms);
+        self.send(method, url, headers, body, max, timeout).await
     }
 
     async fn sleep(&self, ms: u64) {

@@ -37,13 +37,25 @@ pub async fn analyze(mut req: Request, cx: &mut Ctx) -> AppResult<Response> {
     let user = signed_in(&req, cx).await?;
     let body = web::read_json(&mut req).await?;
     let request = parse(&body)?;
+    web::json(200, &plan_for(cx, &request, &body, &user.id).await?)
+}
+
+/// The plan for a parsed request: from the cache unless `refresh`, else through the
+/// source's `AnalysisLock` object (one pipeline run per source at a time). `body` is the
+/// original request (what the lock object re-parses).
+pub async fn plan_for(
+    cx: &Ctx,
+    request: &AnalyzeRequest,
+    body: &Value,
+    user_id: &str,
+) -> AppResult<Value> {
     if !request.refresh {
         let (kv, db) = (env::cache(&cx.env)?, env::db(&cx.env)?);
         if let Some(mut hit) =
             analysis_cache::get(&kv, &db, &request.source.cache_key(), now_ms()).await?
         {
             hit["cached"] = json!(true);
-            return web::json(200, &hit);
+            return Ok(hit);
         }
     }
     let stub = env::analysis_locks(&cx.env)?
@@ -51,18 +63,26 @@ pub async fn analyze(mut req: Request, cx: &mut Ctx) -> AppResult<Response> {
         .get_stub()?;
     let mut init = RequestInit::new();
     init.with_method(Method::Post)
-        .with_body(Some(lock_body(&body, &user.id).to_string().into()));
+        .with_body(Some(lock_body(body, user_id).to_string().into()));
     let mut answer = stub
         .fetch_with_request(Request::new_with_init(
             "https://analysis.internal/run",
             &init,
         )?)
         .await?;
-    // Rebuilt, because a Durable Object's response has immutable headers.
     let status = answer.status_code();
-    let retry_after = answer.headers().get("retry-after").ok().flatten();
+    let retry_after = answer
+        .headers()
+        .get("retry-after")
+        .ok()
+        .flatten()
+        .and_then(|v| v.parse::<u32>().ok());
     let text = answer.text().await?;
-    Ok(web::json_text(status, text, retry_after.as_deref())?)
+    if status == 200 {
+        return serde_json::from_str(&text)
+            .map_err(|_| AppError::internal("analysis lock answered non-JSON"));
+    }
+    Err(AppError::from_relayed(status, &text, retry_after))
 }
 
 /// The pipeline after a cache miss: collect, ask the LLM if a key is configured, merge,

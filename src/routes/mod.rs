@@ -2,15 +2,19 @@
 //! resolved [`Route`] to its handler.
 
 pub mod analyze;
+pub mod audit;
 pub mod auth;
+pub mod deployments;
 pub mod health;
+pub mod settings;
 
 use worker::{Context, Env, Request, Response};
 
 use crate::config::Config;
 use crate::error::AppResult;
-use crate::http::route::Route;
+use crate::http::route::{Resolved, Route};
 use crate::platform::log::Logger;
+use deployments::Action;
 
 /// What every handler may use for the duration of one request.
 pub struct Ctx {
@@ -20,12 +24,25 @@ pub struct Ctx {
     pub worker: Context,
 }
 
-pub async fn dispatch(route: Route, req: Request, cx: &mut Ctx) -> AppResult<Response> {
-    match route {
+pub async fn dispatch(resolved: Resolved, req: Request, cx: &mut Ctx) -> AppResult<Response> {
+    let id = resolved.id.as_deref();
+    match resolved.route {
         Route::Health => health::health(cx),
         Route::HealthStorage => health::storage(req, cx).await,
         Route::SyncUser => auth::sync_user(req, cx).await,
         Route::Me => auth::me(req, cx).await,
         Route::Analyze => analyze::analyze(req, cx).await,
+        Route::Settings => settings::get(req, cx).await,
+        Route::PutSettings => settings::put(req, cx).await,
+        Route::Audit => audit::list(req, cx).await,
+        Route::ListDeployments => deployments::list(req, cx).await,
+        Route::CreateDeployment => deployments::create(req, cx).await,
+        Route::GetDeployment => deployments::get(req, cx, id).await,
+        Route::DeleteDeployment => deployments::delete(req, cx, id).await,
+        Route::RotateToken => deployments::rotate_token(req, cx, id).await,
+        Route::StopDeployment => deployments::act(req, cx, id, Action::Stop).await,
+        Route::StartDeployment => deployments::act(req, cx, id, Action::Start).await,
+        Route::RestartDeployment => deployments::act(req, cx, id, Action::Restart).await,
+        Route::PutCredentials => deployments::put_credentials(req, cx, id).await,
     }
 }

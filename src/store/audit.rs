@@ -38,3 +38,30 @@ pub async fn record(
     .await?;
     Ok(())
 }
+
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct Entry {
+    pub id: String,
+    pub action: String,
+    pub resource: Option<String>,
+    pub metadata: String,
+    pub created_at: i64,
+}
+
+/// The user's own events, newest first, one keyset page.
+pub async fn list_own(
+    db: &D1Database,
+    user_id: &str,
+    page: &crate::http::page::Page,
+) -> AppResult<Vec<Entry>> {
+    let (t, id) = page.before.clone().unwrap_or((i64::MAX, String::new()));
+    Ok(db
+        .prepare(
+            "SELECT id, action, resource, metadata, created_at FROM audit_log WHERE user_id = ?1 \
+             AND (created_at < ?2 OR (created_at = ?2 AND id < ?3)) ORDER BY created_at DESC, id DESC LIMIT ?4",
+        )
+        .bind(&[text(user_id), int(t), text(&id), int(i64::from(page.limit))])?
+        .all()
+        .await?
+        .results::<Entry>()?)
+}

@@ -4,6 +4,7 @@
 pub mod analysis_cache;
 pub mod audit;
 pub mod d1;
+pub mod deployments;
 pub mod memo;
 pub mod settings;
 pub mod users;

@@ -6,6 +6,9 @@
 //! create (`POST`), list (`GET`, `metadata.{k}=v` filters, `include_deleted`), get, update
 //! (`POST /{id}`, full config), `GET /{id}/wait?state=&timeout=&instance_id=` (408 on
 //! timeout, at most 60 s; `stopped` needs `instance_id`), `POST /{id}/stop`, `POST /{id}/start`,
+//! `POST /{id}/restart` (`timeout` / `signal` / `force_stop` ignored; answers `{"ok": true}`
+//! once a running machine is `stopping`, then goes `stopped` → `starting` → `started` in the
+//! background with the same `instance_id`; not counted against `restart.max_retries`),
 //! `DELETE /{id}?force=true` (or `kill=true`; without it the machine must be stopped: 412).
 //! Errors are `{"error": "...", "status": "..."}`. A second machine with the same name is a
 //! 409 `name_taken` (Fly's behaviour is undocumented; we chose to refuse). Destroyed
@@ -52,6 +55,9 @@ use model::{event, honoured, image_ref, metadata_matches, ulid_like, Machine};
 const MAX_WAIT: Duration = Duration::from_secs(60);
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 const STOP_GRACE: Duration = Duration::from_secs(10);
+/// How long a restart waits for the old process to go before giving up on the relaunch
+/// (a little more than `STOP_GRACE`, after which the process group is killed).
+const RESTART_STOP_WAIT: Duration = Duration::from_secs(15);
 const MAX_API_BODY: usize = 1024 * 1024;
 
 #[derive(Debug, Clone)]
@@ -341,7 +347,15 @@ impl Service {
             };
             if restart {
                 tokio::time::sleep(Duration::from_secs(1)).await;
-                let _ = svc.launch(&id);
+                // A stop, restart, start or destroy during the pause has the last word.
+                let still_wanted = lock(&svc.machines).get(&id).is_some_and(|l| {
+                    !l.stop_requested
+                        && l.port.is_none()
+                        && !matches!(l.record.state.as_str(), "destroying" | "destroyed")
+                });
+                if still_wanted {
+                    let _ = svc.launch(&id);
+                }
             }
         });
     }
@@ -514,6 +528,7 @@ async fn handle(svc: Arc<Service>, req: Request<Incoming>) -> Response<Body> {
             http::json(200, &json!({"ok": true}))
         }
         (&Method::POST, [id, "start"]) => start(&svc, &app, id),
+        (&Method::POST, [id, "restart"]) => restart(&svc, &app, id),
         (&Method::GET, [id, "wait"]) => wait(&svc, &app, id, &query).await,
         _ => fly_error(404, "not_found", "not found"),
     }
@@ -724,6 +739,64 @@ fn start(svc: &Arc<Service>, app: &str, id: &str) -> Response<Body> {
         200,
         &json!({"previous_state": previous, "migrated": false, "new_host": ""}),
     )
+}
+
+/// Fly's `POST /{id}/restart`: a running machine is stopped like `stop` (so its exit is not
+/// a crash for the restart policy), then launched again like `start` once its process is
+/// gone; the answer comes as soon as the stop is under way. A machine that is not running
+/// is simply started.
+fn restart(svc: &Arc<Service>, app: &str, id: &str) -> Response<Body> {
+    if let Some(r) = missing(svc, app, id) {
+        return r;
+    }
+    let previous = lock(&svc.machines)
+        .get(id)
+        .map(|l| l.record.state.clone())
+        .unwrap_or_default();
+    match previous.as_str() {
+        "started" | "starting" => {
+            // `stop` sets `stop_requested`, so the exit watcher records `stopped` instead of
+            // relaunching (and without touching `retries`).
+            svc.stop(id);
+            let svc = svc.clone();
+            let id = id.to_string();
+            tokio::spawn(async move {
+                let _ = svc
+                    .wait_for(&id, &["stopped".into()], None, RESTART_STOP_WAIT)
+                    .await;
+                let relaunch = match lock(&svc.machines).get_mut(&id) {
+                    // Anything else means someone acted meanwhile (started, destroyed it),
+                    // or the old process would not die: leave it be.
+                    Some(live) if live.port.is_none() && live.record.state == "stopped" => {
+                        live.retries = 0;
+                        true
+                    }
+                    _ => false,
+                };
+                if !relaunch {
+                    eprintln!("catwalk-runner machines: restart of {id}: not relaunched (no longer stopped)");
+                } else if let Err(why) = svc.launch(&id) {
+                    eprintln!("catwalk-runner machines: restart of {id}: {why}");
+                }
+            });
+        }
+        "created" | "stopped" | "failed" | "suspended" => {
+            if let Some(live) = lock(&svc.machines).get_mut(id) {
+                live.retries = 0;
+            }
+            if let Err(why) = svc.launch(id) {
+                return fly_error(500, "unknown", &why);
+            }
+        }
+        other => {
+            return fly_error(
+                412,
+                "unknown",
+                &format!("unable to restart machine from current state {other}"),
+            )
+        }
+    }
+    http::json(200, &json!({"ok": true}))
 }
 
 fn destroy(

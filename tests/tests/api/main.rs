@@ -3,6 +3,7 @@
 
 mod analyze;
 mod auth;
+mod deployments;
 mod edge;
 mod health;
 mod storage;

@@ -1,0 +1,338 @@
+//! What a deployment request may carry, checked before anything is stored: the name, the
+//! region, the credentials (names, sizes, reserved names) and — against the analysis
+//! plan — every required variable present and nothing the server does not read.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::analysis::plan::env_name_ok;
+use crate::analysis::request::{parse as parse_source, AnalyzeRequest};
+use crate::error::{AppError, AppResult, FieldError};
+use crate::http::input::Fields;
+
+pub const MAX_NAME: usize = 40;
+pub const MAX_CREDENTIALS: usize = 50;
+pub const MAX_VALUE_BYTES: usize = 8 * 1024;
+pub const MAX_TOTAL_BYTES: usize = 32 * 1024;
+
+/// Names the machine's runtime owns: the runner's settings, Fly's own variables, and
+/// loader hooks that would run code before the server does.
+const RESERVED: &[&str] = &[
+    "PORT",
+    "PATH",
+    "HOME",
+    "NODE_OPTIONS",
+    "PYTHONPATH",
+    "PYTHONSTARTUP",
+    "PYTHONHOME",
+    "BASH_ENV",
+    "ENV",
+];
+const RESERVED_PREFIXES: &[&str] = &["CATWALK_", "FLY_", "LD_", "DYLD_"];
+
+pub fn reserved(name: &str) -> bool {
+    let upper = name.to_ascii_uppercase();
+    RESERVED.contains(&upper.as_str()) || RESERVED_PREFIXES.iter().any(|p| upper.starts_with(p))
+}
+
+/// A deployment name: what people see in lists and in client configs (a key in JSON and a
+/// word on a shell command line), so lowercase letters, digits and inner hyphens only.
+pub fn name_ok(name: &str) -> bool {
+    let b = name.as_bytes();
+    (1..=MAX_NAME).contains(&b.len())
+        && b[0].is_ascii_lowercase()
+        && !name.ends_with('-')
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+}
+
+/// A Fly region code (`ord`, `fra`, `syd`, …).
+pub fn region_ok(r: &str) -> bool {
+    (3..=4).contains(&r.len()) && r.bytes().all(|c| c.is_ascii_lowercase())
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreateRequest {
+    pub name: String,
+    pub source: AnalyzeRequest,
+    pub credentials: Vec<(String, String)>,
+    pub region: Option<String>,
+}
+
+/// Reads `{"credentials": {NAME: "value"}}` into `f`'s error list; absent is empty.
+pub fn credentials_field(f: &mut Fields<'_>) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let obj: &Map<String, Value> = match f.get("credentials") {
+        None | Some(Value::Null) => return out,
+        Some(Value::Object(o)) => o,
+        Some(_) => {
+            f.fail("credentials", "must be an object of NAME: \"value\"");
+            return out;
+        }
+    };
+    if obj.len() > MAX_CREDENTIALS {
+        f.fail(
+            "credentials",
+            format!("at most {MAX_CREDENTIALS} variables"),
+        );
+        return out;
+    }
+    let mut total = 0;
+    for (k, v) in obj {
+        let field = format!("credentials.{}", printable(k));
+        if !env_name_ok(k) {
+            f.fail(
+                &field,
+                "must be a variable name of letters, digits and _ (not starting with a digit)",
+            );
+            continue;
+        }
+        if reserved(k) {
+            f.fail(&field, "is reserved for the machine's runtime");
+            continue;
+        }
+        match v {
+            Value::String(s) if s.len() > MAX_VALUE_BYTES => {
+                f.fail(&field, format!("must be at most {MAX_VALUE_BYTES} bytes"))
+            }
+            Value::String(s) if s.contains('\0') => {
+                f.fail(&field, "must not contain NUL characters")
+            }
+            Value::String(s) => {
+                total += k.len() + s.len();
+                out.push((k.clone(), s.clone()));
+            }
+            _ => f.fail(&field, "must be a string"),
+        }
+    }
+    if total > MAX_TOTAL_BYTES {
+        f.fail(
+            "credentials",
+            format!("must total at most {MAX_TOTAL_BYTES} bytes"),
+        );
+    }
+    out
+}
+
+/// A key as it may appear in an error message: bounded, control characters dropped.
+fn printable(k: &str) -> String {
+    k.chars().filter(|c| !c.is_control()).take(64).collect()
+}
+
+pub fn parse_create(body: &Value) -> AppResult<CreateRequest> {
+    let mut f = Fields::of(body)?;
+    let name = f.required_str("name", MAX_NAME * 4);
+    if let Some(n) = &name {
+        if !name_ok(n) {
+            f.fail(
+                "name",
+                format!("must be 1-{MAX_NAME} lowercase letters, digits or inner hyphens, starting with a letter"),
+            );
+        }
+    }
+    let region = f.optional_str("region", 16);
+    if let Some(r) = &region {
+        if !region_ok(r) {
+            f.fail("region", "must be a Fly region code such as ord or fra");
+        }
+    }
+    let credentials = credentials_field(&mut f);
+    let (name, region, credentials) = f.finish(|| (name, region, credentials))?;
+    let source = parse_source(body)?;
+    Ok(CreateRequest {
+        name: name.unwrap_or_default(),
+        source,
+        credentials,
+        region,
+    })
+}
+
+/// `PUT /api/deployments/{id}/credentials`: `{"credentials": {…}}`, the whole new set.
+pub fn parse_credentials(body: &Value) -> AppResult<Vec<(String, String)>> {
+    let mut f = Fields::of(body)?;
+    if f.get("credentials").is_none() {
+        f.fail("credentials", "is required");
+    }
+    let creds = credentials_field(&mut f);
+    f.finish(|| creds)
+}
+
+/// The part of an analysis plan a deployment keeps (in `deployments.config`), enough to
+/// rebuild its machine and re-validate credentials without analysing again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Launch {
+    pub runtime: String,
+    pub package: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    #[serde(default)]
+    pub args: Vec<String>,
+    #[serde(default)]
+    pub env_vars: Vec<Variable>,
+    /// The server reads variables beyond the declared ones (then unknown names pass).
+    #[serde(default)]
+    pub arbitrary_env: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Variable {
+    pub name: String,
+    #[serde(default)]
+    pub required: bool,
+    #[serde(default)]
+    pub secret: bool,
+}
+
+impl Launch {
+    /// From the analysis result JSON (`crate::analysis::merge::Plan` plus `analyzed_at`).
+    pub fn from_plan(plan: &Value) -> AppResult<Self> {
+        serde_json::from_value::<Launch>(plan.clone())
+            .ok()
+            .filter(|l| matches!(l.runtime.as_str(), "npm" | "python") && !l.package.is_empty())
+            .ok_or_else(|| AppError::internal("analysis plan without a launchable package"))
+    }
+
+    /// Required variables present and non-empty; unknown names refused (unless the plan
+    /// says the server takes arbitrary variables). Every problem is named at once.
+    pub fn check(&self, creds: &[(String, String)]) -> AppResult<()> {
+        let mut fields = Vec::new();
+        for v in self.env_vars.iter().filter(|v| v.required) {
+            match creds.iter().find(|(k, _)| *k == v.name) {
+                Some((_, value)) if !value.trim().is_empty() => {}
+                Some(_) => fields.push(FieldError::new(
+                    format!("credentials.{}", v.name),
+                    "must not be empty",
+                )),
+                None => fields.push(FieldError::new(
+                    format!("credentials.{}", v.name),
+                    "is required by this server",
+                )),
+            }
+        }
+        if !self.arbitrary_env {
+            for (k, _) in creds {
+                if !self.env_vars.iter().any(|v| v.name == *k) {
+                    fields.push(FieldError::new(
+                        format!("credentials.{k}"),
+                        "is not a variable this server reads",
+                    ));
+                }
+            }
+        }
+        if fields.is_empty() {
+            Ok(())
+        } else {
+            Err(AppError::Validation { fields })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn launch() -> Launch {
+        Launch::from_plan(&json!({"package": "@acme/w", "registry": "npm", "runtime": "npm", "version": "1.0.0", "args": [],
+            "env_vars": [{"name": "ACME_TOKEN", "required": true, "secret": true}, {"name": "ACME_REGION", "required": false, "secret": false}],
+            "tools": [], "transport": "stdio"}))
+        .unwrap()
+    }
+
+    fn field_names(e: AppError) -> Vec<String> {
+        match e {
+            AppError::Validation { fields } => fields.into_iter().map(|f| f.field).collect(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_good_request_parses() {
+        let r = parse_create(&json!({"name": "weather-2", "package": "npm:@acme/w", "credentials": {"ACME_TOKEN": "t"}, "region": "ord"})).unwrap();
+        assert_eq!(r.name, "weather-2");
+        assert_eq!(r.credentials, vec![("ACME_TOKEN".into(), "t".into())]);
+        assert_eq!(r.region.as_deref(), Some("ord"));
+    }
+
+    #[test]
+    fn every_bad_field_is_named() {
+        let e = parse_create(&json!({"name": "Bad Name;rm -rf", "package": "npm:x", "region": "../x",
+            "credentials": {"1BAD": "v", "PORT": "1", "LD_PRELOAD": "/tmp/x.so", "OK": 5, "NUL": "a\u{0}b", "BIG": "x".repeat(MAX_VALUE_BYTES + 1)}}))
+        .unwrap_err();
+        let names = field_names(e);
+        for want in [
+            "name",
+            "region",
+            "credentials.1BAD",
+            "credentials.PORT",
+            "credentials.LD_PRELOAD",
+            "credentials.OK",
+            "credentials.NUL",
+            "credentials.BIG",
+        ] {
+            assert!(names.iter().any(|n| n == want), "{want} in {names:?}");
+        }
+        assert_eq!(
+            field_names(parse_create(&json!({"package": "npm:x", "credentials": []})).unwrap_err()),
+            vec!["name", "credentials"]
+        );
+    }
+
+    #[test]
+    fn names_are_slugs() {
+        for ok in ["a", "weather", "my-server-2"] {
+            assert!(name_ok(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "-a",
+            "a-",
+            "A",
+            "a_b",
+            "a b",
+            "ü",
+            &"a".repeat(MAX_NAME + 1),
+        ] {
+            assert!(!name_ok(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn credentials_are_checked_against_the_plan() {
+        let l = launch();
+        assert!(l.check(&[("ACME_TOKEN".into(), "x".into())]).is_ok());
+        assert_eq!(
+            field_names(l.check(&[]).unwrap_err()),
+            vec!["credentials.ACME_TOKEN"]
+        );
+        assert_eq!(
+            field_names(
+                l.check(&[
+                    ("ACME_TOKEN".into(), " ".into()),
+                    ("EXTRA".into(), "x".into())
+                ])
+                .unwrap_err()
+            ),
+            vec!["credentials.ACME_TOKEN", "credentials.EXTRA"]
+        );
+        let open = Launch {
+            arbitrary_env: true,
+            ..l
+        };
+        assert!(open
+            .check(&[
+                ("ACME_TOKEN".into(), "x".into()),
+                ("EXTRA".into(), "y".into())
+            ])
+            .is_ok());
+    }
+
+    #[test]
+    fn the_total_size_is_capped() {
+        let creds: Map<String, Value> = (0..5)
+            .map(|i| (format!("V{i}"), json!("x".repeat(MAX_VALUE_BYTES))))
+            .collect();
+        let e = parse_credentials(&json!({ "credentials": creds })).unwrap_err();
+        assert_eq!(field_names(e), vec!["credentials"]);
+    }
+}

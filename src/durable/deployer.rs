@@ -1,0 +1,79 @@
+//! `Deployer`: one Durable Object per deployment (binding `DEPLOYERS`, migration `v3`)
+//! that runs the machine creation in its alarm, after the API has answered 201. An alarm
+//! outlives the request that set it (a `waitUntil` is cut 30 s after the response, and a
+//! machine can take minutes to pull and boot), is retried by the platform if the object
+//! is evicted mid-run, and runs one at a time per deployment.
+
+use serde_json::{json, Value};
+use worker::{durable_object, DurableObject, Env, Method, Request, Response, Result, State};
+
+use crate::error::AppError;
+use crate::http::route::deployment_id_ok;
+use crate::ids::random_hex;
+use crate::lifecycle::provision;
+use crate::log::Redactor;
+use crate::platform::log::Logger;
+use crate::platform::{env, web};
+
+const DEPLOYMENT_KEY: &str = "deployment_id";
+
+#[durable_object]
+pub struct Deployer {
+    state: State,
+    env: Env,
+}
+
+impl DurableObject for Deployer {
+    fn new(state: State, env: Env) -> Self {
+        Self { state, env }
+    }
+
+    async fn fetch(&self, mut req: Request) -> Result<Response> {
+        if req.method() != Method::Post || req.path() != "/provision" {
+            return Ok(web::error_response(&AppError::not_found(
+                "No such deployer operation.",
+            )));
+        }
+        let body: Value = req.json().await.unwrap_or(Value::Null);
+        let Some(id) = body["deployment_id"]
+            .as_str()
+            .filter(|id| deployment_id_ok(id))
+        else {
+            return Ok(web::error_response(&AppError::bad_request(
+                "invalid_body",
+                "deployment_id is required.",
+            )));
+        };
+        let storage = self.state.storage();
+        storage.put(DEPLOYMENT_KEY, id).await?;
+        // An offset of zero: the alarm runs as soon as this request returns.
+        storage.set_alarm(std::time::Duration::ZERO).await?;
+        web::json_text(202, json!({ "scheduled": true }).to_string(), None)
+    }
+
+    async fn alarm(&self) -> Result<Response> {
+        let storage = self.state.storage();
+        let Some(id) = storage.get::<String>(DEPLOYMENT_KEY).await? else {
+            return Response::empty();
+        };
+        let config = env::config(&self.env);
+        let mut log = Logger::new(
+            Redactor::new(config.secret_values()),
+            random_hex(8).unwrap_or_default(),
+        );
+        match provision(&self.env, &config, &mut log, &id).await {
+            Ok(()) => {
+                storage.delete(DEPLOYMENT_KEY).await?;
+            }
+            Err(e) => {
+                // Left in storage: the reconcile cron re-schedules deployments that stay in
+                // `deploying`, and the stuck sweep fails them after 30 minutes.
+                log.error(
+                    "provision_error",
+                    json!({ "deployment": id, "code": e.code(), "detail": e.log_detail() }),
+                );
+            }
+        }
+        Response::empty()
+    }
+}

@@ -1,0 +1,444 @@
+//! A deployment's machine over its life, over D1 and the Fly Machines API: which Fly
+//! account to use, the machine config, creation (run by the `Deployer` Durable Object's
+//! alarm, after the 201), updates and teardown. Shared by the routes, the Durable Object
+//! and the reconcile cron so each rule lives once.
+//!
+//! Invariants: plaintext credentials exist only inside [`machine_config`]'s caller while a
+//! request or alarm runs; a failed creation destroys whatever it made (no orphans); every
+//! status change is a compare-and-set, so a delete racing a creation always wins and the
+//! creator destroys the machine it finds itself owning no row for.
+
+use serde_json::{json, Value};
+use url::Url;
+use worker::{D1Database, Env, Method, Request, RequestInit};
+
+use crate::config::Config;
+use crate::crypto::keyring::KeyRing;
+use crate::crypto::secret::Secret;
+use crate::deploy::fly::{create_body, launch_spec, MachineSpec};
+use crate::deploy::fly_client::{Fly, FlyError};
+use crate::deploy::request::Launch;
+use crate::deploy::secrets::{is_stale, open_for, seal_for, Secrets};
+use crate::deploy::state::Status;
+use crate::error::{AppError, AppResult};
+use crate::platform::env;
+use crate::platform::log::Logger;
+use crate::platform::upstream::FetchUpstream;
+use crate::store::audit::{self, Event};
+use crate::store::deployments::{self as store, Deployment};
+use crate::store::settings;
+use crate::time::now_ms;
+
+/// The Fly account a deployment's machines live in.
+pub struct Target {
+    pub base: Url,
+    pub app: String,
+    token: Secret,
+    /// "user" when the owner's own token from settings is used, else "operator".
+    pub source: &'static str,
+}
+
+impl Target {
+    pub fn fly<'a>(&'a self, up: &'a FetchUpstream) -> Fly<'a, FetchUpstream> {
+        Fly {
+            up,
+            base: &self.base,
+            app: &self.app,
+            token: self.token.expose(),
+        }
+    }
+
+    pub fn token(&self) -> &str {
+        self.token.expose()
+    }
+}
+
+pub fn ring(config: &Config) -> AppResult<&KeyRing> {
+    config
+        .encryption_keys
+        .as_ref()
+        .ok_or_else(|| AppError::NotConfigured {
+            missing: vec!["ENCRYPTION_KEYS".into()],
+        })
+}
+
+/// The owner's own Fly token and app from settings when both are set, else the operator's.
+pub async fn target(db: &D1Database, config: &Config, owner_id: &str) -> AppResult<Target> {
+    if let Some(ring) = &config.encryption_keys {
+        let token = settings::secret(db, ring, owner_id, settings::FLY_API_TOKEN).await?;
+        let app = settings::value(db, owner_id, settings::FLY_APP).await?;
+        if let (Some(token), Some(app)) = (token, app) {
+            return Ok(Target {
+                base: config.fly.api_base.clone(),
+                app,
+                token: Secret::new(token),
+                source: "user",
+            });
+        }
+    }
+    operator(config)
+}
+
+/// The operator's Fly account (`FLY_APP`, `FLY_API_TOKEN`).
+pub fn operator(config: &Config) -> AppResult<Target> {
+    let mut missing = Vec::new();
+    if config.fly.app.is_none() {
+        missing.push("FLY_APP".to_string());
+    }
+    if config.fly.token.is_none() {
+        missing.push("FLY_API_TOKEN".to_string());
+    }
+    match (&config.fly.app, &config.fly.token) {
+        (Some(app), Some(token)) => Ok(Target {
+            base: config.fly.api_base.clone(),
+            app: app.clone(),
+            token: token.clone(),
+            source: "operator",
+        }),
+        _ => Err(AppError::NotConfigured { missing }),
+    }
+}
+
+/// What `deployments.config` holds: the launch plan and the requested region.
+pub fn stored_config(launch: &Launch, region: Option<&str>) -> Value {
+    json!({ "launch": launch, "region": region })
+}
+
+pub fn launch_of(d: &Deployment) -> AppResult<(Launch, Option<String>)> {
+    let v: Value = serde_json::from_str(&d.config)
+        .map_err(|_| AppError::internal(format!("deployment {}: config is not JSON", d.id)))?;
+    let launch = serde_json::from_value::<Launch>(v.get("launch").cloned().unwrap_or(Value::Null))
+        .map_err(|_| AppError::internal(format!("deployment {}: no launch plan", d.id)))?;
+    let region = v.get("region").and_then(Value::as_str).map(str::to_string);
+    Ok((launch, region))
+}
+
+/// The Fly create body for the deployment (`{"name", "region"?, "config"}`).
+pub fn machine_config(
+    config: &Config,
+    deployment_id: &str,
+    launch: &Launch,
+    region: Option<&str>,
+    secrets: &Secrets,
+) -> Value {
+    create_body(&MachineSpec {
+        deployment_id,
+        image: &config.fly.runner_image,
+        region,
+        launch: launch_spec(
+            &launch.runtime,
+            &launch.package,
+            launch.version.as_deref(),
+            &launch.args,
+        ),
+        credentials: &secrets.env,
+        upstream_secret: &secrets.upstream_secret,
+        memory_mb: config.fly.memory_mb,
+    })
+}
+
+/// Opens the deployment's secrets, re-sealing them under the current key if an older key
+/// sealed them (touching a record is when it moves to the new key).
+pub async fn open_secrets(
+    db: &D1Database,
+    ring: &KeyRing,
+    log: &Logger,
+    deployment_id: &str,
+) -> AppResult<Secrets> {
+    let sealed = store::credentials(db, deployment_id)
+        .await?
+        .ok_or_else(|| {
+            AppError::internal(format!("deployment {deployment_id}: no credentials row"))
+        })?;
+    let secrets = open_for(ring, deployment_id, &sealed)?;
+    if is_stale(ring, &sealed) {
+        let fresh = seal_for(ring, deployment_id, &secrets)?;
+        store::put_credentials(db, deployment_id, &fresh, now_ms()).await?;
+        log.info(
+            "credentials_resealed",
+            json!({ "deployment": deployment_id, "from": sealed.key_id, "to": fresh.key_id }),
+        );
+    }
+    Ok(secrets)
+}
+
+/// Appends an audit event; a lost audit row is logged, never fatal to the action.
+pub async fn audit_user(
+    db: &D1Database,
+    log: &Logger,
+    user_id: &str,
+    action: &str,
+    resource: &str,
+    metadata: Value,
+) {
+    let event = Event {
+        user_id: Some(user_id),
+        action,
+        resource: Some(resource),
+        metadata,
+    };
+    if let Err(e) = audit::record(db, log.redactor(), event, now_ms()).await {
+        log.error(
+            "audit_failed",
+            json!({ "action": action, "detail": e.log_detail() }),
+        );
+    }
+}
+
+/// An audit event about a deployment (`resource` = `deployment:{id}`).
+pub async fn audit(
+    db: &D1Database,
+    log: &Logger,
+    user_id: &str,
+    action: &str,
+    deployment_id: &str,
+    metadata: Value,
+) {
+    let resource = format!("deployment:{deployment_id}");
+    audit_user(db, log, user_id, action, &resource, metadata).await
+}
+
+/// Asks the deployment's `Deployer` object to run [`provision`] in its alarm.
+pub async fn schedule_provision(worker_env: &Env, deployment_id: &str) -> AppResult<()> {
+    let stub = env::deployers(worker_env)?
+        .id_from_name(deployment_id)?
+        .get_stub()?;
+    let mut init = RequestInit::new();
+    init.with_method(Method::Post).with_body(Some(
+        json!({ "deployment_id": deployment_id }).to_string().into(),
+    ));
+    let mut answer = stub
+        .fetch_with_request(Request::new_with_init(
+            "https://deployer.internal/provision",
+            &init,
+        )?)
+        .await?;
+    if answer.status_code() != 202 {
+        let body = answer.text().await.unwrap_or_default();
+        return Err(AppError::internal(format!(
+            "deployer refused: {} {body}",
+            answer.status_code()
+        )));
+    }
+    Ok(())
+}
+
+/// Creates (or adopts) the deployment's machine and waits for it to start; the outcome
+/// lands in `status` / `error_message`. Idempotent: running it twice adopts the machine.
+pub async fn provision(
+    worker_env: &Env,
+    config: &Config,
+    log: &mut Logger,
+    id: &str,
+) -> AppResult<()> {
+    let db = env::db(worker_env)?;
+    let up = FetchUpstream::default();
+    let Some(d) = store::get(&db, id).await? else {
+        // Deleted before we ran: make sure nothing of it is left on the platform.
+        if let Ok(t) = operator(config) {
+            t.fly(&up)
+                .destroy_all(id, None)
+                .await
+                .map_err(FlyError::into_app)?;
+        }
+        return Ok(());
+    };
+    if !matches!(d.status()?, Status::Pending | Status::Deploying) {
+        return Ok(());
+    }
+    store::transition(
+        &db,
+        id,
+        &[Status::Pending],
+        Status::Deploying,
+        None,
+        now_ms(),
+    )
+    .await?;
+    let target = target(&db, config, &d.owner_id).await?;
+    log.also_redact(target.token());
+    let fly = target.fly(&up);
+    let prepared = async {
+        let (launch, region) = launch_of(&d)?;
+        let secrets = open_secrets(&db, ring(config)?, log, id).await?;
+        for (_, v) in &secrets.env {
+            log.also_redact(v);
+        }
+        log.also_redact(&secrets.upstream_secret);
+        Ok::<Value, AppError>(machine_config(
+            config,
+            id,
+            &launch,
+            region.as_deref(),
+            &secrets,
+        ))
+    }
+    .await;
+    let body = match prepared {
+        Ok(b) => b,
+        Err(e) => {
+            log.error(
+                "provision_prepare_failed",
+                json!({ "deployment": id, "detail": e.log_detail() }),
+            );
+            fail(
+                &db,
+                log,
+                &d,
+                "The deployment's stored settings could not be read.",
+            )
+            .await?;
+            return Ok(());
+        }
+    };
+    let started = async {
+        let machine = fly.create(id, &body).await?;
+        let recorded = store::set_machine(&db, id, &machine.id, now_ms())
+            .await
+            .map_err(|_| FlyError::Transient {
+                status: None,
+                retry_after: None,
+            })?;
+        Ok::<_, FlyError>((machine, recorded))
+    }
+    .await;
+    let machine = match started {
+        Ok((m, true)) => m,
+        Ok((m, false)) => {
+            // The row left `deploying` (deleted meanwhile): the machine is ours to remove.
+            return settle_orphan(&db, &fly, log, id, &m.id).await;
+        }
+        Err(e) => {
+            let _ = fly.destroy_all(id, None).await;
+            log.warn(
+                "provision_failed",
+                json!({ "deployment": id, "stage": "create", "reason": e.summary() }),
+            );
+            fail(
+                &db,
+                log,
+                &d,
+                &format!("The machine could not be created: {}.", e.summary()),
+            )
+            .await?;
+            return Ok(());
+        }
+    };
+    log.info(
+        "machine_created",
+        json!({ "deployment": id, "machine": machine.id, "state": machine.state }),
+    );
+    if let Err(e) = fly
+        .wait_started(&machine.id, config.fly.start_timeout_secs)
+        .await
+    {
+        let _ = fly.destroy_all(id, Some(&machine.id)).await;
+        log.warn(
+            "provision_failed",
+            json!({ "deployment": id, "stage": "start", "reason": e.summary() }),
+        );
+        fail(
+            &db,
+            log,
+            &d,
+            &format!("The machine did not start: {}.", e.summary()),
+        )
+        .await?;
+        return Ok(());
+    }
+    if store::transition(
+        &db,
+        id,
+        &[Status::Deploying],
+        Status::Running,
+        None,
+        now_ms(),
+    )
+    .await?
+    {
+        log.info(
+            "deployment_running",
+            json!({ "deployment": id, "machine": machine.id }),
+        );
+        audit(
+            &db,
+            log,
+            &d.owner_id,
+            "deployment.running",
+            id,
+            json!({ "by": "system", "machine": machine.id }),
+        )
+        .await;
+        return Ok(());
+    }
+    settle_orphan(&db, &fly, log, id, &machine.id).await
+}
+
+/// After losing a race: if the row is gone or being deleted, destroy the machine; if a
+/// twin run already marked it running, leave it.
+async fn settle_orphan(
+    db: &D1Database,
+    fly: &Fly<'_, FetchUpstream>,
+    log: &Logger,
+    id: &str,
+    machine_id: &str,
+) -> AppResult<()> {
+    match store::get(db, id).await? {
+        Some(d) if d.status()? != Status::Deleting => Ok(()),
+        _ => {
+            log.info(
+                "machine_orphaned",
+                json!({ "deployment": id, "machine": machine_id }),
+            );
+            fly.destroy_all(id, Some(machine_id))
+                .await
+                .map_err(FlyError::into_app)
+        }
+    }
+}
+
+async fn fail(db: &D1Database, log: &Logger, d: &Deployment, message: &str) -> AppResult<()> {
+    let message = log.redactor().redact(message);
+    if store::transition(
+        db,
+        &d.id,
+        &[Status::Pending, Status::Deploying],
+        Status::Failed,
+        Some(&message),
+        now_ms(),
+    )
+    .await?
+    {
+        audit(
+            db,
+            log,
+            &d.owner_id,
+            "deployment.failed",
+            &d.id,
+            json!({ "by": "system" }),
+        )
+        .await;
+    }
+    Ok(())
+}
+
+/// Destroys every machine of the deployment, then removes its row and credentials.
+/// A platform failure leaves the row in `deleting` for a retry (the caller's or cron's).
+pub async fn teardown(
+    db: &D1Database,
+    config: &Config,
+    up: &FetchUpstream,
+    d: &Deployment,
+) -> AppResult<()> {
+    let target = match target(db, config, &d.owner_id).await {
+        Ok(t) => t,
+        // The owner's settings may be unreadable; the operator's account is the fallback.
+        Err(_) => operator(config)?,
+    };
+    target
+        .fly(up)
+        .destroy_all(&d.id, d.machine_id.as_deref())
+        .await
+        .map_err(FlyError::into_app)?;
+    store::delete(db, &d.id).await
+}

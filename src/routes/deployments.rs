@@ -1,0 +1,391 @@
+//! `/api/deployments…` (signed in; another owner's deployment is always a 404): create,
+//! list, read, delete, rotate the access token, stop / start / restart, replace the
+//! credentials. The machine work itself lives in `crate::lifecycle`.
+
+use serde_json::{json, Value};
+use worker::{Request, Response};
+
+use crate::deploy::client_config::snippets;
+use crate::deploy::fly_client::FlyError;
+use crate::deploy::request::{parse_create, parse_credentials, Launch};
+use crate::deploy::secrets::{seal_for, Secrets};
+use crate::deploy::state::Status;
+use crate::deploy::token;
+use crate::error::{AppError, AppResult};
+use crate::http::page::{self, cursor};
+use crate::identity::users::User;
+use crate::ids::{new_id, random_hex};
+use crate::lifecycle::{self, audit, ring, target};
+use crate::platform::upstream::FetchUpstream;
+use crate::platform::{env, web};
+use crate::routes::analyze::plan_for;
+use crate::routes::auth::signed_in;
+use crate::routes::Ctx;
+use crate::store::deployments::{self as store, Deployment, NewDeployment};
+use crate::time::{now_ms, rfc3339};
+
+/// The MCP URL a deployment is reached at: `PUBLIC_BASE_URL` or this request's origin.
+fn connection_url(req: &Request, cx: &Ctx, id: &str) -> AppResult<String> {
+    let base = match &cx.config.public_base_url {
+        Some(u) => u.as_str().trim_end_matches('/').to_string(),
+        None => req.url()?.origin().ascii_serialization(),
+    };
+    Ok(format!("{base}/api/mcp/{id}"))
+}
+
+/// The public form: never a credential value, the token, or its digest.
+fn deployment_json(d: &Deployment, url: &str, machine: Option<Value>) -> Value {
+    let (launch, region) = lifecycle::launch_of(d)
+        .map(|(l, r)| (Some(l), r))
+        .unwrap_or((None, None));
+    json!({
+        "id": d.id,
+        "name": d.name,
+        "status": d.status,
+        "source": d.source,
+        "package": d.package,
+        "runtime": d.runtime,
+        "version": launch.as_ref().and_then(|l| l.version.clone()),
+        "region": region,
+        "env_vars": launch.map(|l| l.env_vars.into_iter().map(|v| json!({"name": v.name, "required": v.required, "secret": v.secret})).collect::<Vec<_>>()),
+        "error_message": d.error_message,
+        "connection_url": url,
+        "machine": machine,
+        "created_at": rfc3339(d.created_at),
+        "updated_at": rfc3339(d.updated_at),
+    })
+}
+
+async fn owned(cx: &Ctx, user: &User, id: Option<&str>) -> AppResult<Deployment> {
+    let id = id.ok_or_else(|| AppError::not_found("No such deployment."))?;
+    store::get_owned(&env::db(&cx.env)?, &user.id, id)
+        .await?
+        .ok_or_else(|| AppError::not_found("No such deployment."))
+}
+
+/// `POST /api/deployments`
+pub async fn create(mut req: Request, cx: &mut Ctx) -> AppResult<Response> {
+    let user = signed_in(&req, cx).await?;
+    let body = web::read_json(&mut req).await?;
+    let request = parse_create(&body)?;
+    for (_, v) in &request.credentials {
+        cx.log.also_redact(v);
+    }
+    let ring = ring(&cx.config)?.clone();
+    let db = env::db(&cx.env)?;
+    // Configuration first: nothing is validated against a platform we cannot reach.
+    target(&db, &cx.config, &user.id).await?;
+    let plan = plan_for(cx, &request.source, &body, &user.id).await?;
+    let launch = Launch::from_plan(&plan)?;
+    launch.check(&request.credentials)?;
+
+    let id = new_id("dep")?;
+    let (access_token, digest) = token::mint()?;
+    let secrets = Secrets {
+        env: request.credentials.clone(),
+        upstream_secret: random_hex(32)?,
+    };
+    let sealed = seal_for(&ring, &id, &secrets)?;
+    let source = request.source.source.normalized();
+    let config = lifecycle::stored_config(&launch, request.region.as_deref()).to_string();
+    let now = now_ms();
+    store::insert(
+        &db,
+        &NewDeployment {
+            id: &id,
+            owner_id: &user.id,
+            name: &request.name,
+            source: &source,
+            package: &launch.package,
+            runtime: &launch.runtime,
+            config: &config,
+            token_hash: &digest,
+        },
+        &sealed,
+        cx.config.limits.deployments_per_user,
+        now,
+    )
+    .await?;
+    audit(
+        &db,
+        &cx.log,
+        &user.id,
+        "deployment.created",
+        &id,
+        json!({ "name": request.name, "source": source, "credentials": request.credentials.iter().map(|(k, _)| k).collect::<Vec<_>>() }),
+    )
+    .await;
+    store::transition(
+        &db,
+        &id,
+        &[Status::Pending],
+        Status::Deploying,
+        None,
+        now_ms(),
+    )
+    .await?;
+    if let Err(e) = lifecycle::schedule_provision(&cx.env, &id).await {
+        // The row stays `deploying`; the reconcile cron schedules it again.
+        cx.log.error(
+            "provision_schedule_failed",
+            json!({ "deployment": id, "detail": e.log_detail() }),
+        );
+    }
+    let url = connection_url(&req, cx, &id)?;
+    cx.log.also_redact(&access_token);
+    let mut out = json!({
+        "id": id,
+        "name": request.name,
+        "status": Status::Deploying.as_str(),
+        "connection_url": url,
+        "access_token": access_token,
+        "client_config": snippets(&request.name, &url, &access_token),
+    });
+    if let Some(d) = store::get(&db, &id).await? {
+        out["deployment"] = deployment_json(&d, &url, None);
+    }
+    web::json(201, &out)
+}
+
+/// `GET /api/deployments`
+pub async fn list(req: Request, cx: &mut Ctx) -> AppResult<Response> {
+    let user = signed_in(&req, cx).await?;
+    let page = page::parse(req.url()?.query())?;
+    let rows = store::list_owned(&env::db(&cx.env)?, &user.id, &page).await?;
+    let next = (rows.len() == page.limit as usize)
+        .then(|| rows.last().map(|d| cursor(d.created_at, &d.id)))
+        .flatten();
+    let mut items = Vec::with_capacity(rows.len());
+    for d in &rows {
+        items.push(deployment_json(d, &connection_url(&req, cx, &d.id)?, None));
+    }
+    web::json(200, &json!({ "items": items, "next_cursor": next }))
+}
+
+/// `GET /api/deployments/{id}`: with the machine's live state when the platform answers.
+pub async fn get(req: Request, cx: &mut Ctx, id: Option<&str>) -> AppResult<Response> {
+    let user = signed_in(&req, cx).await?;
+    let d = owned(cx, &user, id).await?;
+    let machine = match &d.machine_id {
+        Some(mid) => {
+            let db = env::db(&cx.env)?;
+            let up = FetchUpstream::default();
+            match target(&db, &cx.config, &d.owner_id).await {
+                Ok(t) => Some(match t.fly(&up).peek(mid).await {
+                    Ok(m) => json!({ "id": m.id, "state": m.state, "region": m.region }),
+                    Err(FlyError::NotFound) => json!({ "id": mid, "state": "missing" }),
+                    Err(_) => json!({ "id": mid, "state": "unknown" }),
+                }),
+                Err(_) => Some(json!({ "id": mid, "state": "unknown" })),
+            }
+        }
+        None => None,
+    };
+    web::json(
+        200,
+        &deployment_json(&d, &connection_url(&req, cx, &d.id)?, machine),
+    )
+}
+
+/// `DELETE /api/deployments/{id}`: machine destroyed, credentials and row removed. While
+/// the platform is unreachable the deployment stays `deleting` and a retry (or the cron)
+/// finishes the job; a second DELETE after success is a 404 like any unknown id.
+pub async fn delete(req: Request, cx: &mut Ctx, id: Option<&str>) -> AppResult<Response> {
+    let user = signed_in(&req, cx).await?;
+    let d = owned(cx, &user, id).await?;
+    let db = env::db(&cx.env)?;
+    let all: Vec<Status> = Status::ALL.to_vec();
+    store::transition(&db, &d.id, &all, Status::Deleting, None, now_ms()).await?;
+    let up = FetchUpstream::default();
+    lifecycle::teardown(&db, &cx.config, &up, &d).await?;
+    audit(
+        &db,
+        &cx.log,
+        &user.id,
+        "deployment.deleted",
+        &d.id,
+        json!({ "name": d.name }),
+    )
+    .await;
+    Ok(Response::empty()?.with_status(204))
+}
+
+/// `POST /api/deployments/{id}/rotate-token`: the old token fails from this write on.
+pub async fn rotate_token(req: Request, cx: &mut Ctx, id: Option<&str>) -> AppResult<Response> {
+    let user = signed_in(&req, cx).await?;
+    let d = owned(cx, &user, id).await?;
+    let db = env::db(&cx.env)?;
+    let (access_token, digest) = token::mint()?;
+    if !store::set_token_hash(&db, &user.id, &d.id, &digest, now_ms()).await? {
+        return Err(AppError::Conflict {
+            code: "deployment_deleting",
+            message: "The deployment is being deleted.".into(),
+        });
+    }
+    cx.log.also_redact(&access_token);
+    audit(
+        &db,
+        &cx.log,
+        &user.id,
+        "deployment.token_rotated",
+        &d.id,
+        json!({}),
+    )
+    .await;
+    let url = connection_url(&req, cx, &d.id)?;
+    web::json(
+        200,
+        &json!({ "access_token": access_token, "client_config": snippets(&d.name, &url, &access_token) }),
+    )
+}
+
+#[derive(Clone, Copy)]
+pub enum Action {
+    Stop,
+    Start,
+    Restart,
+}
+
+/// `POST /api/deployments/{id}/stop|start|restart`. Restarting a failed deployment runs
+/// the creation again.
+pub async fn act(
+    req: Request,
+    cx: &mut Ctx,
+    id: Option<&str>,
+    action: Action,
+) -> AppResult<Response> {
+    let user = signed_in(&req, cx).await?;
+    let d = owned(cx, &user, id).await?;
+    let db = env::db(&cx.env)?;
+    let status = d.status()?;
+    let (next, verb) = match (action, status) {
+        (Action::Stop, _) => (Status::Stopped, "stopped"),
+        (Action::Start, _) => (Status::Running, "started"),
+        (Action::Restart, Status::Failed) => (Status::Deploying, "redeployed"),
+        (Action::Restart, Status::Stopped) => (Status::Running, "started"),
+        (Action::Restart, Status::Running) => (Status::Running, "restarted"),
+        (Action::Restart, other) => {
+            return Err(AppError::Conflict {
+                code: "illegal_transition",
+                message: format!("A {} deployment cannot be restarted.", other.as_str()),
+            })
+        }
+    };
+    // Stop and start are real transitions (stopping a stopped deployment is a 409);
+    // restarting a running one keeps its status.
+    if next != status || !matches!(action, Action::Restart) {
+        status.transition(next)?;
+    }
+    if next == Status::Deploying {
+        store::transition(
+            &db,
+            &d.id,
+            &[Status::Failed],
+            Status::Deploying,
+            None,
+            now_ms(),
+        )
+        .await?;
+        lifecycle::schedule_provision(&cx.env, &d.id).await?;
+    } else {
+        let machine = d
+            .machine_id
+            .as_deref()
+            .ok_or_else(|| AppError::internal(format!("{} has no machine", d.id)))?;
+        let target = target(&db, &cx.config, &d.owner_id).await?;
+        let up = FetchUpstream::default();
+        let fly = target.fly(&up);
+        let done = match (action, status) {
+            (Action::Stop, _) => fly.stop(machine).await,
+            (Action::Restart, Status::Running) => fly.restart(machine).await,
+            _ => fly.start(machine).await,
+        };
+        done.map_err(FlyError::into_app)?;
+        if next != status && !store::transition(&db, &d.id, &[status], next, None, now_ms()).await?
+        {
+            return Err(AppError::Conflict {
+                code: "deployment_changed",
+                message: "The deployment changed meanwhile; read it again.".into(),
+            });
+        }
+    }
+    audit(
+        &db,
+        &cx.log,
+        &user.id,
+        &format!("deployment.{verb}"),
+        &d.id,
+        json!({}),
+    )
+    .await;
+    let fresh = store::get(&db, &d.id).await?.unwrap_or(d);
+    web::json(
+        200,
+        &deployment_json(&fresh, &connection_url(&req, cx, &fresh.id)?, None),
+    )
+}
+
+/// `PUT /api/deployments/{id}/credentials`: the whole new set, validated against the
+/// deployment's plan, sealed under the current key, then pushed to the machine (which
+/// reboots with it). The stored record changes only once the machine took the new set.
+pub async fn put_credentials(
+    mut req: Request,
+    cx: &mut Ctx,
+    id: Option<&str>,
+) -> AppResult<Response> {
+    let user = signed_in(&req, cx).await?;
+    let d = owned(cx, &user, id).await?;
+    let body = web::read_json(&mut req).await?;
+    let creds = parse_credentials(&body)?;
+    for (_, v) in &creds {
+        cx.log.also_redact(v);
+    }
+    let (launch, region) = lifecycle::launch_of(&d)?;
+    launch.check(&creds)?;
+    let status = d.status()?;
+    if matches!(
+        status,
+        Status::Pending | Status::Deploying | Status::Deleting
+    ) {
+        return Err(AppError::Conflict {
+            code: "deployment_busy",
+            message: format!(
+                "A {} deployment's credentials cannot change now; try again when it has settled.",
+                status.as_str()
+            ),
+        });
+    }
+    let db = env::db(&cx.env)?;
+    let ring = ring(&cx.config)?;
+    let old = lifecycle::open_secrets(&db, ring, &cx.log, &d.id).await?;
+    let secrets = Secrets {
+        env: creds,
+        upstream_secret: old.upstream_secret,
+    };
+    let sealed = seal_for(ring, &d.id, &secrets)?;
+    if let (Some(machine), Status::Running | Status::Stopped) = (&d.machine_id, status) {
+        let target = target(&db, &cx.config, &d.owner_id).await?;
+        let up = FetchUpstream::default();
+        let body =
+            lifecycle::machine_config(&cx.config, &d.id, &launch, region.as_deref(), &secrets);
+        target
+            .fly(&up)
+            .update(machine, &body["config"])
+            .await
+            .map_err(FlyError::into_app)?;
+    }
+    store::put_credentials(&db, &d.id, &sealed, now_ms()).await?;
+    audit(
+        &db,
+        &cx.log,
+        &user.id,
+        "deployment.credentials_updated",
+        &d.id,
+        json!({ "credentials": secrets.env.iter().map(|(k, _)| k).collect::<Vec<_>>() }),
+    )
+    .await;
+    web::json(
+        200,
+        &deployment_json(&d, &connection_url(&req, cx, &d.id)?, None),
+    )
+}

@@ -1,0 +1,115 @@
+//! `GET /api/settings` and `PUT /api/settings`: a person's own LLM API key and Fly account
+//! (token + app), used instead of the operator's. Secret values are sealed by the vault and
+//! never returned: GET says only whether each is set and when it changed.
+
+use serde_json::{json, Map, Value};
+use worker::{Request, Response};
+
+use crate::error::{AppError, AppResult};
+use crate::http::input::Fields;
+use crate::lifecycle::{audit_user, ring};
+use crate::platform::{env, web};
+use crate::routes::auth::signed_in;
+use crate::routes::Ctx;
+use crate::store::settings::{self, FLY_API_TOKEN, FLY_APP, LLM_API_KEY};
+use crate::time::{now_ms, rfc3339};
+
+/// (name, secret, max length) of every setting a person may change.
+const KNOWN: &[(&str, bool, usize)] = &[
+    (LLM_API_KEY, true, 512),
+    (FLY_API_TOKEN, true, 4096),
+    (FLY_APP, false, 63),
+];
+
+fn fly_app_ok(app: &str) -> bool {
+    let b = app.as_bytes();
+    (2..=63).contains(&b.len())
+        && b[0].is_ascii_lowercase()
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+}
+
+pub async fn get(req: Request, cx: &mut Ctx) -> AppResult<Response> {
+    let user = signed_in(&req, cx).await?;
+    let rows = settings::list(&env::db(&cx.env)?, &user.id).await?;
+    let mut out = Map::new();
+    for (name, secret, _) in KNOWN {
+        let row = rows.iter().find(|r| r.0 == *name);
+        let mut v = json!({ "set": row.is_some(), "updated_at": row.map(|r| rfc3339(r.3)) });
+        if !secret {
+            v["value"] = json!(row.and_then(|r| r.2.clone()));
+        }
+        out.insert((*name).to_string(), v);
+    }
+    web::json(200, &json!({ "settings": out }))
+}
+
+/// Body: any of the known names → a string (set) or null (clear). Unknown names are 422.
+pub async fn put(mut req: Request, cx: &mut Ctx) -> AppResult<Response> {
+    let user = signed_in(&req, cx).await?;
+    let body = web::read_json(&mut req).await?;
+    let mut f = Fields::of(&body)?;
+    let obj = body.as_object().cloned().unwrap_or_default();
+    for k in obj.keys() {
+        if !KNOWN.iter().any(|(n, _, _)| n == k) {
+            f.fail(
+                &k.chars()
+                    .filter(|c| !c.is_control())
+                    .take(64)
+                    .collect::<String>(),
+                "is not a setting",
+            );
+        }
+    }
+    let mut changes: Vec<(&str, bool, Option<String>)> = Vec::new();
+    for (name, secret, max) in KNOWN {
+        match obj.get(*name) {
+            None => {}
+            Some(Value::Null) => changes.push((name, *secret, None)),
+            Some(_) => {
+                if let Some(v) = f.required_str(name, *max) {
+                    if *name == FLY_APP && !fly_app_ok(&v) {
+                        f.fail(
+                            name,
+                            "must be a Fly app name (lowercase letters, digits, hyphens)",
+                        );
+                    } else if *secret && v.chars().any(char::is_whitespace) {
+                        f.fail(name, "must not contain spaces");
+                    } else {
+                        changes.push((name, *secret, Some(v)));
+                    }
+                }
+            }
+        }
+    }
+    if obj.is_empty() {
+        f.fail("settings", "give at least one setting");
+    }
+    let changes = f.finish(|| changes)?;
+    let db = env::db(&cx.env)?;
+    let now = now_ms();
+    for (name, secret, value) in &changes {
+        match value {
+            Some(v) if *secret => {
+                cx.log.also_redact(v);
+                settings::put_secret(&db, ring(&cx.config)?, &user.id, name, v, now).await?
+            }
+            Some(v) => settings::put_value(&db, &user.id, name, v, now).await?,
+            None => settings::remove(&db, &user.id, name).await?,
+        }
+    }
+    if changes.is_empty() {
+        return Err(AppError::field("settings", "nothing to change"));
+    }
+    let names: Vec<&str> = changes.iter().map(|c| c.0).collect();
+    audit_user(
+        &db,
+        &cx.log,
+        &user.id,
+        "settings.changed",
+        "settings",
+        json!({ "settings": names }),
+    )
+    .await;
+    get(req, cx).await
+}

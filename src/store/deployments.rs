@@ -1,0 +1,327 @@
+//! The `deployments` and `credentials` tables. Status changes are compare-and-set
+//! (`WHERE status IN (…)`), so two actors racing on one deployment (a delete while the
+//! machine is still being created) cannot both win; the D1 CHECK backs the same names.
+
+use serde::Deserialize;
+use worker::D1Database;
+
+use crate::crypto::vault::Sealed;
+use crate::deploy::state::Status;
+use crate::error::{AppError, AppResult};
+use crate::http::page::Page;
+use crate::store::d1::{int, opt_text, text};
+
+const COLUMNS: &str = "id, owner_id, name, source, package, runtime, status, machine_id, config, error_message, created_at, updated_at";
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Deployment {
+    pub id: String,
+    pub owner_id: String,
+    pub name: String,
+    pub source: String,
+    pub package: String,
+    pub runtime: String,
+    pub status: String,
+    pub machine_id: Option<String>,
+    /// JSON: `{"launch": …, "region": …}` (never secrets).
+    pub config: String,
+    pub error_message: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl Deployment {
+    pub fn status(&self) -> AppResult<Status> {
+        Status::parse(&self.status)
+            .ok_or_else(|| AppError::internal(format!("unknown status {:?}", self.status)))
+    }
+}
+
+pub struct NewDeployment<'a> {
+    pub id: &'a str,
+    pub owner_id: &'a str,
+    pub name: &'a str,
+    pub source: &'a str,
+    pub package: &'a str,
+    pub runtime: &'a str,
+    pub config: &'a str,
+    pub token_hash: &'a str,
+}
+
+fn in_list(statuses: &[Status]) -> String {
+    // Status names are our own constants, never input: safe to inline.
+    statuses
+        .iter()
+        .map(|s| format!("'{}'", s.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Inserts the row (as `pending`) and its sealed credentials in one transaction, only if
+/// the owner has fewer than `limit` deployments and the name is free. Nothing is written
+/// when either check fails.
+pub async fn insert(
+    db: &D1Database,
+    d: &NewDeployment<'_>,
+    sealed: &Sealed,
+    limit: u32,
+    now: i64,
+) -> AppResult<()> {
+    let taken = db
+        .prepare(
+            "SELECT COUNT(*) AS n, SUM(name = ?2) AS same FROM deployments WHERE owner_id = ?1",
+        )
+        .bind(&[text(d.owner_id), text(d.name)])?
+        .first::<Counts>(None)
+        .await?
+        .unwrap_or_default();
+    if taken.same.unwrap_or(0) > 0 {
+        return Err(name_taken());
+    }
+    if taken.n >= i64::from(limit) {
+        return Err(over_limit(limit));
+    }
+    let row = db
+        .prepare(
+            "INSERT INTO deployments (id, owner_id, name, source, package, runtime, status, config, access_token_hash, created_at, updated_at) \
+             SELECT ?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?7, ?8, ?9, ?9 \
+             WHERE (SELECT COUNT(*) FROM deployments WHERE owner_id = ?2) < ?10",
+        )
+        .bind(&[
+            text(d.id),
+            text(d.owner_id),
+            text(d.name),
+            text(d.source),
+            text(d.package),
+            text(d.runtime),
+            text(d.config),
+            text(d.token_hash),
+            int(now),
+            int(i64::from(limit)),
+        ])?;
+    let creds = db
+        .prepare(
+            "INSERT INTO credentials (deployment_id, key_id, nonce, ciphertext, created_at, updated_at) \
+             SELECT ?1, ?2, ?3, ?4, ?5, ?5 WHERE EXISTS (SELECT 1 FROM deployments WHERE id = ?1)",
+        )
+        .bind(&[
+            text(d.id),
+            text(&sealed.key_id),
+            text(&sealed.nonce),
+            text(&sealed.ciphertext),
+            int(now),
+        ])?;
+    let results = match db.batch(vec![row, creds]).await {
+        Ok(r) => r,
+        // A concurrent create with the same name won the race.
+        Err(e) if e.to_string().contains("UNIQUE") && e.to_string().contains("name") => {
+            return Err(name_taken())
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let inserted = results
+        .first()
+        .and_then(|r| r.meta().ok().flatten())
+        .and_then(|m| m.changes)
+        .unwrap_or(0);
+    if inserted == 0 {
+        return Err(over_limit(limit));
+    }
+    Ok(())
+}
+
+#[derive(Deserialize, Default)]
+struct Counts {
+    n: i64,
+    same: Option<i64>,
+}
+
+fn name_taken() -> AppError {
+    AppError::field("name", "is already used by another of your deployments")
+}
+
+fn over_limit(limit: u32) -> AppError {
+    AppError::field(
+        "name",
+        format!("you already have {limit} deployments, the most allowed; delete one first"),
+    )
+}
+
+/// The caller's own deployment; another owner's is indistinguishable from none.
+pub async fn get_owned(db: &D1Database, owner: &str, id: &str) -> AppResult<Option<Deployment>> {
+    Ok(db
+        .prepare(format!(
+            "SELECT {COLUMNS} FROM deployments WHERE id = ?1 AND owner_id = ?2"
+        ))
+        .bind(&[text(id), text(owner)])?
+        .first::<Deployment>(None)
+        .await?)
+}
+
+pub async fn get(db: &D1Database, id: &str) -> AppResult<Option<Deployment>> {
+    Ok(db
+        .prepare(format!("SELECT {COLUMNS} FROM deployments WHERE id = ?1"))
+        .bind(&[text(id)])?
+        .first::<Deployment>(None)
+        .await?)
+}
+
+pub async fn list_owned(db: &D1Database, owner: &str, page: &Page) -> AppResult<Vec<Deployment>> {
+    let (t, id) = page.before.clone().unwrap_or((i64::MAX, String::new()));
+    Ok(db
+        .prepare(format!(
+            "SELECT {COLUMNS} FROM deployments WHERE owner_id = ?1 \
+             AND (created_at < ?2 OR (created_at = ?2 AND id < ?3)) \
+             ORDER BY created_at DESC, id DESC LIMIT ?4"
+        ))
+        .bind(&[text(owner), int(t), text(&id), int(i64::from(page.limit))])?
+        .all()
+        .await?
+        .results::<Deployment>()?)
+}
+
+/// Rows in `statuses` not updated since `before` (the reconcile sweep), oldest first.
+pub async fn in_states(
+    db: &D1Database,
+    statuses: &[Status],
+    before: i64,
+    limit: u32,
+) -> AppResult<Vec<Deployment>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM deployments WHERE status IN ({}) AND updated_at <= ?1 ORDER BY updated_at LIMIT ?2",
+        in_list(statuses)
+    );
+    Ok(db
+        .prepare(sql)
+        .bind(&[int(before), int(i64::from(limit))])?
+        .all()
+        .await?
+        .results::<Deployment>()?)
+}
+
+pub async fn exists(db: &D1Database, id: &str) -> AppResult<bool> {
+    #[derive(Deserialize)]
+    struct One {
+        #[allow(dead_code)]
+        one: i64,
+    }
+    Ok(db
+        .prepare("SELECT 1 AS one FROM deployments WHERE id = ?1")
+        .bind(&[text(id)])?
+        .first::<One>(None)
+        .await?
+        .is_some())
+}
+
+fn changed(r: &worker::D1Result) -> bool {
+    r.meta().ok().flatten().and_then(|m| m.changes).unwrap_or(0) > 0
+}
+
+/// Moves the row to `to` if it is in one of `from` (each pair also allowed by the state
+/// machine). `error` replaces `error_message` (None clears it). False if it was not.
+pub async fn transition(
+    db: &D1Database,
+    id: &str,
+    from: &[Status],
+    to: Status,
+    error: Option<&str>,
+    now: i64,
+) -> AppResult<bool> {
+    let from: Vec<Status> = from.iter().copied().filter(|f| f.can_become(to)).collect();
+    if from.is_empty() {
+        return Ok(false);
+    }
+    let sql = format!(
+        "UPDATE deployments SET status = ?1, error_message = ?2, updated_at = ?3 WHERE id = ?4 AND status IN ({})",
+        in_list(&from)
+    );
+    let r = db
+        .prepare(sql)
+        .bind(&[text(to.as_str()), opt_text(error), int(now), text(id)])?
+        .run()
+        .await?;
+    Ok(changed(&r))
+}
+
+/// Records the machine while the deployment is still being created.
+pub async fn set_machine(db: &D1Database, id: &str, machine_id: &str, now: i64) -> AppResult<bool> {
+    let r = db
+        .prepare(
+            "UPDATE deployments SET machine_id = ?1, updated_at = ?2 WHERE id = ?3 AND status IN ('pending', 'deploying')",
+        )
+        .bind(&[text(machine_id), int(now), text(id)])?
+        .run()
+        .await?;
+    Ok(changed(&r))
+}
+
+/// Replaces the token digest; the old token stops matching with this write.
+pub async fn set_token_hash(
+    db: &D1Database,
+    owner: &str,
+    id: &str,
+    digest: &str,
+    now: i64,
+) -> AppResult<bool> {
+    let r = db
+        .prepare(
+            "UPDATE deployments SET access_token_hash = ?1, updated_at = ?2 WHERE id = ?3 AND owner_id = ?4 AND status != 'deleting'",
+        )
+        .bind(&[text(digest), int(now), text(id), text(owner)])?
+        .run()
+        .await?;
+    Ok(changed(&r))
+}
+
+#[derive(Deserialize)]
+struct SealedRow {
+    key_id: String,
+    nonce: String,
+    ciphertext: String,
+}
+
+pub async fn credentials(db: &D1Database, id: &str) -> AppResult<Option<Sealed>> {
+    Ok(db
+        .prepare("SELECT key_id, nonce, ciphertext FROM credentials WHERE deployment_id = ?1")
+        .bind(&[text(id)])?
+        .first::<SealedRow>(None)
+        .await?
+        .map(|r| Sealed {
+            key_id: r.key_id,
+            nonce: r.nonce,
+            ciphertext: r.ciphertext,
+        }))
+}
+
+pub async fn put_credentials(
+    db: &D1Database,
+    id: &str,
+    sealed: &Sealed,
+    now: i64,
+) -> AppResult<()> {
+    db.prepare(
+        "UPDATE credentials SET key_id = ?1, nonce = ?2, ciphertext = ?3, updated_at = ?4 WHERE deployment_id = ?5",
+    )
+    .bind(&[
+        text(&sealed.key_id),
+        text(&sealed.nonce),
+        text(&sealed.ciphertext),
+        int(now),
+        text(id),
+    ])?
+    .run()
+    .await?;
+    Ok(())
+}
+
+/// Removes the row and its credentials together.
+pub async fn delete(db: &D1Database, id: &str) -> AppResult<()> {
+    db.batch(vec![
+        db.prepare("DELETE FROM credentials WHERE deployment_id = ?1")
+            .bind(&[text(id)])?,
+        db.prepare("DELETE FROM deployments WHERE id = ?1")
+            .bind(&[text(id)])?,
+    ])
+    .await?;
+    Ok(())
+}
