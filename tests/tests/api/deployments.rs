@@ -24,7 +24,7 @@ pub const VERSION: &str = "2026.8.31";
 const NEW_KEY: [u8; 32] = [0x42; 32];
 
 pub struct World {
-    pub fake: FakeServer,
+    pub registry: FakeServer,
     pub machines: Machines,
     pub stack: Stack,
     _dir: tempfile::TempDir,
@@ -47,13 +47,18 @@ pub fn publish_everything(fake: &FakeServer) {
     );
 }
 
-/// A stack whose Fly API is `fly_base` (the machines service, or a fault proxy before it).
-pub fn start_world(
-    fly_via: impl FnOnce(&Machines) -> String,
-    extra: Vec<(String, String)>,
-) -> World {
+/// A stack whose Fly API is the machines service, reached directly or through `proxy`
+/// (a fake that forwards everything it has no scripted fault for).
+pub fn start_world(proxy: Option<&FakeServer>, extra: Vec<(String, String)>) -> World {
     let dir = tempfile::tempdir().expect("tempdir");
     let machines = Machines::start(&dir.path().join("machines"), 600);
+    let fly_base = match proxy {
+        Some(p) => {
+            p.on("*", "/*", Reply::forward(machines.base_url.clone()));
+            p.url()
+        }
+        None => machines.base_url.clone(),
+    };
     let fake = FakeServer::start();
     publish_everything(&fake);
     let keys = format!(
@@ -63,7 +68,7 @@ pub fn start_world(
     );
     let mut vars = vec![
         ("NPM_REGISTRY_BASE".into(), format!("{}/npm", fake.url())),
-        ("FLY_API_BASE".into(), fly_via(&machines)),
+        ("FLY_API_BASE".into(), fly_base),
         ("FLY_API_TOKEN".into(), machines.token.clone()),
         ("FLY_APP".into(), "catwalk-test".into()),
         ("ENCRYPTION_KEYS".into(), keys),
@@ -72,21 +77,16 @@ pub fn start_world(
     vars.extend(extra);
     let stack = Stack::start(StackOptions { vars, omit: vec![] });
     World {
-        fake,
+        registry: fake,
         machines,
         stack,
         _dir: dir,
     }
 }
 
-fn world() -> &'static World {
+pub fn world() -> &'static World {
     static W: OnceLock<World> = OnceLock::new();
-    W.get_or_init(|| {
-        start_world(
-            |m| m.base_url.clone(),
-            vec![("MAX_DEPLOYMENTS_PER_USER".into(), "3".into())],
-        )
-    })
+    W.get_or_init(|| start_world(None, vec![("MAX_DEPLOYMENTS_PER_USER".into(), "3".into())]))
 }
 
 /// A fresh person on `w`'s stack.
@@ -173,11 +173,11 @@ pub async fn machine(w: &World, machine_id: &str) -> Value {
         .unwrap()
 }
 
-fn sha256_hex(s: &str) -> String {
+pub fn sha256_hex(s: &str) -> String {
     catwalk_edge::deploy::token::digest(s)
 }
 
-async fn deploy_running(
+pub async fn deploy_running(
     w: &World,
     token: &str,
     name: &str,

@@ -3,6 +3,7 @@
 
 mod analyze;
 mod auth;
+mod deploy_faults;
 mod deployments;
 mod edge;
 mod health;
