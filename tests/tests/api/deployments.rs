@@ -24,7 +24,8 @@ pub const VERSION: &str = "2026.8.31";
 const NEW_KEY: [u8; 32] = [0x42; 32];
 
 pub struct World {
-    pub registry: FakeServer,
+    /// Kept alive for the stack: the npm registry analysis reads.
+    _registry: FakeServer,
     pub machines: Machines,
     pub stack: Stack,
     _dir: tempfile::TempDir,
@@ -77,7 +78,7 @@ pub fn start_world(proxy: Option<&FakeServer>, extra: Vec<(String, String)>) -> 
     vars.extend(extra);
     let stack = Stack::start(StackOptions { vars, omit: vec![] });
     World {
-        registry: fake,
+        _registry: fake,
         machines,
         stack,
         _dir: dir,
