@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 export WRANGLER_SEND_METRICS := false
 
-.PHONY: dev test token build bootstrap lint unit integration bench bench-analyze
+.PHONY: dev test token build bootstrap lint unit integration bench bench-analyze bench-deploy
 
 bootstrap:
 	@scripts/bootstrap.sh
@@ -35,6 +35,11 @@ test: lint build
 # /api/analyze cache miss vs hit on the local stack (fake upstreams).
 bench-analyze: build
 	cargo run --quiet --release -p edge-tests --bin analyze-bench
+
+# The deployment lifecycle on the local stack: create, time to running, get, rotate, delete.
+bench-deploy: build
+	cargo build --quiet --release -p catwalk-runner
+	cargo run --quiet --release -p edge-tests --bin deploy-bench
 
 # Prints a session JWT for the local stack: make token [ARGS="--sub me --email me@example.com"]
 token:
