@@ -709,14 +709,18 @@ async fn update(svc: Arc<Service>, app: &str, id: &str, req: Request<Incoming>) 
     with_machine(&svc, app, id, |l| http::json(200, &json!(l.record)))
 }
 
+fn state_of(svc: &Service, id: &str) -> String {
+    lock(&svc.machines)
+        .get(id)
+        .map(|l| l.record.state.clone())
+        .unwrap_or_default()
+}
+
 fn start(svc: &Arc<Service>, app: &str, id: &str) -> Response<Body> {
     if let Some(r) = missing(svc, app, id) {
         return r;
     }
-    let previous = lock(&svc.machines)
-        .get(id)
-        .map(|l| l.record.state.clone())
-        .unwrap_or_default();
+    let previous = state_of(svc, id);
     match previous.as_str() {
         "created" | "stopped" | "failed" | "suspended" => {
             if let Some(live) = lock(&svc.machines).get_mut(id) {
@@ -749,10 +753,7 @@ fn restart(svc: &Arc<Service>, app: &str, id: &str) -> Response<Body> {
     if let Some(r) = missing(svc, app, id) {
         return r;
     }
-    let previous = lock(&svc.machines)
-        .get(id)
-        .map(|l| l.record.state.clone())
-        .unwrap_or_default();
+    let previous = state_of(svc, id);
     match previous.as_str() {
         "started" | "starting" => {
             // `stop` sets `stop_requested`, so the exit watcher records `stopped` instead of

@@ -5,14 +5,13 @@
 //! and exactly as many machines as there should be (never a twin, never an orphan). The
 //! phases share one stack and run in order, because the faults are queued per route.
 
-use std::time::Duration;
-
 use edge_tests::fake::{FakeServer, Reply};
 use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::deployments::{
-    call, create_body, deploy_running, machines_of, person, start_world, wait_status, World,
+    call, create_body, deploy_running, machines_of, on, person, start_world, wait_for, wait_status,
+    World,
 };
 
 const CREATE: &str = "/v1/apps/catwalk-test/machines";
@@ -37,25 +36,11 @@ async fn creates_then(
     .await;
     assert_eq!(s, 201, "{text}");
     let id = b["id"].as_str().unwrap().to_string();
-    let deadline = std::time::Instant::now() + Duration::from_secs(90);
-    loop {
-        let (_, d, _) = call(
-            w,
-            Method::GET,
-            &format!("/api/deployments/{id}"),
-            token,
-            None,
-        )
-        .await;
-        if d["status"] == "running" || d["status"] == "failed" {
-            return (id, d);
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{name} never settled: {d}"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    let settled = wait_for(w, token, &id, |d| {
+        d["status"] == "running" || d["status"] == "failed"
+    })
+    .await;
+    (id, settled)
 }
 
 async fn run_cron(w: &World) {
@@ -154,28 +139,14 @@ async fn platform_faults_end_in_a_clear_status_with_no_twin_or_orphan() {
     assert_eq!(d["status"], "failed", "{d}");
     assert!(d["error_message"].as_str().unwrap().contains("503"), "{d}");
     assert!(machines_of(&w, &id).await.is_empty());
-    let (s, b, _) = call(
-        &w,
-        Method::POST,
-        &format!("/api/deployments/{id}/restart"),
-        &token,
-        None,
-    )
-    .await;
+    let (s, b, _) = on(&w, Method::POST, &token, &id, "/restart").await;
     assert_eq!((s, b["status"].as_str()), (200, Some("deploying")));
     let d = wait_status(&w, &token, &id, "running").await;
     let machine = d["machine"]["id"].as_str().unwrap().to_string();
 
     // Reading state while Fly's GET fails: the deployment still answers, state unknown.
     proxy.push("GET", &format!("{CREATE}/{machine}"), Reply::status(500));
-    let (s, d, _) = call(
-        &w,
-        Method::GET,
-        &format!("/api/deployments/{id}"),
-        &token,
-        None,
-    )
-    .await;
+    let (s, d, _) = on(&w, Method::GET, &token, &id, "").await;
     assert_eq!(
         (s, d["machine"]["state"].as_str()),
         (200, Some("unknown")),
@@ -209,27 +180,13 @@ async fn platform_faults_end_in_a_clear_status_with_no_twin_or_orphan() {
     for _ in 0..4 {
         proxy.push("DELETE", &format!("{CREATE}/{machine}"), Reply::status(502));
     }
-    let (s, _, _) = call(
-        &w,
-        Method::DELETE,
-        &format!("/api/deployments/{id}"),
-        &token,
-        None,
-    )
-    .await;
+    let (s, _, _) = on(&w, Method::DELETE, &token, &id, "").await;
     assert_eq!(s, 503);
     assert_eq!(
         wait_status(&w, &token, &id, "deleting").await["status"],
         "deleting"
     );
-    let (s, _, _) = call(
-        &w,
-        Method::DELETE,
-        &format!("/api/deployments/{id}"),
-        &token,
-        None,
-    )
-    .await;
+    let (s, _, _) = on(&w, Method::DELETE, &token, &id, "").await;
     assert_eq!(s, 204);
     assert!(machines_of(&w, &id).await.is_empty());
 

@@ -116,28 +116,43 @@ pub async fn call(
     (status, json, text)
 }
 
+/// A body-less call on one deployment: `suffix` is "" or e.g. "/stop".
+pub async fn on(
+    w: &World,
+    method: Method,
+    token: &str,
+    id: &str,
+    suffix: &str,
+) -> (u16, Value, String) {
+    call(
+        w,
+        method,
+        &format!("/api/deployments/{id}{suffix}"),
+        token,
+        None,
+    )
+    .await
+}
+
 pub fn create_body(name: &str, canary: &str) -> Value {
     json!({"name": name, "package": format!("npm:{PACKAGE}"), "credentials": {"CANARY_TOKEN": canary}})
 }
 
-/// Polls the deployment until its status is `want` (or fails the test with the last body).
-pub async fn wait_status(w: &World, token: &str, id: &str, want: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(60);
+/// Polls the deployment until `done` holds (or fails the test with the last body).
+pub async fn wait_for(w: &World, token: &str, id: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(90);
     loop {
-        let (_, body, _) = call(
-            w,
-            Method::GET,
-            &format!("/api/deployments/{id}"),
-            token,
-            None,
-        )
-        .await;
-        if body["status"] == want {
+        let (_, body, _) = on(w, Method::GET, token, id, "").await;
+        if done(&body) {
             return body;
         }
-        assert!(Instant::now() < deadline, "never reached {want}: {body}");
+        assert!(Instant::now() < deadline, "never settled: {body}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+pub async fn wait_status(w: &World, token: &str, id: &str, want: &str) -> Value {
+    wait_for(w, token, id, |d| d["status"] == want).await
 }
 
 /// Machines (not destroyed) the local Fly API holds for a deployment.
@@ -460,14 +475,7 @@ async fn every_validation_failure_names_its_field_and_writes_nothing() {
     );
     for id in ids {
         wait_status(w, &token, &id, "running").await;
-        let (s, _, _) = call(
-            w,
-            Method::DELETE,
-            &format!("/api/deployments/{id}"),
-            &token,
-            None,
-        )
-        .await;
+        let (s, _, _) = on(w, Method::DELETE, &token, &id, "").await;
         assert_eq!(s, 204);
     }
 }
@@ -527,14 +535,7 @@ async fn rotation_replaces_the_token_at_once_and_shows_it_only_there() {
     let w = world();
     let token = person(w);
     let (id, old, _) = deploy_running(w, &token, "rotating", "rot-secret").await;
-    let (s, body, _) = call(
-        w,
-        Method::POST,
-        &format!("/api/deployments/{id}/rotate-token"),
-        &token,
-        None,
-    )
-    .await;
+    let (s, body, _) = on(w, Method::POST, &token, &id, "/rotate-token").await;
     assert_eq!(s, 200);
     let new = body["access_token"].as_str().unwrap();
     assert!(new.starts_with("cwk_") && new != old);
@@ -546,14 +547,7 @@ async fn rotation_replaces_the_token_at_once_and_shows_it_only_there() {
         sha256_hex(new).as_str(),
         "the old digest is gone with this write"
     );
-    let (_, got, _) = call(
-        w,
-        Method::GET,
-        &format!("/api/deployments/{id}"),
-        &token,
-        None,
-    )
-    .await;
+    let (_, got, _) = on(w, Method::GET, &token, &id, "").await;
     assert!(!got.to_string().contains(&new[4..]) && !got.to_string().contains(&old[4..]));
     let (_, audit, _) = call(w, Method::GET, "/api/audit?limit=1", &token, None).await;
     assert_eq!(audit["items"][0]["action"], "deployment.token_rotated");
@@ -659,14 +653,7 @@ async fn delete_destroys_the_machine_and_forgets_everything() {
     let token = person(w);
     let (id, _, running) = deploy_running(w, &token, "doomed", "doomed-secret").await;
     let machine_id = running["machine"]["id"].as_str().unwrap().to_string();
-    let (s, _, _) = call(
-        w,
-        Method::DELETE,
-        &format!("/api/deployments/{id}"),
-        &token,
-        None,
-    )
-    .await;
+    let (s, _, _) = on(w, Method::DELETE, &token, &id, "").await;
     assert_eq!(s, 204);
     let m = client()
         .get(w.machines.api(&format!("/machines/{machine_id}")))
@@ -685,14 +672,7 @@ async fn delete_destroys_the_machine_and_forgets_everything() {
             "SELECT deployment_id FROM credentials WHERE deployment_id = '{id}'"
         ))
         .is_empty());
-    let (s, _, _) = call(
-        w,
-        Method::DELETE,
-        &format!("/api/deployments/{id}"),
-        &token,
-        None,
-    )
-    .await;
+    let (s, _, _) = on(w, Method::DELETE, &token, &id, "").await;
     assert_eq!(s, 404, "nothing left to delete");
 }
 
@@ -710,14 +690,7 @@ async fn deleting_while_deploying_leaves_no_machine_behind() {
     .await;
     assert_eq!(s, 201);
     let id = b["id"].as_str().unwrap();
-    let (s, _, text) = call(
-        w,
-        Method::DELETE,
-        &format!("/api/deployments/{id}"),
-        &token,
-        None,
-    )
-    .await;
+    let (s, _, text) = on(w, Method::DELETE, &token, id, "").await;
     assert_eq!(s, 204, "{text}");
     // Give the creation time to finish whatever it had started.
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -788,26 +761,12 @@ async fn settings_hold_secrets_sealed_and_a_persons_own_fly_token_is_used() {
     )
     .await;
     assert_eq!(s, 200);
-    let (s, b, _) = call(
-        w,
-        Method::POST,
-        &format!("/api/deployments/{id}/restart"),
-        &token,
-        None,
-    )
-    .await;
+    let (s, b, _) = on(w, Method::POST, &token, id, "/restart").await;
     assert_eq!((s, b["status"].as_str()), (200, Some("deploying")), "{b}");
     wait_status(w, &token, id, "running").await;
     let (_, audit, _) = call(w, Method::GET, "/api/audit", &token, None).await;
     assert!(audit.to_string().contains("settings.changed"));
-    call(
-        w,
-        Method::DELETE,
-        &format!("/api/deployments/{id}"),
-        &token,
-        None,
-    )
-    .await;
+    on(w, Method::DELETE, &token, id, "").await;
 }
 
 #[tokio::test]
@@ -900,18 +859,7 @@ async fn old_key_records_open_and_are_resealed_and_tampering_fails() {
         .wait_for_log("authentication failed")
         .contains("authentication failed"));
     for d in [&id, &id2] {
-        assert_eq!(
-            call(
-                w,
-                Method::DELETE,
-                &format!("/api/deployments/{d}"),
-                &token,
-                None
-            )
-            .await
-            .0,
-            204
-        );
+        assert_eq!(on(w, Method::DELETE, &token, d, "").await.0, 204);
     }
 }
 
