@@ -15,17 +15,18 @@ use worker::{D1Database, Env, Method, Request, RequestInit};
 use crate::config::Config;
 use crate::crypto::keyring::KeyRing;
 use crate::crypto::secret::Secret;
+use crate::crypto::vault::Sealed;
 use crate::deploy::fly::{create_body, launch_spec, MachineSpec};
 use crate::deploy::fly_client::{Fly, FlyError};
 use crate::deploy::request::Launch;
-use crate::deploy::secrets::{is_stale, open_for, seal_for, Secrets};
+use crate::deploy::secrets::{is_stale, open_env, open_upstream, seal_env, seal_upstream, Secrets};
 use crate::deploy::state::Status;
 use crate::error::{AppError, AppResult};
 use crate::platform::env;
 use crate::platform::log::Logger;
 use crate::platform::upstream::FetchUpstream;
 use crate::store::audit::{self, Event};
-use crate::store::deployments::{self as store, Deployment};
+use crate::store::deployments::{self as store, Deployment, Record};
 use crate::store::settings;
 use crate::time::now_ms;
 
@@ -137,29 +138,67 @@ pub fn machine_config(
     })
 }
 
-/// Opens the deployment's secrets, re-sealing them under the current key if an older key
-/// sealed them (touching a record is when it moves to the new key).
+/// Opens one sealed record, re-sealing it under the current key if an older key sealed it
+/// (touching a record is when it moves to the new key).
+pub async fn open_record<T>(
+    db: &D1Database,
+    ring: &KeyRing,
+    log: &Logger,
+    deployment_id: &str,
+    record: Record,
+    open: impl Fn(&KeyRing, &str, &Sealed) -> AppResult<T>,
+    seal: impl Fn(&KeyRing, &str, &T) -> AppResult<Sealed>,
+) -> AppResult<T> {
+    let sealed = store::sealed(db, record, deployment_id)
+        .await?
+        .ok_or_else(|| {
+            AppError::internal(format!(
+                "deployment {deployment_id}: a sealed record is missing"
+            ))
+        })?;
+    let value = open(ring, deployment_id, &sealed)?;
+    if is_stale(ring, &sealed) {
+        let fresh = seal(ring, deployment_id, &value)?;
+        store::put_sealed(db, record, deployment_id, &fresh, now_ms()).await?;
+        log.info(
+            "secret_resealed",
+            json!({ "deployment": deployment_id, "from": sealed.key_id, "to": fresh.key_id }),
+        );
+    }
+    Ok(value)
+}
+
+/// Opens both of the deployment's secrets (to build or update its machine).
 pub async fn open_secrets(
     db: &D1Database,
     ring: &KeyRing,
     log: &Logger,
     deployment_id: &str,
 ) -> AppResult<Secrets> {
-    let sealed = store::credentials(db, deployment_id)
-        .await?
-        .ok_or_else(|| {
-            AppError::internal(format!("deployment {deployment_id}: no credentials row"))
-        })?;
-    let secrets = open_for(ring, deployment_id, &sealed)?;
-    if is_stale(ring, &sealed) {
-        let fresh = seal_for(ring, deployment_id, &secrets)?;
-        store::put_credentials(db, deployment_id, &fresh, now_ms()).await?;
-        log.info(
-            "credentials_resealed",
-            json!({ "deployment": deployment_id, "from": sealed.key_id, "to": fresh.key_id }),
-        );
-    }
-    Ok(secrets)
+    let env = open_record(
+        db,
+        ring,
+        log,
+        deployment_id,
+        Record::Env,
+        open_env,
+        |r, id, v| seal_env(r, id, v),
+    )
+    .await?;
+    let upstream_secret = open_record(
+        db,
+        ring,
+        log,
+        deployment_id,
+        Record::Upstream,
+        open_upstream,
+        |r, id, v: &String| seal_upstream(r, id, v),
+    )
+    .await?;
+    Ok(Secrets {
+        env,
+        upstream_secret,
+    })
 }
 
 /// Appends an audit event; a lost audit row is logged, never fatal to the action.

@@ -1,7 +1,9 @@
-//! A deployment's secrets as one sealed record (the `credentials` row): the server's
-//! environment and the per-machine upstream secret the gateway presents to the runner.
-//! Associated data binds the ciphertext to the deployment id and the key id, so a
-//! ciphertext copied to another deployment's row fails to open.
+//! A deployment's secrets, sealed as two records so each reader opens only what it needs:
+//! the server's environment (`credentials`, opened to build or update the machine) and the
+//! per-machine upstream secret (`upstream_secrets`, opened by the gateway on every request
+//! to authenticate to the runner). Associated data binds each ciphertext to the deployment
+//! id, the record's kind and the key id, so a ciphertext copied to another deployment, or
+//! from one record kind to the other, fails to open.
 
 use serde::{Deserialize, Serialize};
 
@@ -9,7 +11,8 @@ use crate::crypto::keyring::KeyRing;
 use crate::crypto::vault::{aad, open, seal, Sealed};
 use crate::error::{AppError, AppResult};
 
-#[derive(Serialize, Deserialize, PartialEq, Eq)]
+/// Both secrets of a deployment, in memory only while a machine config is built.
+#[derive(PartialEq, Eq)]
 pub struct Secrets {
     /// Name → value, in the order the user gave them.
     pub env: Vec<(String, String)>,
@@ -24,20 +27,44 @@ impl std::fmt::Debug for Secrets {
     }
 }
 
-fn aad_for(deployment_id: &str) -> impl Fn(&str) -> String + '_ {
-    move |kid| aad("credentials", deployment_id, "env", kid)
+#[derive(Serialize, Deserialize)]
+struct EnvDoc {
+    env: Vec<(String, String)>,
 }
 
-pub fn seal_for(ring: &KeyRing, deployment_id: &str, secrets: &Secrets) -> AppResult<Sealed> {
-    let plain = serde_json::to_vec(secrets)
+fn aad_for<'a>(deployment_id: &'a str, record: &'a str) -> impl Fn(&str) -> String + 'a {
+    move |kid| aad("credentials", deployment_id, record, kid)
+}
+
+pub fn seal_env(
+    ring: &KeyRing,
+    deployment_id: &str,
+    env: &[(String, String)],
+) -> AppResult<Sealed> {
+    let plain = serde_json::to_vec(&EnvDoc { env: env.to_vec() })
         .map_err(|e| AppError::internal(format!("secrets: encode: {e}")))?;
-    seal(ring, aad_for(deployment_id), &plain)
+    seal(ring, aad_for(deployment_id, "env"), &plain)
 }
 
-pub fn open_for(ring: &KeyRing, deployment_id: &str, sealed: &Sealed) -> AppResult<Secrets> {
-    let plain = open(ring, sealed, aad_for(deployment_id))?;
-    serde_json::from_slice(&plain)
-        .map_err(|_| AppError::internal("secrets: a record opened but is not a secrets document"))
+pub fn open_env(
+    ring: &KeyRing,
+    deployment_id: &str,
+    sealed: &Sealed,
+) -> AppResult<Vec<(String, String)>> {
+    let plain = open(ring, sealed, aad_for(deployment_id, "env"))?;
+    serde_json::from_slice::<EnvDoc>(&plain)
+        .map(|d| d.env)
+        .map_err(|_| AppError::internal("secrets: a record opened but is not an environment"))
+}
+
+pub fn seal_upstream(ring: &KeyRing, deployment_id: &str, secret: &str) -> AppResult<Sealed> {
+    seal(ring, aad_for(deployment_id, "upstream"), secret.as_bytes())
+}
+
+pub fn open_upstream(ring: &KeyRing, deployment_id: &str, sealed: &Sealed) -> AppResult<String> {
+    let plain = open(ring, sealed, aad_for(deployment_id, "upstream"))?;
+    String::from_utf8(plain)
+        .map_err(|_| AppError::internal("secrets: upstream secret is not UTF-8"))
 }
 
 /// Whether the record should be sealed again under the ring's current key.
@@ -52,35 +79,40 @@ mod tests {
     const K1: &str = "k1:AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=";
     const K2: &str = "k2:AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI=";
 
-    fn secrets() -> Secrets {
-        Secrets {
-            env: vec![("ACME_TOKEN".into(), "canary-7f3a".into())],
-            upstream_secret: "u".repeat(64),
-        }
+    fn env() -> Vec<(String, String)> {
+        vec![("ACME_TOKEN".into(), "canary-7f3a".into())]
     }
 
     #[test]
-    fn a_record_opens_only_for_its_own_deployment() {
+    fn a_record_opens_only_for_its_own_deployment_and_kind() {
         let ring = KeyRing::parse(K1).unwrap();
-        let s = seal_for(&ring, "dep_a", &secrets()).unwrap();
+        let s = seal_env(&ring, "dep_a", &env()).unwrap();
         assert!(!s.ciphertext.contains("canary"));
-        assert_eq!(open_for(&ring, "dep_a", &s).unwrap(), secrets());
-        assert!(open_for(&ring, "dep_b", &s).is_err(), "swapped row");
+        assert_eq!(open_env(&ring, "dep_a", &s).unwrap(), env());
+        assert!(open_env(&ring, "dep_b", &s).is_err(), "swapped row");
+        assert!(open_upstream(&ring, "dep_a", &s).is_err(), "swapped kind");
+        let u = seal_upstream(&ring, "dep_a", "upstream-0123").unwrap();
+        assert_eq!(open_upstream(&ring, "dep_a", &u).unwrap(), "upstream-0123");
+        assert!(open_env(&ring, "dep_a", &u).is_err());
     }
 
     #[test]
     fn old_key_records_open_and_are_stale_after_rotation() {
-        let old = seal_for(&KeyRing::parse(K1).unwrap(), "dep_a", &secrets()).unwrap();
+        let old = seal_env(&KeyRing::parse(K1).unwrap(), "dep_a", &env()).unwrap();
         let ring = KeyRing::parse(&format!("{K2},{K1}")).unwrap();
         assert!(is_stale(&ring, &old));
-        assert_eq!(open_for(&ring, "dep_a", &old).unwrap(), secrets());
-        let fresh = seal_for(&ring, "dep_a", &secrets()).unwrap();
+        assert_eq!(open_env(&ring, "dep_a", &old).unwrap(), env());
+        let fresh = seal_env(&ring, "dep_a", &env()).unwrap();
         assert!(!is_stale(&ring, &fresh));
     }
 
     #[test]
     fn debug_output_names_variables_but_not_values() {
-        let d = format!("{:?}", secrets());
+        let s = Secrets {
+            env: env(),
+            upstream_secret: "u".repeat(64),
+        };
+        let d = format!("{s:?}");
         assert!(d.contains("ACME_TOKEN") && !d.contains("canary") && !d.contains("uuuu"));
     }
 }

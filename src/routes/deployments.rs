@@ -8,7 +8,7 @@ use worker::{Request, Response};
 use crate::deploy::client_config::snippets;
 use crate::deploy::fly_client::FlyError;
 use crate::deploy::request::{parse_create, parse_credentials, Launch};
-use crate::deploy::secrets::{seal_for, Secrets};
+use crate::deploy::secrets::{seal_env, seal_upstream, Secrets};
 use crate::deploy::state::Status;
 use crate::deploy::token;
 use crate::error::{AppError, AppResult};
@@ -21,7 +21,7 @@ use crate::platform::{env, web};
 use crate::routes::analyze::plan_for;
 use crate::routes::auth::signed_in;
 use crate::routes::Ctx;
-use crate::store::deployments::{self as store, Deployment, NewDeployment};
+use crate::store::deployments::{self as store, Deployment, NewDeployment, Record};
 use crate::time::{now_ms, rfc3339};
 
 /// The MCP URL a deployment is reached at: `PUBLIC_BASE_URL` or this request's origin.
@@ -85,7 +85,8 @@ pub async fn create(mut req: Request, cx: &mut Ctx) -> AppResult<Response> {
         env: request.credentials.clone(),
         upstream_secret: random_hex(32)?,
     };
-    let sealed = seal_for(&ring, &id, &secrets)?;
+    let sealed = seal_env(&ring, &id, &secrets.env)?;
+    let upstream = seal_upstream(&ring, &id, &secrets.upstream_secret)?;
     let source = request.source.source.normalized();
     let config = lifecycle::stored_config(&launch, request.region.as_deref()).to_string();
     let now = now_ms();
@@ -102,6 +103,7 @@ pub async fn create(mut req: Request, cx: &mut Ctx) -> AppResult<Response> {
             token_hash: &digest,
         },
         &sealed,
+        &upstream,
         cx.config.limits.deployments_per_user,
         now,
     )
@@ -362,7 +364,7 @@ pub async fn put_credentials(
         env: creds,
         upstream_secret: old.upstream_secret,
     };
-    let sealed = seal_for(ring, &d.id, &secrets)?;
+    let sealed = seal_env(ring, &d.id, &secrets.env)?;
     if let (Some(machine), Status::Running | Status::Stopped) = (&d.machine_id, status) {
         let target = target(&db, &cx.config, &d.owner_id).await?;
         let up = FetchUpstream::default();
@@ -374,7 +376,7 @@ pub async fn put_credentials(
             .await
             .map_err(FlyError::into_app)?;
     }
-    store::put_credentials(&db, &d.id, &sealed, now_ms()).await?;
+    store::put_sealed(&db, Record::Env, &d.id, &sealed, now_ms()).await?;
     audit(
         &db,
         &cx.log,

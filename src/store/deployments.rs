@@ -64,6 +64,7 @@ pub async fn insert(
     db: &D1Database,
     d: &NewDeployment<'_>,
     sealed: &Sealed,
+    upstream: &Sealed,
     limit: u32,
     now: i64,
 ) -> AppResult<()> {
@@ -111,7 +112,19 @@ pub async fn insert(
             text(&sealed.ciphertext),
             int(now),
         ])?;
-    let results = match db.batch(vec![row, creds]).await {
+    let upstream = db
+        .prepare(
+            "INSERT INTO upstream_secrets (deployment_id, key_id, nonce, ciphertext, created_at, updated_at) \
+             SELECT ?1, ?2, ?3, ?4, ?5, ?5 WHERE EXISTS (SELECT 1 FROM deployments WHERE id = ?1)",
+        )
+        .bind(&[
+            text(d.id),
+            text(&upstream.key_id),
+            text(&upstream.nonce),
+            text(&upstream.ciphertext),
+            int(now),
+        ])?;
+    let results = match db.batch(vec![row, creds, upstream]).await {
         Ok(r) => r,
         // A concurrent create with the same name won the race.
         Err(e) if e.to_string().contains("UNIQUE") && e.to_string().contains("name") => {
@@ -280,9 +293,28 @@ struct SealedRow {
     ciphertext: String,
 }
 
-pub async fn credentials(db: &D1Database, id: &str) -> AppResult<Option<Sealed>> {
+/// Which sealed record: the server's environment or the upstream secret.
+#[derive(Clone, Copy)]
+pub enum Record {
+    Env,
+    Upstream,
+}
+
+impl Record {
+    fn table(self) -> &'static str {
+        match self {
+            Self::Env => "credentials",
+            Self::Upstream => "upstream_secrets",
+        }
+    }
+}
+
+pub async fn sealed(db: &D1Database, record: Record, id: &str) -> AppResult<Option<Sealed>> {
     Ok(db
-        .prepare("SELECT key_id, nonce, ciphertext FROM credentials WHERE deployment_id = ?1")
+        .prepare(format!(
+            "SELECT key_id, nonce, ciphertext FROM {} WHERE deployment_id = ?1",
+            record.table()
+        ))
         .bind(&[text(id)])?
         .first::<SealedRow>(None)
         .await?
@@ -293,15 +325,17 @@ pub async fn credentials(db: &D1Database, id: &str) -> AppResult<Option<Sealed>>
         }))
 }
 
-pub async fn put_credentials(
+pub async fn put_sealed(
     db: &D1Database,
+    record: Record,
     id: &str,
     sealed: &Sealed,
     now: i64,
 ) -> AppResult<()> {
-    db.prepare(
-        "UPDATE credentials SET key_id = ?1, nonce = ?2, ciphertext = ?3, updated_at = ?4 WHERE deployment_id = ?5",
-    )
+    db.prepare(format!(
+        "UPDATE {} SET key_id = ?1, nonce = ?2, ciphertext = ?3, updated_at = ?4 WHERE deployment_id = ?5",
+        record.table()
+    ))
     .bind(&[
         text(&sealed.key_id),
         text(&sealed.nonce),
@@ -314,10 +348,12 @@ pub async fn put_credentials(
     Ok(())
 }
 
-/// Removes the row and its credentials together.
+/// Removes the row and both sealed records together.
 pub async fn delete(db: &D1Database, id: &str) -> AppResult<()> {
     db.batch(vec![
         db.prepare("DELETE FROM credentials WHERE deployment_id = ?1")
+            .bind(&[text(id)])?,
+        db.prepare("DELETE FROM upstream_secrets WHERE deployment_id = ?1")
             .bind(&[text(id)])?,
         db.prepare("DELETE FROM deployments WHERE id = ?1")
             .bind(&[text(id)])?,

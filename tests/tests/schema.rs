@@ -1,17 +1,32 @@
-//! The D1 schema, checked natively on SQLite (D1 is SQLite): the migration applies twice,
+//! The D1 schema, checked natively on SQLite (D1 is SQLite): the migrations apply twice,
 //! and its constraints refuse what the application must never store.
 
 use edge_tests::repo_root;
 use edge_tests::stack::rows;
 use rusqlite::Connection;
 
+/// Every migration in order, as wrangler applies them.
+fn migrations() -> String {
+    let mut files: Vec<_> = std::fs::read_dir(repo_root().join("migrations"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "sql"))
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .map(|f| std::fs::read_to_string(f).unwrap())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 fn db() -> Connection {
-    let sql = std::fs::read_to_string(repo_root().join("migrations/0001_initial.sql")).unwrap();
+    let sql = migrations();
     let conn = Connection::open_in_memory().unwrap();
     conn.execute_batch("PRAGMA foreign_keys = ON;").unwrap();
     conn.execute_batch(&sql).unwrap();
     conn.execute_batch(&sql)
-        .expect("the migration is idempotent");
+        .expect("the migrations are idempotent");
     conn.execute_batch(
         "INSERT INTO users (id, email, created_at, last_seen_at) VALUES ('usr_1', 'a@b.co', 0, 0);",
     )

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use catwalk_edge::crypto::keyring::KeyRing;
-use catwalk_edge::deploy::secrets::{seal_for, Secrets};
+use catwalk_edge::deploy::secrets::{seal_env, seal_upstream};
 use edge_tests::fake::{FakeServer, Reply};
 use edge_tests::runner::Machines;
 use edge_tests::stack::{client, test_encryption_key, Stack, StackOptions};
@@ -781,19 +781,19 @@ async fn old_key_records_open_and_are_resealed_and_tampering_fails() {
     let old_ring =
         KeyRing::parse(&format!("t1:{}", STANDARD.encode(test_encryption_key()))).unwrap();
     let known = "0123456789abcdef".repeat(4);
-    let sealed = seal_for(
+    let env = seal_env(
         &old_ring,
         &id,
-        &Secrets {
-            env: vec![("CANARY_TOKEN".into(), "old-key-secret".into())],
-            upstream_secret: known.clone(),
-        },
+        &[("CANARY_TOKEN".into(), "old-key-secret".into())],
     )
     .unwrap();
-    w.stack.seed(&format!(
-        "UPDATE credentials SET key_id = '{}', nonce = '{}', ciphertext = '{}' WHERE deployment_id = '{id}'",
-        sealed.key_id, sealed.nonce, sealed.ciphertext
-    ));
+    let upstream = seal_upstream(&old_ring, &id, &known).unwrap();
+    for (table, sealed) in [("credentials", env), ("upstream_secrets", upstream)] {
+        w.stack.seed(&format!(
+            "UPDATE {table} SET key_id = '{}', nonce = '{}', ciphertext = '{}' WHERE deployment_id = '{id}'",
+            sealed.key_id, sealed.nonce, sealed.ciphertext
+        ));
+    }
     let (s, b, _) = call(
         w,
         Method::PUT,
@@ -809,10 +809,15 @@ async fn old_key_records_open_and_are_resealed_and_tampering_fails() {
         known.as_str(),
         "the old record was opened"
     );
-    let rows = w.stack.query(&format!(
-        "SELECT key_id FROM credentials WHERE deployment_id = '{id}'"
-    ));
-    assert_eq!(rows[0]["key_id"], "t2", "re-sealed under the current key");
+    for table in ["credentials", "upstream_secrets"] {
+        let rows = w.stack.query(&format!(
+            "SELECT key_id FROM {table} WHERE deployment_id = '{id}'"
+        ));
+        assert_eq!(
+            rows[0]["key_id"], "t2",
+            "{table} re-sealed under the current key"
+        );
+    }
 
     // A ciphertext copied from another deployment, then a flipped byte: both refused.
     w.stack.seed(&format!(
