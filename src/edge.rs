@@ -27,7 +27,11 @@ pub async fn handle(
 
     let method = req.method();
     let path = req.path();
-    let query = req.url().ok().and_then(|u| u.query().map(str::to_string));
+    // Never the `?token=` an MCP client may carry.
+    let query = req
+        .url()
+        .ok()
+        .and_then(|u| crate::gateway::request::loggable_query(u.query()));
     let origin = web::header(&req, "origin");
     let allowed_origin = origin
         .as_deref()

@@ -12,6 +12,7 @@ pub mod config;
 pub mod crypto;
 pub mod deploy;
 pub mod error;
+pub mod gateway;
 pub mod http;
 pub mod identity;
 pub mod ids;

@@ -100,9 +100,26 @@ pub fn operator(config: &Config) -> AppResult<Target> {
     }
 }
 
-/// What `deployments.config` holds: the launch plan and the requested region.
-pub fn stored_config(launch: &Launch, region: Option<&str>) -> Value {
-    json!({ "launch": launch, "region": region })
+/// What `deployments.config` holds: the launch plan, the requested region and the Fly app
+/// the machine lives in (the gateway reaches it through that app's proxy).
+pub fn stored_config(launch: &Launch, region: Option<&str>, app: &str) -> Value {
+    json!({ "launch": launch, "region": region, "app": app })
+}
+
+/// The runner's MCP endpoint behind the Fly proxy of the deployment's app: the operator's
+/// app through `FLY_INGRESS_BASE` (or `https://{app}.fly.dev`), a person's own app through
+/// its `fly.dev` name.
+pub fn ingress_url(config: &Config, stored: &str) -> String {
+    let app = serde_json::from_str::<Value>(stored)
+        .ok()
+        .and_then(|v| v.get("app").and_then(Value::as_str).map(str::to_string));
+    let operator = config.fly.app.as_deref();
+    let base = match (app.as_deref(), &config.fly.ingress_base) {
+        (Some(a), _) if Some(a) != operator => format!("https://{a}.fly.dev"),
+        (_, Some(b)) => b.as_str().trim_end_matches('/').to_string(),
+        _ => format!("https://{}.fly.dev", operator.unwrap_or("invalid")),
+    };
+    format!("{base}/mcp")
 }
 
 pub fn launch_of(d: &Deployment) -> AppResult<(Launch, Option<String>)> {

@@ -40,6 +40,10 @@ pub enum Route {
     RestartDeployment,
     /// `PUT /api/deployments/{id}/credentials`
     PutCredentials,
+    /// `GET /api/deployments/{id}/usage`
+    Usage,
+    /// `POST|GET|DELETE|OPTIONS /api/mcp/{id}`: the MCP gateway.
+    Mcp,
 }
 
 /// A matched route and the resource id its path carried, if any.
@@ -119,6 +123,19 @@ const TABLE: &[Entry] = &[
         path: "/api/deployments/{id}/credentials",
         methods: &[("PUT", Route::PutCredentials)],
     },
+    Entry {
+        path: "/api/deployments/{id}/usage",
+        methods: &[("GET", Route::Usage)],
+    },
+    Entry {
+        path: "/api/mcp/{id}",
+        methods: &[
+            ("POST", Route::Mcp),
+            ("GET", Route::Mcp),
+            ("DELETE", Route::Mcp),
+            ("OPTIONS", Route::Mcp),
+        ],
+    },
 ];
 
 /// Allowed-method lists for the `Allow` header, one per table entry (static so the
@@ -138,6 +155,8 @@ const ALLOW: &[&[&str]] = &[
     &["POST"],
     &["POST"],
     &["PUT"],
+    &["GET"],
+    &["POST", "GET", "DELETE", "OPTIONS"],
 ];
 
 /// `dep_` followed by 30 lowercase hex digits (what [`crate::ids::new_id`] makes).

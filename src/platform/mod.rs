@@ -4,6 +4,7 @@
 
 pub mod env;
 pub mod log;
+pub mod machine;
 pub mod upstream;
 pub mod web;
 

@@ -74,7 +74,7 @@ pub async fn create(mut req: Request, cx: &mut Ctx) -> AppResult<Response> {
     let ring = ring(&cx.config)?.clone();
     let db = env::db(&cx.env)?;
     // Configuration first: nothing is validated against a platform we cannot reach.
-    target(&db, &cx.config, &user.id).await?;
+    let fly_app = target(&db, &cx.config, &user.id).await?.app;
     let plan = plan_for(cx, &request.source, &body, &user.id).await?;
     let launch = Launch::from_plan(&plan)?;
     launch.check(&request.credentials)?;
@@ -88,7 +88,7 @@ pub async fn create(mut req: Request, cx: &mut Ctx) -> AppResult<Response> {
     let sealed = seal_env(&ring, &id, &secrets.env)?;
     let upstream = seal_upstream(&ring, &id, &secrets.upstream_secret)?;
     let source = request.source.source.normalized();
-    let config = lifecycle::stored_config(&launch, request.region.as_deref()).to_string();
+    let config = lifecycle::stored_config(&launch, request.region.as_deref(), &fly_app).to_string();
     let now = now_ms();
     store::insert(
         &db,

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod auth;
 pub mod deployments;
 pub mod health;
+pub mod mcp;
 pub mod settings;
 
 use worker::{Context, Env, Request, Response};
@@ -44,5 +45,7 @@ pub async fn dispatch(resolved: Resolved, req: Request, cx: &mut Ctx) -> AppResu
         Route::StartDeployment => deployments::act(req, cx, id, Action::Start).await,
         Route::RestartDeployment => deployments::act(req, cx, id, Action::Restart).await,
         Route::PutCredentials => deployments::put_credentials(req, cx, id).await,
+        Route::Usage => mcp::usage_report(req, cx, id).await,
+        Route::Mcp => mcp::handle(req, cx, id).await,
     }
 }

@@ -361,3 +361,37 @@ pub async fn delete(db: &D1Database, id: &str) -> AppResult<()> {
     .await?;
     Ok(())
 }
+
+/// What the MCP gateway reads on every request, in one query.
+#[derive(Debug, Clone, Deserialize)]
+pub struct GatewayRow {
+    pub owner_id: String,
+    pub status: String,
+    pub access_token_hash: String,
+    pub machine_id: Option<String>,
+    pub config: String,
+    pub key_id: Option<String>,
+    pub nonce: Option<String>,
+    pub ciphertext: Option<String>,
+}
+
+impl GatewayRow {
+    pub fn upstream_sealed(&self) -> Option<Sealed> {
+        Some(Sealed {
+            key_id: self.key_id.clone()?,
+            nonce: self.nonce.clone()?,
+            ciphertext: self.ciphertext.clone()?,
+        })
+    }
+}
+
+pub async fn for_gateway(db: &D1Database, id: &str) -> AppResult<Option<GatewayRow>> {
+    Ok(db
+        .prepare(
+            "SELECT d.owner_id, d.status, d.access_token_hash, d.machine_id, d.config, u.key_id, u.nonce, u.ciphertext \
+             FROM deployments d LEFT JOIN upstream_secrets u ON u.deployment_id = d.id WHERE d.id = ?1",
+        )
+        .bind(&[text(id)])?
+        .first::<GatewayRow>(None)
+        .await?)
+}

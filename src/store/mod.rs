@@ -7,4 +7,5 @@ pub mod d1;
 pub mod deployments;
 pub mod memo;
 pub mod settings;
+pub mod usage;
 pub mod users;

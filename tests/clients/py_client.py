@@ -1,6 +1,8 @@
 """A real MCP client (the official Python SDK) for the integration tests.
 
 usage: py_client.py URL TOKEN SCENARIO [ARG]
+TOKEN is sent as `Authorization: Bearer TOKEN`; `header:T` sends it as `X-Access-Token: T`,
+`query:T` appends `?token=T` to the URL (for clients that only take a URL).
 Prints one JSON object with what the scenario observed; exits non-zero on failure.
 Scenarios:
   basic     initialize (explicit handshake), tools/list, tools/call echo, get-env
@@ -21,7 +23,13 @@ from mcp.shared._httpx_utils import create_mcp_http_client
 
 
 def transport(url, token):
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    headers = {}
+    if token.startswith("header:"):
+        headers = {"X-Access-Token": token[len("header:"):]}
+    elif token.startswith("query:"):
+        url += ("&" if "?" in url else "?") + "token=" + token[len("query:"):]
+    elif token:
+        headers = {"Authorization": f"Bearer {token}"}
     return streamable_http_client(url, http_client=create_mcp_http_client(headers=headers))
 
 

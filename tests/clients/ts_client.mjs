@@ -1,5 +1,6 @@
 // A real MCP client (the official TypeScript SDK) for the integration tests.
 // usage: node ts_client.mjs URL TOKEN SCENARIO [ARG]   — prints one JSON object.
+// TOKEN goes as a bearer; `header:T` as X-Access-Token, `query:T` as ?token=T on the URL.
 // Scenarios: basic (initialize, tools/list, echo), progress (timed notifications),
 // sampling (a tool that asks the client to sample).
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
@@ -9,8 +10,12 @@ import { CreateMessageRequestSchema } from "@modelcontextprotocol/sdk/types.js";
 const [url, token, scenario, arg] = process.argv.slice(2);
 
 async function connect(capabilities = {}) {
-  const headers = token ? { Authorization: `Bearer ${token}` } : {};
-  const transport = new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers } });
+  const target = new URL(url);
+  let headers = {};
+  if (token.startsWith("header:")) headers = { "X-Access-Token": token.slice("header:".length) };
+  else if (token.startsWith("query:")) target.searchParams.set("token", token.slice("query:".length));
+  else if (token) headers = { Authorization: `Bearer ${token}` };
+  const transport = new StreamableHTTPClientTransport(target, { requestInit: { headers } });
   const client = new Client({ name: "catwalk-ts-test", version: "1.0.0" }, { capabilities });
   await client.connect(transport);
   return { client, transport };

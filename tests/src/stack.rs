@@ -30,6 +30,8 @@ pub struct StackOptions {
     pub vars: Vec<(String, String)>,
     /// Settings to leave out entirely.
     pub omit: Vec<String>,
+    /// Edits the derived wrangler.toml (e.g. a lower rate limit for one test's stack).
+    pub patch: Option<fn(&mut toml::Table)>,
 }
 
 pub struct Stack {
@@ -113,7 +115,7 @@ fn default_vars() -> BTreeMap<String, String> {
 }
 
 /// The repository's wrangler.toml with absolute paths and without the build step.
-fn test_config(dir: &Path) -> String {
+fn test_config(dir: &Path, patch: Option<fn(&mut toml::Table)>) -> String {
     let root = repo_root();
     let text = std::fs::read_to_string(root.join("wrangler.toml")).expect("read wrangler.toml");
     let mut doc: toml::Table = text.parse().expect("wrangler.toml parses");
@@ -129,6 +131,9 @@ fn test_config(dir: &Path) -> String {
                 toml::Value::String(root.join("migrations").display().to_string()),
             );
         }
+    }
+    if let Some(p) = patch {
+        p(&mut doc);
     }
     let path = dir.join("wrangler.toml");
     std::fs::write(&path, toml::to_string(&doc).expect("serialise config")).expect("write config");
@@ -178,7 +183,7 @@ impl Stack {
             .map(|(k, v)| format!("{k}={}\n", serde_json::to_string(v).unwrap_or_default()))
             .collect();
         std::fs::write(dir.path().join(".dev.vars"), dev_vars).expect("write .dev.vars");
-        let config = test_config(dir.path());
+        let config = test_config(dir.path(), options.patch);
         let persist = dir.path().join("state");
 
         let stack_log = dir.path().join("wrangler.log");

@@ -46,7 +46,7 @@ async fn main() {
                 ("GITHUB_RAW_BASE".into(), format!("{base}/gh-raw")),
                 ("NPM_REGISTRY_BASE".into(), format!("{base}/npm")),
             ],
-            omit: vec![],
+            ..Default::default()
         })
     })
     .await

@@ -46,10 +46,14 @@ async fn main() {
         ("FLY_APP".into(), "catwalk-test".into()),
         ("MAX_DEPLOYMENTS_PER_USER".into(), "1000".into()),
     ];
-    let stack =
-        tokio::task::spawn_blocking(move || Stack::start(StackOptions { vars, omit: vec![] }))
-            .await
-            .expect("stack");
+    let stack = tokio::task::spawn_blocking(move || {
+        Stack::start(StackOptions {
+            vars,
+            ..Default::default()
+        })
+    })
+    .await
+    .expect("stack");
     let token = stack.token("bench", None);
     let c = client();
     let (mut create, mut to_running, mut get, mut rotate, mut delete) =

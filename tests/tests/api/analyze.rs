@@ -25,7 +25,10 @@ fn start_world(extra: impl FnOnce(&str) -> Vec<(String, String)>) -> World {
         ("PYPI_BASE".into(), format!("{base}/pypi-base")),
     ];
     vars.extend(extra(&base));
-    let stack = Stack::start(StackOptions { vars, omit: vec![] });
+    let stack = Stack::start(StackOptions {
+        vars,
+        ..Default::default()
+    });
     World { fake, stack }
 }
 

@@ -51,6 +51,14 @@ pub fn publish_everything(fake: &FakeServer) {
 /// A stack whose Fly API is the machines service, reached directly or through `proxy`
 /// (a fake that forwards everything it has no scripted fault for).
 pub fn start_world(proxy: Option<&FakeServer>, extra: Vec<(String, String)>) -> World {
+    start_world_with(proxy, extra, None)
+}
+
+pub fn start_world_with(
+    proxy: Option<&FakeServer>,
+    extra: Vec<(String, String)>,
+    patch: Option<fn(&mut toml::Table)>,
+) -> World {
     let dir = tempfile::tempdir().expect("tempdir");
     let machines = Machines::start(&dir.path().join("machines"), 600);
     let fly_base = match proxy {
@@ -69,14 +77,20 @@ pub fn start_world(proxy: Option<&FakeServer>, extra: Vec<(String, String)>) -> 
     );
     let mut vars = vec![
         ("NPM_REGISTRY_BASE".into(), format!("{}/npm", fake.url())),
-        ("FLY_API_BASE".into(), fly_base),
+        ("FLY_API_BASE".into(), fly_base.clone()),
+        // The machines service also plays Fly's proxy (routing by fly-force-instance-id).
+        ("FLY_INGRESS_BASE".into(), fly_base),
         ("FLY_API_TOKEN".into(), machines.token.clone()),
         ("FLY_APP".into(), "catwalk-test".into()),
         ("ENCRYPTION_KEYS".into(), keys),
         ("FLY_START_TIMEOUT_SECS".into(), "30".into()),
     ];
     vars.extend(extra);
-    let stack = Stack::start(StackOptions { vars, omit: vec![] });
+    let stack = Stack::start(StackOptions {
+        vars,
+        patch,
+        ..Default::default()
+    });
     World {
         _registry: fake,
         machines,

@@ -68,6 +68,7 @@ fn degraded() -> &'static Stack {
                 ("ENCRYPTION_KEYS".into(), "k1:too-short".into()),
             ],
             omit: vec!["FLY_API_TOKEN".into(), "AUTH_SYNC_SECRET".into()],
+            ..Default::default()
         })
     })
 }

@@ -6,6 +6,7 @@ mod auth;
 mod deploy_faults;
 mod deployments;
 mod edge;
+mod gateway;
 mod health;
 mod storage;
 mod support;

@@ -1,0 +1,229 @@
+//! Reading a gateway request: the access token (`Authorization: Bearer`, `X-Access-Token`
+//! or `?token=`), the JSON-RPC message (initialize? which tool?), the protocol era, and the
+//! headers that cross to the machine (everything the client sent except hop-by-hop,
+//! credentials and platform headers — so `Mcp-Method`, `Mcp-Name` and every
+//! `Mcp-Param-*` pass untouched) and back.
+
+use mcp_wire::jsonrpc::{classify, Kind};
+use mcp_wire::version::is_stateless;
+use serde_json::Value;
+
+/// Where the token came from (for the access log; never the token itself).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenSource {
+    Bearer,
+    Header,
+    Query,
+}
+
+/// The presented token: the first of `Authorization: Bearer`, `X-Access-Token`, `?token=`.
+pub fn token<'a>(
+    authorization: Option<&'a str>,
+    x_access_token: Option<&'a str>,
+    query: Option<&str>,
+) -> Option<(String, TokenSource)> {
+    if let Some(v) = authorization {
+        let (scheme, rest) = v.trim().split_once(' ').unwrap_or((v, ""));
+        if scheme.eq_ignore_ascii_case("bearer") && !rest.trim().is_empty() {
+            return Some((rest.trim().to_string(), TokenSource::Bearer));
+        }
+    }
+    if let Some(v) = x_access_token.map(str::trim).filter(|v| !v.is_empty()) {
+        return Some((v.to_string(), TokenSource::Header));
+    }
+    url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .find(|(k, v)| k == "token" && !v.is_empty())
+        .map(|(_, v)| (v.into_owned(), TokenSource::Query))
+}
+
+/// The query string with any `token` value replaced, for logs.
+pub fn loggable_query(query: Option<&str>) -> Option<String> {
+    let q = query?;
+    let pairs: Vec<String> = url::form_urlencoded::parse(q.as_bytes())
+        .map(|(k, v)| {
+            if k == "token" {
+                format!("{k}=[redacted]")
+            } else {
+                format!("{k}={v}")
+            }
+        })
+        .collect();
+    Some(pairs.join("&"))
+}
+
+/// What the gateway needs to know about a POSTed message.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Message {
+    /// The JSON-RPC id of a request (errors we answer carry it).
+    pub id: Option<Value>,
+    pub method: Option<String>,
+    /// `params.name` of a `tools/call`.
+    pub tool: Option<String>,
+    /// `params.protocolVersion` of an `initialize`.
+    pub requested_version: Option<String>,
+}
+
+impl Message {
+    pub fn is_initialize(&self) -> bool {
+        self.method.as_deref() == Some("initialize") && self.id.is_some()
+    }
+}
+
+/// Reads a POST body; anything unparsable is an empty [`Message`] (the server judges it).
+pub fn message(body: &[u8]) -> Message {
+    let Ok(v) = serde_json::from_slice::<Value>(body) else {
+        return Message::default();
+    };
+    match classify(&v) {
+        Kind::Request { id, method } => Message {
+            tool: (method == "tools/call")
+                .then(|| v.pointer("/params/name").and_then(Value::as_str))
+                .flatten()
+                .map(|s| s.chars().take(128).collect()),
+            requested_version: (method == "initialize")
+                .then(|| v.pointer("/params/protocolVersion").and_then(Value::as_str))
+                .flatten()
+                .map(str::to_string),
+            id: Some(id),
+            method: Some(method),
+        },
+        Kind::Notification { method } => Message {
+            method: Some(method),
+            ..Message::default()
+        },
+        _ => Message::default(),
+    }
+}
+
+/// The 2026-07-28 form: no session, the new protocol version on the request.
+pub fn is_stateless_request(protocol_version: Option<&str>, session: Option<&str>) -> bool {
+    session.is_none() && protocol_version.is_some_and(is_stateless)
+}
+
+/// Request headers never forwarded: hop-by-hop, the client's credentials (the machine gets
+/// our own secret instead), cookies, the session id (replaced by the upstream's) and
+/// platform headers.
+fn request_header_dropped(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    matches!(
+        n.as_str(),
+        "authorization"
+            | "x-access-token"
+            | "cookie"
+            | "host"
+            | "connection"
+            | "keep-alive"
+            | "proxy-authorization"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
+            | "content-length"
+            | "origin"
+            | "mcp-session-id"
+            | "fly-force-instance-id"
+            | "fly-prefer-instance-id"
+            | "x-forwarded-for"
+            | "x-forwarded-proto"
+            | "x-real-ip"
+            | "true-client-ip"
+    ) || n.starts_with("cf-")
+        || n.starts_with("fly-")
+}
+
+pub fn forward_request_header(name: &str) -> bool {
+    !request_header_dropped(name)
+}
+
+/// Response headers passed back to the client (the session id is ours, set separately).
+pub fn forward_response_header(name: &str) -> bool {
+    matches!(
+        name.to_ascii_lowercase().as_str(),
+        "content-type" | "cache-control" | "mcp-protocol-version" | "retry-after"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_token_is_found_in_each_place_in_order() {
+        assert_eq!(
+            token(Some("Bearer cwk_a"), Some("cwk_b"), Some("token=cwk_c")),
+            Some(("cwk_a".into(), TokenSource::Bearer))
+        );
+        assert_eq!(
+            token(Some("Basic abc"), Some(" cwk_b "), None),
+            Some(("cwk_b".into(), TokenSource::Header))
+        );
+        assert_eq!(
+            token(None, None, Some("x=1&token=cwk_c%2B")),
+            Some(("cwk_c+".into(), TokenSource::Query))
+        );
+        assert_eq!(token(Some("Bearer "), Some(""), Some("token=")), None);
+    }
+
+    #[test]
+    fn logged_queries_never_hold_the_token() {
+        let q = loggable_query(Some("token=cwk_secret&x=1")).unwrap();
+        assert!(!q.contains("cwk_secret") && q.contains("x=1"));
+        assert_eq!(loggable_query(None), None);
+    }
+
+    #[test]
+    fn messages_are_read_for_what_the_gateway_needs() {
+        let m = message(
+            json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "echo", "arguments": {"message": "secret"}}})
+                .to_string()
+                .as_bytes(),
+        );
+        assert!(!m.is_initialize());
+        assert_eq!((m.id, m.tool.as_deref()), (Some(json!(7)), Some("echo")));
+        let i = message(json!({"jsonrpc": "2.0", "id": "a", "method": "initialize", "params": {"protocolVersion": "2025-06-18"}}).to_string().as_bytes());
+        assert!(i.is_initialize());
+        assert_eq!(i.requested_version.as_deref(), Some("2025-06-18"));
+        assert_eq!(message(b"{not json"), Message::default());
+        assert!(!message(br#"{"jsonrpc":"2.0","method":"initialize"}"#).is_initialize());
+    }
+
+    #[test]
+    fn credentials_and_platform_headers_stay_behind_and_mcp_headers_pass() {
+        for h in [
+            "Authorization",
+            "X-Access-Token",
+            "Cookie",
+            "Host",
+            "Mcp-Session-Id",
+            "cf-connecting-ip",
+            "Fly-Force-Instance-Id",
+            "Origin",
+        ] {
+            assert!(!forward_request_header(h), "{h}");
+        }
+        for h in [
+            "Content-Type",
+            "Accept",
+            "MCP-Protocol-Version",
+            "Mcp-Method",
+            "Mcp-Name",
+            "Mcp-Param-City",
+            "Last-Event-ID",
+        ] {
+            assert!(forward_request_header(h), "{h}");
+        }
+        assert!(forward_response_header("Content-Type"));
+        assert!(
+            !forward_response_header("Set-Cookie") && !forward_response_header("Mcp-Session-Id")
+        );
+    }
+
+    #[test]
+    fn the_stateless_era_is_a_new_version_without_a_session() {
+        assert!(is_stateless_request(Some("2026-07-28"), None));
+        assert!(!is_stateless_request(Some("2026-07-28"), Some("abc")));
+        assert!(!is_stateless_request(Some("2025-06-18"), None));
+        assert!(!is_stateless_request(None, None));
+    }
+}

@@ -1,0 +1,525 @@
+//! The MCP gateway end to end: wrangler dev → the local machines service (playing Fly's
+//! proxy) → the runner → `@modelcontextprotocol/server-everything`, driven by the official
+//! Python and TypeScript SDK clients and by raw HTTP where a test needs to see the wire.
+
+use std::time::{Duration, Instant};
+
+use edge_tests::clients;
+use edge_tests::fake::FakeServer;
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::deployments::{call, deploy_running, on, person, start_world_with, world, World};
+
+/// A deployment of server-everything, running, with its MCP URL and access token.
+struct Live {
+    id: String,
+    url: String,
+    token: String,
+    owner: String,
+    machine: String,
+}
+
+async fn live(w: &World, name: &str) -> Live {
+    let owner = person(w);
+    let (id, token, running) = deploy_running(w, &owner, name, "gateway-secret").await;
+    Live {
+        url: w.stack.url(&format!("/api/mcp/{id}")),
+        machine: running["machine"]["id"].as_str().unwrap().to_string(),
+        id,
+        token,
+        owner,
+    }
+}
+
+/// One raw MCP POST; answers (status, headers, the JSON-RPC message with `want_id` if the
+/// body is SSE or JSON, the raw body).
+async fn post(
+    url: &str,
+    auth: &[(&str, &str)],
+    session: Option<&str>,
+    body: &Value,
+) -> (u16, reqwest::header::HeaderMap, Option<Value>, String) {
+    let mut r = edge_tests::stack::client()
+        .post(url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2025-06-18");
+    for (k, v) in auth {
+        r = r.header(*k, *v);
+    }
+    if let Some(s) = session {
+        r = r.header("mcp-session-id", s);
+    }
+    let resp = r.json(body).send().await.expect("post");
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let text = resp.text().await.unwrap_or_default();
+    let want = body.get("id").cloned();
+    let found = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .chain(std::iter::once(text.as_str()))
+        .filter_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
+        .find(|m| want.is_none() || m.get("id") == want.as_ref());
+    (status, headers, found, text)
+}
+
+fn init(id: u64) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "method": "initialize", "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw-test", "version": "1"}}})
+}
+
+fn echo(id: u64, message: &str) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": "echo", "arguments": {"message": message}}})
+}
+
+/// initialize + notifications/initialized; the gateway's session id.
+async fn open_session(url: &str, auth: &[(&str, &str)]) -> String {
+    let (s, h, m, text) = post(url, auth, None, &init(1)).await;
+    assert_eq!(s, 200, "{text}");
+    assert!(m.unwrap()["result"]["serverInfo"].is_object());
+    let sid = h["mcp-session-id"].to_str().unwrap().to_string();
+    let (s, _, _, _) = post(
+        url,
+        auth,
+        Some(&sid),
+        &json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+    )
+    .await;
+    assert_eq!(s, 202);
+    sid
+}
+
+fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
+#[tokio::test]
+async fn the_sdk_clients_work_through_the_gateway_with_the_token_in_each_place() {
+    let w = world();
+    let d = live(w, "sdk").await;
+    let (url, token) = (d.url.clone(), d.token.clone());
+    let py = tokio::task::spawn_blocking({
+        let (url, token) = (url.clone(), token.clone());
+        move || clients::python(&url, &token, "basic", None)
+    });
+    let ts = tokio::task::spawn_blocking({
+        let (url, token) = (url.clone(), token.clone());
+        move || clients::typescript(&url, &format!("header:{token}"), "basic", None)
+    });
+    let py = py.await.unwrap();
+    assert_eq!(py["echo"], "Echo: hello from python", "{py}");
+    assert!(py["tools"].as_array().unwrap().iter().any(|t| t == "echo"));
+    let ts = ts.await.unwrap();
+    assert_eq!(ts["echo"], "Echo: hello from typescript", "{ts}");
+
+    // The TypeScript client ended its session with DELETE: the id is dead now.
+    let sid = ts["session"].as_str().unwrap();
+    let (s, _, m, _) = post(
+        &url,
+        &[("authorization", &bearer(&token))],
+        Some(sid),
+        &echo(9, "late"),
+    )
+    .await;
+    assert_eq!(s, 404, "{m:?}");
+
+    // Progress notifications arrive while the tool runs (token in the query string).
+    let progress = tokio::task::spawn_blocking({
+        let (url, token) = (url.clone(), token.clone());
+        move || clients::python(&url, &format!("query:{token}"), "progress", Some("3"))
+    })
+    .await
+    .unwrap();
+    let seen = progress["progress"].as_array().unwrap();
+    assert!(seen.len() >= 2, "{progress}");
+    let done = progress["done_at"].as_f64().unwrap();
+    assert!(
+        seen[0]["t"].as_f64().unwrap() < done - 0.5,
+        "first progress before the end: {progress}"
+    );
+
+    // Sampling round trips through the gateway, both SDKs.
+    let ts_sampling = tokio::task::spawn_blocking({
+        let (url, token) = (url.clone(), token.clone());
+        move || clients::typescript(&url, &token, "sampling", None)
+    })
+    .await
+    .unwrap();
+    assert!(
+        ts_sampling["result"]
+            .as_str()
+            .unwrap()
+            .contains("sampled by the typescript test client"),
+        "{ts_sampling}"
+    );
+    let py_sampling = tokio::task::spawn_blocking({
+        let (url, token) = (url.clone(), format!("header:{token}"));
+        move || clients::python(&url, &token, "sampling", None)
+    })
+    .await
+    .unwrap();
+    assert!(
+        py_sampling["result"]
+            .as_str()
+            .unwrap()
+            .contains("sampled by the python test client"),
+        "{py_sampling}"
+    );
+
+    // Usage was counted: requests, echo calls, latency; never arguments.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (s, usage, text) = on(w, Method::GET, &d.owner, &d.id, "/usage").await;
+    assert_eq!(s, 200, "{text}");
+    assert!(usage["requests"].as_u64().unwrap() >= 8, "{usage}");
+    assert!(
+        usage["tool_calls"]["echo"].as_u64().unwrap() >= 2,
+        "{usage}"
+    );
+    assert!(usage["latency_ms"]["p50"].is_number(), "{usage}");
+    assert!(!text.contains("hello from"), "no arguments in usage");
+    // Another person sees nothing.
+    assert_eq!(on(w, Method::GET, &person(w), &d.id, "/usage").await.0, 404);
+
+    // The access token is in none of our own log lines (the query form included).
+    let ours: String = w
+        .stack
+        .logs()
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .collect();
+    assert!(!ours.contains(&token[4..]), "token in our logs");
+}
+
+#[tokio::test]
+async fn a_session_is_bound_to_its_deployment_and_its_token() {
+    let w = world();
+    let a = live(w, "bound-a").await;
+    let auth = bearer(&a.token);
+    let sid = open_session(&a.url, &[("authorization", &auth)]).await;
+    let (s, h, m, _) = post(
+        &a.url,
+        &[("authorization", &auth)],
+        Some(&sid),
+        &echo(2, "one"),
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(m.unwrap()["result"]["content"][0]["text"], "Echo: one");
+    assert_eq!(
+        h["mcp-session-id"].to_str().unwrap(),
+        sid,
+        "our id, not the runner's"
+    );
+
+    // The session id of deployment A presented to deployment B: unknown there.
+    let b = live(w, "bound-b").await;
+    let (s, _, m, _) = post(
+        &b.url,
+        &[("x-access-token", &b.token)],
+        Some(&sid),
+        &echo(3, "x"),
+    )
+    .await;
+    assert_eq!(s, 404, "{m:?}");
+    assert_eq!(m.unwrap()["error"]["code"], -32000);
+
+    // Rotation mid-session: the old token fails on the very next request.
+    let (s, rotated, _) = on(w, Method::POST, &a.owner, &a.id, "/rotate-token").await;
+    assert_eq!(s, 200);
+    let resp = edge_tests::stack::client()
+        .post(&a.url)
+        .header("authorization", &auth)
+        .header("mcp-session-id", &sid)
+        .header("accept", "application/json, text/event-stream")
+        .json(&echo(4, "old token"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    assert!(resp
+        .headers()
+        .get("www-authenticate")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .starts_with("Bearer"));
+    let new = bearer(rotated["access_token"].as_str().unwrap());
+    let (s, _, m, _) = post(
+        &a.url,
+        &[("authorization", &new)],
+        Some(&sid),
+        &echo(5, "new token"),
+    )
+    .await;
+    assert_eq!(
+        (s, m.unwrap()["result"]["content"][0]["text"].as_str()),
+        (200, Some("Echo: new token"))
+    );
+
+    // Auth failures are audited for the owner (rate-limited), with no token in them.
+    let (_, audit, text) = call(w, Method::GET, "/api/audit", &a.owner, None).await;
+    assert!(audit.to_string().contains("mcp.auth_failed"), "{audit}");
+    assert!(!text.contains(&a.token[4..]));
+
+    // DELETE ends it on both sides; the id is then 404.
+    let resp = edge_tests::stack::client()
+        .delete(&a.url)
+        .header("authorization", &new)
+        .header("mcp-session-id", &sid)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    let (s, _, _, _) = post(
+        &a.url,
+        &[("authorization", &new)],
+        Some(&sid),
+        &echo(6, "after"),
+    )
+    .await;
+    assert_eq!(s, 404);
+}
+
+#[tokio::test]
+async fn a_machine_stopped_mid_session_is_woken_and_the_session_recovered() {
+    let w = world();
+    let d = live(w, "sleepy").await;
+    let auth = bearer(&d.token);
+    let sid = open_session(&d.url, &[("authorization", &auth)]).await;
+    let (s, _, _, _) = post(
+        &d.url,
+        &[("authorization", &auth)],
+        Some(&sid),
+        &echo(2, "before"),
+    )
+    .await;
+    assert_eq!(s, 200);
+    // Stopped behind the gateway's back, as Fly's auto-stop would.
+    let stop = edge_tests::stack::client()
+        .post(w.machines.api(&format!("/machines/{}/stop", d.machine)))
+        .bearer_auth(&w.machines.token)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stop.status(), 200);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let m = crate::deployments::machine(w, &d.machine).await;
+        if m["state"] == "stopped" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never stopped: {m}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (s, h, m, text) = post(
+        &d.url,
+        &[("authorization", &auth)],
+        Some(&sid),
+        &echo(3, "after the nap"),
+    )
+    .await;
+    assert_eq!(s, 200, "{text}");
+    assert_eq!(
+        m.unwrap()["result"]["content"][0]["text"],
+        "Echo: after the nap"
+    );
+    assert_eq!(
+        h["mcp-session-id"].to_str().unwrap(),
+        sid,
+        "the same session id"
+    );
+    assert_eq!(
+        crate::deployments::machine(w, &d.machine).await["state"],
+        "started"
+    );
+}
+
+#[tokio::test]
+async fn twenty_concurrent_sessions_stay_isolated() {
+    let w = world();
+    let d = live(w, "crowd").await;
+    let auth = bearer(&d.token);
+    let mut tasks = Vec::new();
+    for i in 0..20u64 {
+        let (url, auth) = (d.url.clone(), auth.clone());
+        tasks.push(tokio::spawn(async move {
+            let sid = open_session(&url, &[("authorization", &auth)]).await;
+            let mut got = Vec::new();
+            for n in 0..3 {
+                let msg = format!("client {i} call {n}");
+                let (s, _, m, text) = post(
+                    &url,
+                    &[("authorization", &auth)],
+                    Some(&sid),
+                    &echo(10 + n, &msg),
+                )
+                .await;
+                assert_eq!(s, 200, "{text}");
+                got.push(
+                    m.unwrap()["result"]["content"][0]["text"]
+                        .as_str()
+                        .unwrap()
+                        .to_string(),
+                );
+                assert_eq!(got.last().unwrap(), &format!("Echo: {msg}"));
+            }
+            sid
+        }));
+    }
+    let mut sids = Vec::new();
+    for t in tasks {
+        sids.push(t.await.unwrap());
+    }
+    sids.sort();
+    sids.dedup();
+    assert_eq!(sids.len(), 20, "20 distinct sessions");
+}
+
+#[tokio::test]
+async fn refusals_are_clear_and_early() {
+    let w = world();
+    let d = live(w, "guarded").await;
+    let auth = bearer(&d.token);
+    let client = edge_tests::stack::client();
+    // No token / a wrong token: 401 with WWW-Authenticate. Unknown deployment: 404.
+    let r = client.post(&d.url).json(&init(1)).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(r.headers().contains_key("www-authenticate"));
+    let r = client
+        .post(&d.url)
+        .bearer_auth("cwk_wrong")
+        .json(&init(1))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let unknown = w.stack.url(&format!("/api/mcp/dep_{}", "0".repeat(30)));
+    assert_eq!(
+        client
+            .post(&unknown)
+            .bearer_auth(&d.token)
+            .json(&init(1))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    // A hostile Origin (DNS rebinding) is refused before anything else; none is fine.
+    let r = client
+        .post(&d.url)
+        .header("origin", "http://evil.example")
+        .bearer_auth(&d.token)
+        .json(&init(1))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    // Over the body cap: 413.
+    let big = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "echo", "arguments": {"message": "x".repeat(5 * 1024 * 1024)}}});
+    let r = client
+        .post(&d.url)
+        .bearer_auth(&d.token)
+        .header("content-type", "application/json")
+        .body(big.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    // An unknown session id: 404 from the gateway itself, as a JSON-RPC error.
+    let (s, _, m, _) = post(
+        &d.url,
+        &[("authorization", &auth)],
+        Some("00000000000000000000000000000000"),
+        &echo(2, "x"),
+    )
+    .await;
+    assert_eq!((s, m.unwrap()["id"].as_u64()), (404, Some(2)));
+    // Stopped by its owner: 503 with a JSON-RPC error that says so.
+    assert_eq!(on(w, Method::POST, &d.owner, &d.id, "/stop").await.0, 200);
+    let (s, _, m, _) = post(&d.url, &[("authorization", &auth)], None, &init(7)).await;
+    let m = m.unwrap();
+    assert_eq!((s, m["id"].as_u64()), (503, Some(7)));
+    assert!(m["error"]["message"].as_str().unwrap().contains("stopped"));
+}
+
+/// A stack of its own: a low rate limit, and Fly's proxy replaced by a recording
+/// forwarder so the test can see what reaches the machine.
+#[tokio::test]
+async fn rate_limits_and_stateless_headers_pass_through() {
+    fn low_limit(doc: &mut toml::Table) {
+        let limiter: toml::Table = r#"
+            name = "MCP_RATE_LIMITER"
+            namespace_id = "1001"
+            simple = { limit = 10, period = 60 }
+        "#
+        .parse()
+        .expect("limiter toml");
+        doc.insert(
+            "ratelimits".into(),
+            toml::Value::Array(vec![toml::Value::Table(limiter)]),
+        );
+    }
+    let proxy = FakeServer::start();
+    let w = start_world_with(Some(&proxy), Vec::new(), Some(low_limit));
+    let d = live(&w, "limited").await;
+    let auth = bearer(&d.token);
+    // The stateless era: no session object; MCP headers reach the machine untouched.
+    let resp = edge_tests::stack::client()
+        .post(&d.url)
+        .header("authorization", &auth)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "tools/call")
+        .header("mcp-name", "echo")
+        .header("mcp-param-city", "Zürich".replace('ü', "u"))
+        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "echo", "arguments": {"message": "hi"}, "_meta": {}}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.status(),
+        400,
+        "the runner speaks the handshake era only"
+    );
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], -32022);
+    let seen = proxy
+        .requests()
+        .into_iter()
+        .rev()
+        .find(|r| r.path == "/mcp")
+        .expect("the request reached the machine");
+    assert_eq!(seen.header("mcp-param-city"), Some("Zurich"));
+    assert_eq!(seen.header("mcp-name"), Some("echo"));
+    assert_eq!(
+        seen.header("fly-force-instance-id"),
+        Some(d.machine.as_str())
+    );
+    assert!(
+        seen.header("authorization").unwrap() != auth,
+        "never the client's token upstream"
+    );
+    assert!(seen.header("mcp-session-id").is_none());
+
+    // Past 10 requests a minute: 429 with Retry-After.
+    let mut limited = None;
+    for i in 0..15 {
+        let r = edge_tests::stack::client()
+            .post(&d.url)
+            .header("authorization", &auth)
+            .json(&init(i))
+            .send()
+            .await
+            .unwrap();
+        if r.status() == 429 {
+            limited = Some(r);
+            break;
+        }
+    }
+    let r = limited.expect("a 429 within 15 requests");
+    assert!(r.headers().contains_key("retry-after"));
+}
