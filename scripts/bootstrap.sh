@@ -39,6 +39,13 @@ if [ ! -f "$stamp" ] || [ package-lock.json -nt "$stamp" ]; then
   npm ci --no-audit --no-fund --loglevel=error >&2
 fi
 
+# The MCP conformance suite and the Node 22 it needs (the system node may be older).
+stamp=tests/conformance/node_modules/.package-lock.json
+if [ ! -f "$stamp" ] || [ tests/conformance/package-lock.json -nt "$stamp" ]; then
+  say "installing the MCP conformance suite (tests/conformance)"
+  npm ci --prefix tests/conformance --no-audit --no-fund --loglevel=error >&2
+fi
+
 # Python: a project venv with the official MCP SDK, the tests' real Python client.
 venv=.venv
 if [ ! -x "$venv/bin/python" ] || [ tests/clients/requirements.txt -nt "$venv/.installed" ]; then
