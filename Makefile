@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 export WRANGLER_SEND_METRICS := false
 
-.PHONY: dev test token build bootstrap lint unit integration bench bench-analyze bench-deploy
+.PHONY: dev test token build bootstrap lint unit integration bench bench-analyze bench-deploy bench-gateway
 
 bootstrap:
 	@scripts/bootstrap.sh
@@ -40,6 +40,11 @@ bench-analyze: build
 bench-deploy: build
 	cargo build --quiet --release -p catwalk-runner
 	cargo run --quiet --release -p edge-tests --bin deploy-bench
+
+# What the MCP gateway adds over a direct runner: echo p50/p99 and first SSE event, c=1 and 32.
+bench-gateway: bootstrap build
+	cargo build --quiet --release -p catwalk-runner -p mcp-bench
+	cargo run --quiet --release -p edge-tests --bin gateway-bench
 
 # Prints a session JWT for the local stack: make token [ARGS="--sub me --email me@example.com"]
 token:

@@ -3,7 +3,9 @@
 //! sessions, and (given the server's pid) the memory of its process tree per session.
 //!
 //! usage: mcp-load --url URL [--header NAME:VALUE]… [--concurrency 1,16,64] [--seconds 5]
-//!                 [--warmup 1] [--open 64] [--pid PID] [--label NAME]
+//!                 [--warmup 1] [--open 64] [--pid PID] [--label NAME] [--first-event]
+//! `--first-event` adds, per concurrency level, the time from sending a tools/call of
+//! server-everything's `trigger-long-running-operation` to its first SSE progress event.
 //! Prints one JSON object per line; `bench/run.sh` runs it against each bridge.
 
 use std::time::{Duration, Instant};
@@ -24,6 +26,7 @@ struct Args {
     open: usize,
     pid: Option<u32>,
     label: String,
+    first_event: bool,
 }
 
 fn args() -> Args {
@@ -36,6 +39,7 @@ fn args() -> Args {
         open: 64,
         pid: None,
         label: "target".into(),
+        first_event: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -55,6 +59,9 @@ fn args() -> Args {
             "--open" => a.open = v.parse().unwrap_or(64),
             "--pid" => a.pid = v.parse().ok(),
             "--label" => a.label = v,
+            "--first-event" => {
+                a.first_event = v == "on" || v == "true" || v == "1";
+            }
             _ => {
                 eprintln!("unknown flag {flag}");
                 std::process::exit(2);
@@ -93,6 +100,42 @@ impl Session {
                 .header("mcp-protocol-version", VERSION);
         }
         r
+    }
+
+    /// Calls a tool that reports progress and returns the ms to the first progress event
+    /// (then reads the stream to its end, so the session is free for the next call).
+    async fn first_event(&mut self) -> Result<f64, String> {
+        self.next += 1;
+        let id = self.next;
+        let t = Instant::now();
+        let resp = self
+            .request(&json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {
+                "name": "trigger-long-running-operation", "arguments": {"duration": 0.2, "steps": 20},
+                "_meta": {"progressToken": format!("p{id}")}}}))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        if !resp.status().is_success() {
+            return Err(format!("HTTP {}", resp.status()));
+        }
+        let mut parser = Parser::default();
+        let mut stream = resp.bytes_stream();
+        let mut first = None;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| e.to_string())?;
+            for ev in parser.push(&String::from_utf8_lossy(&chunk)) {
+                let Ok(v) = serde_json::from_str::<Value>(&ev.data) else {
+                    continue;
+                };
+                if first.is_none() && v["method"] == "notifications/progress" {
+                    first = Some(t.elapsed().as_secs_f64() * 1000.0);
+                }
+                if v.get("id") == Some(&json!(id)) {
+                    return first.ok_or_else(|| "no progress before the result".to_string());
+                }
+            }
+        }
+        Err("stream ended without a response".into())
     }
 
     /// Sends one request and reads until its response arrives (JSON or SSE).
@@ -331,5 +374,52 @@ async fn main() {
                    "p50_ms": percentile(&all, 50.0), "p99_ms": percentile(&all, 99.0)})
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
+        if a.first_event {
+            first_event_phase(&client, &a, c).await;
+        }
     }
+}
+
+/// `c` sessions each calling the progress tool for `a.seconds`; prints first-event p50/p99.
+async fn first_event_phase(client: &Client, a: &Args, c: usize) {
+    let (sessions, _, failed) = open_many(client, a, c).await;
+    if failed > 0 {
+        println!(
+            "{}",
+            json!({"label": a.label, "phase": "first_event", "concurrency": c, "error": format!("{failed} sessions failed to open")})
+        );
+        return;
+    }
+    let end = Instant::now() + Duration::from_secs_f64(a.seconds);
+    let workers: Vec<_> = sessions
+        .into_iter()
+        .map(|mut s| {
+            tokio::spawn(async move {
+                let mut firsts = Vec::new();
+                let mut errors = 0usize;
+                while Instant::now() < end {
+                    match s.first_event().await {
+                        Ok(ms) => firsts.push(ms),
+                        Err(_) => errors += 1,
+                    }
+                }
+                s.close().await;
+                (firsts, errors)
+            })
+        })
+        .collect();
+    let (mut all, mut errors) = (Vec::new(), 0);
+    for w in workers {
+        if let Ok((f, e)) = w.await {
+            all.extend(f);
+            errors += e;
+        }
+    }
+    all.sort_by(|x, y| x.total_cmp(y));
+    println!(
+        "{}",
+        json!({"label": a.label, "phase": "first_event", "concurrency": c, "calls": all.len(), "errors": errors,
+               "p50_ms": percentile(&all, 50.0), "p99_ms": percentile(&all, 99.0)})
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
 }

@@ -36,6 +36,36 @@ const RATE_PERIOD_SECS: u32 = 60;
 /// At most one `mcp.auth_failed` audit row per deployment per this many seconds.
 const AUTH_AUDIT_EVERY_SECS: u64 = 60;
 
+/// `Server-Timing` for the response: where the gateway's own time went (auth, limit,
+/// session, upstream head), so an operator can see it in any HTTP client.
+struct Timing {
+    last: i64,
+    marks: Vec<(&'static str, i64)>,
+}
+
+impl Timing {
+    fn new() -> Self {
+        Self {
+            last: now_ms(),
+            marks: Vec::new(),
+        }
+    }
+
+    fn mark(&mut self, name: &'static str) {
+        let now = now_ms();
+        self.marks.push((name, now - self.last));
+        self.last = now;
+    }
+
+    fn header(&self) -> String {
+        self.marks
+            .iter()
+            .map(|(n, d)| format!("{n};dur={d}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
 fn unauthorized(reason: &'static str) -> AppError {
     AppError::unauthorized(
         reason,
@@ -64,6 +94,7 @@ pub async fn handle(mut req: Request, cx: &mut Ctx, id: Option<&str>) -> AppResu
         return Ok(r);
     }
     let started = now_ms();
+    let mut timing = Timing::new();
     let query = req.url()?.query().map(str::to_string);
     let (presented, source) = rules::token(
         web::header(&req, "authorization").as_deref(),
@@ -73,13 +104,26 @@ pub async fn handle(mut req: Request, cx: &mut Ctx, id: Option<&str>) -> AppResu
     .ok_or_else(|| unauthorized("missing_token"))?;
     cx.log.also_redact(&presented);
     let db = env::db(&cx.env)?;
-    let row = store::for_gateway(&db, &id)
-        .await?
-        .ok_or_else(|| AppError::not_found("No such MCP endpoint."))?;
+    let client_session = web::header(&req, "mcp-session-id");
+    let version = web::header(&req, "mcp-protocol-version");
+    // The session's state is fetched while D1 answers for the token (it is used only once
+    // the token is good): the two round trips overlap instead of adding up.
+    let prefetch = async {
+        match client_session.as_deref() {
+            Some(s) if method != Method::Delete && mcp_wire::session::is_valid(s) => {
+                let session = SessionRef::new(&cx.env, &id, s).ok()?;
+                Some(session.call("/state", json!({ "version": version })).await)
+            }
+            _ => None,
+        }
+    };
+    let (row, prefetched) = futures_util::join!(store::for_gateway(&db, &id), prefetch);
+    let row = row?.ok_or_else(|| AppError::not_found("No such MCP endpoint."))?;
     if !token::matches(&presented, &row.access_token_hash) {
         audit_auth_failure(cx, &db, &id, &row, source).await;
         return Err(unauthorized("invalid_token"));
     }
+    timing.mark("auth");
     if let Ok(limiter) = cx.env.rate_limiter(RATE_LIMITER) {
         if !limiter.limit(id.clone()).await?.success {
             return Err(AppError::RateLimited {
@@ -88,6 +132,7 @@ pub async fn handle(mut req: Request, cx: &mut Ctx, id: Option<&str>) -> AppResu
         }
     }
 
+    timing.mark("limit");
     let body = if method == Method::Post {
         Some(read_body(&mut req).await?)
     } else {
@@ -115,13 +160,13 @@ pub async fn handle(mut req: Request, cx: &mut Ctx, id: Option<&str>) -> AppResu
         .entries()
         .filter(|(k, _)| rules::forward_request_header(k))
         .collect();
-    let client_session = web::header(&req, "mcp-session-id");
-    let version = web::header(&req, "mcp-protocol-version");
 
+    timing.mark("read");
     let outcome = exchange(
         &cx.env,
         &id,
         &link,
+        &mut timing,
         Exchange {
             method: method.clone(),
             headers: &headers,
@@ -129,10 +174,11 @@ pub async fn handle(mut req: Request, cx: &mut Ctx, id: Option<&str>) -> AppResu
             msg: &msg,
             client_session: client_session.as_deref(),
             version: version.as_deref(),
+            prefetched,
         },
     )
     .await;
-    let response = match outcome {
+    let mut response = match outcome {
         Ok(r) => r,
         Err(f) => {
             cx.log.warn(
@@ -142,6 +188,10 @@ pub async fn handle(mut req: Request, cx: &mut Ctx, id: Option<&str>) -> AppResu
             failed(f, request_id.as_ref())?
         }
     };
+    timing.mark("upstream");
+    let _ = response
+        .headers_mut()
+        .set("server-timing", &timing.header());
     record_usage(cx, &id, &msg, response.status_code(), now_ms() - started);
     Ok(response)
 }
@@ -178,6 +228,8 @@ fn machine_link(cx: &Ctx, id: &str, row: &GatewayRow) -> Result<MachineLink, Fai
 }
 
 struct Exchange<'a> {
+    /// The session's `/state`, when it was fetched alongside the token check.
+    prefetched: Option<Result<Value, Failure>>,
     method: Method,
     headers: &'a [(String, String)],
     body: Option<&'a [u8]>,
@@ -191,6 +243,7 @@ async fn exchange(
     env: &Env,
     id: &str,
     link: &MachineLink,
+    timing: &mut Timing,
     x: Exchange<'_>,
 ) -> Result<Response, Failure> {
     let stateless = rules::is_stateless_request(x.version, x.client_session);
@@ -213,9 +266,15 @@ async fn exchange(
                     .map(|r| r.with_status(204))
                     .map_err(|_| Failure::Internal);
             }
-            let state = session
-                .call("/state", json!({ "version": x.version }))
-                .await?;
+            let state = match x.prefetched {
+                Some(state) => state?,
+                None => {
+                    session
+                        .call("/state", json!({ "version": x.version }))
+                        .await?
+                }
+            };
+            timing.mark("session");
             let upstream = state["upstream_session"]
                 .as_str()
                 .ok_or(Failure::Internal)?
@@ -354,6 +413,25 @@ impl SessionRef {
     }
 }
 
+/// Counts pending in this isolate: (deployment, metric) → n, and when they were last
+/// written. Flushed at most every [`USAGE_FLUSH_MS`] (or past [`USAGE_FLUSH_AT`] entries),
+/// after the answer, so D1 is not written once per request; an isolate evicted before its
+/// next flush loses at most those seconds of counts.
+struct Pending {
+    counts: std::collections::HashMap<(String, String), u64>,
+    flushed_at: i64,
+}
+
+thread_local! {
+    static PENDING: std::cell::RefCell<Pending> = std::cell::RefCell::new(Pending {
+        counts: Default::default(),
+        flushed_at: 0,
+    });
+}
+
+const USAGE_FLUSH_MS: i64 = 5_000;
+const USAGE_FLUSH_AT: usize = 500;
+
 /// Counts the request after the answer is on its way (never delays it).
 fn record_usage(cx: &Ctx, id: &str, msg: &Message, status: u16, ms: i64) {
     let mut metrics = vec![
@@ -366,11 +444,29 @@ fn record_usage(cx: &Ctx, id: &str, msg: &Message, status: u16, ms: i64) {
     if let Some(tool) = &msg.tool {
         metrics.push(format!("tool:{tool}"));
     }
-    let (env, id) = (cx.env.clone(), id.to_string());
+    let now = now_ms();
+    let due = PENDING.with(|p| {
+        let mut p = p.borrow_mut();
+        for m in metrics {
+            *p.counts.entry((id.to_string(), m)).or_insert(0) += 1;
+        }
+        if now - p.flushed_at < USAGE_FLUSH_MS && p.counts.len() < USAGE_FLUSH_AT {
+            return None;
+        }
+        p.flushed_at = now;
+        Some(
+            p.counts
+                .drain()
+                .map(|((d, m), n)| (d, m, n))
+                .collect::<Vec<_>>(),
+        )
+    });
+    let Some(batch) = due else { return };
+    let env = cx.env.clone();
     let log = cx.log.clone();
     cx.worker.wait_until(async move {
         let result = match env::db(&env) {
-            Ok(db) => crate::store::usage::record(&db, &id, &metrics, now_ms()).await,
+            Ok(db) => crate::store::usage::record(&db, &batch, now_ms()).await,
             Err(e) => Err(e),
         };
         if let Err(e) = result {
@@ -414,6 +510,16 @@ pub async fn usage_report(req: Request, cx: &mut Ctx, id: Option<&str>) -> AppRe
     let d = store::get_owned(&db, &user.id, id)
         .await?
         .ok_or_else(|| AppError::not_found("No such deployment."))?;
+    // This isolate's unwritten counts first (others' arrive within USAGE_FLUSH_MS).
+    let pending = PENDING.with(|p| {
+        let mut p = p.borrow_mut();
+        p.flushed_at = now_ms();
+        p.counts
+            .drain()
+            .map(|((d, m), n)| (d, m, n))
+            .collect::<Vec<_>>()
+    });
+    crate::store::usage::record(&db, &pending, now_ms()).await?;
     let rows = crate::store::usage::read(&db, &d.id).await?;
     let mut requests = 0;
     let mut errors = 0;

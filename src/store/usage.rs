@@ -1,5 +1,7 @@
 //! `usage_counters`: the gateway's per-deployment counters (requests, errors, tool calls
-//! by name, latency buckets), added with upserts in one batch per request.
+//! by name, latency buckets), added with upserts. The gateway batches them per isolate
+//! (see `routes::mcp::record_usage`), so D1 sees one write batch every few seconds rather
+//! than one per request.
 
 use serde::Deserialize;
 use worker::D1Database;
@@ -7,21 +9,21 @@ use worker::D1Database;
 use crate::error::AppResult;
 use crate::store::d1::{int, text};
 
-/// Adds 1 to each metric of the deployment.
-pub async fn record(
-    db: &D1Database,
-    deployment_id: &str,
-    metrics: &[String],
-    now: i64,
-) -> AppResult<()> {
-    let mut stmts = Vec::with_capacity(metrics.len());
-    for m in metrics {
+/// Adds each (deployment, metric, n) in one batch; counts for a deployment deleted
+/// meanwhile are dropped.
+pub async fn record(db: &D1Database, counts: &[(String, String, u64)], now: i64) -> AppResult<()> {
+    if counts.is_empty() {
+        return Ok(());
+    }
+    let mut stmts = Vec::with_capacity(counts.len());
+    for (deployment_id, metric, n) in counts {
         stmts.push(
             db.prepare(
-                "INSERT INTO usage_counters (deployment_id, metric, count, updated_at) VALUES (?1, ?2, 1, ?3) \
-                 ON CONFLICT (deployment_id, metric) DO UPDATE SET count = count + 1, updated_at = ?3",
+                "INSERT INTO usage_counters (deployment_id, metric, count, updated_at) \
+                 SELECT ?1, ?2, ?4, ?3 WHERE EXISTS (SELECT 1 FROM deployments WHERE id = ?1) \
+                 ON CONFLICT (deployment_id, metric) DO UPDATE SET count = count + ?4, updated_at = ?3",
             )
-            .bind(&[text(deployment_id), text(m), int(now)])?,
+            .bind(&[text(deployment_id), text(metric), int(now), int(*n as i64)])?,
         );
     }
     db.batch(stmts).await?;

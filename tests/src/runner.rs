@@ -197,3 +197,26 @@ impl Machines {
         self.process.stop();
     }
 }
+
+/// The npm name and pinned version of server-everything (package.json's devDependency).
+pub const EVERYTHING_PACKAGE: &str = "@modelcontextprotocol/server-everything";
+pub const EVERYTHING_VERSION: &str = "2026.8.31";
+
+/// Serves server-everything's npm document on a fake registry (at `/npm/…`), the way the
+/// analysis reads it: its README asks for a required `CANARY_TOKEN` and an optional
+/// `EXTRA_REGION`. The deployed runner then starts it with `npx`, found in node_modules.
+pub fn publish_everything(fake: &crate::fake::FakeServer) {
+    let (name, version) = (EVERYTHING_PACKAGE, EVERYTHING_VERSION);
+    let readme = format!(
+        "# everything\n\n```json\n{{\"mcpServers\": {{\"everything\": {{\"command\": \"npx\", \"args\": [\"-y\", \"{name}\"], \"env\": {{\"CANARY_TOKEN\": \"<your token>\", \"EXTRA_REGION\": \"us\"}}}}}}}}\n```\n"
+    );
+    fake.on(
+        "GET",
+        &format!("/npm/{}", name.replacen('/', "%2f", 1)),
+        crate::fake::Reply::json(
+            200,
+            &serde_json::json!({"name": name, "readme": readme, "dist-tags": {"latest": version},
+                "versions": {version: {"name": name, "version": version}}}),
+        ),
+    );
+}

@@ -18,8 +18,9 @@ use edge_tests::stack::{client, test_encryption_key, Stack, StackOptions};
 use reqwest::Method;
 use serde_json::{json, Value};
 
-pub const PACKAGE: &str = "@modelcontextprotocol/server-everything";
-pub const VERSION: &str = "2026.8.31";
+pub use edge_tests::runner::{
+    publish_everything, EVERYTHING_PACKAGE as PACKAGE, EVERYTHING_VERSION as VERSION,
+};
 /// The newer key the stack seals with; `t1` (the harness key) still opens old records.
 const NEW_KEY: [u8; 32] = [0x42; 32];
 
@@ -29,23 +30,6 @@ pub struct World {
     pub machines: Machines,
     pub stack: Stack,
     _dir: tempfile::TempDir,
-}
-
-/// The npm document analysis reads: server-everything, whose README asks for a required
-/// `CANARY_TOKEN` and an optional `EXTRA_REGION`.
-pub fn publish_everything(fake: &FakeServer) {
-    let readme = format!(
-        "# everything\n\n```json\n{{\"mcpServers\": {{\"everything\": {{\"command\": \"npx\", \"args\": [\"-y\", \"{PACKAGE}\"], \"env\": {{\"CANARY_TOKEN\": \"<your token>\", \"EXTRA_REGION\": \"us\"}}}}}}}}\n```\n"
-    );
-    fake.on(
-        "GET",
-        &format!("/npm/{}", PACKAGE.replacen('/', "%2f", 1)),
-        Reply::json(
-            200,
-            &json!({"name": PACKAGE, "readme": readme, "dist-tags": {"latest": VERSION},
-                "versions": {VERSION: {"name": PACKAGE, "version": VERSION}}}),
-        ),
-    );
 }
 
 /// A stack whose Fly API is the machines service, reached directly or through `proxy`

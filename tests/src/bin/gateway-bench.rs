@@ -1,0 +1,271 @@
+//! `make bench-gateway`: what the gateway adds. One run, same machine, same server
+//! (server-everything over stdio behind `catwalk-runner`), same load generator (mcp-load):
+//! tools/call `echo` p50/p99 and the time to the first SSE progress event, at concurrency
+//! 1 and 32, (a) straight to a runner and (b) through the Worker under `wrangler dev` →
+//! the local machines service (Fly's proxy stand-in) → the deployment's runner. Then the
+//! Worker's `.wasm` size, raw and gzipped.
+
+use std::io::Write;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use edge_tests::fake::FakeServer;
+use edge_tests::runner::{publish_everything, Machines, Runner, EVERYTHING_PACKAGE};
+use edge_tests::stack::{client, Stack, StackOptions};
+use serde_json::{json, Value};
+
+fn unlimited(doc: &mut toml::Table) {
+    // The benchmark itself would trip the production rate limit.
+    let limiter: toml::Table =
+        "name = \"MCP_RATE_LIMITER\"\nnamespace_id = \"1001\"\nsimple = { limit = 100000000, period = 60 }"
+            .parse()
+            .expect("toml");
+    doc.insert(
+        "ratelimits".into(),
+        toml::Value::Array(vec![toml::Value::Table(limiter)]),
+    );
+}
+
+fn load(label: &str, url: &str, auth: &str, secs: &str, levels: &str) -> Vec<Value> {
+    let out = Command::new(edge_tests::repo_root().join("target/release/mcp-load"))
+        .args([
+            "--url",
+            url,
+            "--header",
+            &format!("Authorization: {auth}"),
+            "--label",
+            label,
+        ])
+        .args([
+            "--seconds",
+            secs,
+            "--concurrency",
+            levels,
+            "--open",
+            "0",
+            "--first-event",
+            "on",
+        ])
+        .output()
+        .expect("run mcp-load (cargo build --release -p mcp-bench)");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// The floor under wrangler dev: `GET /api/health` (no storage, no upstream) latency.
+async fn floor(url: &str, levels: &str) {
+    for c in levels.split(',').filter_map(|l| l.parse::<usize>().ok()) {
+        let end = Instant::now() + Duration::from_secs(3);
+        let tasks: Vec<_> = (0..c)
+            .map(|_| {
+                let (client, url) = (client(), url.to_string());
+                tokio::spawn(async move {
+                    let mut lat = Vec::new();
+                    while Instant::now() < end {
+                        let t = Instant::now();
+                        if let Ok(r) = client.get(&url).send().await {
+                            let _ = r.bytes().await;
+                            lat.push(t.elapsed().as_secs_f64() * 1000.0);
+                        }
+                    }
+                    lat
+                })
+            })
+            .collect();
+        let mut all = Vec::new();
+        for t in tasks {
+            all.extend(t.await.unwrap_or_default());
+        }
+        all.sort_by(f64::total_cmp);
+        println!(
+            "wrangler dev floor (GET /api/health) c={c}: p50 {:.2} ms, p99 {:.2} ms, {:.0} req/s",
+            all[all.len() / 2],
+            all[all.len() * 99 / 100],
+            all.len() as f64 / 3.0
+        );
+    }
+}
+
+/// Median of each `Server-Timing` part over 100 sequential echo calls through the gateway.
+async fn breakdown(url: &str, auth: &str) {
+    let c = client();
+    let post = |body: Value, session: Option<String>| {
+        let mut r = c
+            .post(url)
+            .header("authorization", auth)
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2025-06-18")
+            .json(&body);
+        if let Some(s) = session {
+            r = r.header("mcp-session-id", s);
+        }
+        r.send()
+    };
+    let init = post(json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}}}), None).await.expect("init");
+    let sid = init.headers()["mcp-session-id"]
+        .to_str()
+        .expect("sid")
+        .to_string();
+    let _ = init.bytes().await;
+    let _ = post(
+        json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+        Some(sid.clone()),
+    )
+    .await;
+    let mut parts: std::collections::BTreeMap<String, Vec<f64>> = Default::default();
+    for i in 1..=100 {
+        let r = post(json!({"jsonrpc": "2.0", "id": i, "method": "tools/call", "params": {"name": "echo", "arguments": {"message": "x"}}}), Some(sid.clone())).await.expect("echo");
+        let timing = r
+            .headers()
+            .get("server-timing")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        let _ = r.bytes().await;
+        for p in timing.split(", ") {
+            if let Some((name, dur)) = p.split_once(";dur=") {
+                parts
+                    .entry(name.to_string())
+                    .or_default()
+                    .push(dur.parse().unwrap_or(0.0));
+            }
+        }
+    }
+    let summary: Vec<String> = parts
+        .iter_mut()
+        .map(|(k, v)| {
+            v.sort_by(f64::total_cmp);
+            format!("{k} {:.1} ms", v[v.len() / 2])
+        })
+        .collect();
+    println!(
+        "gateway time to response head, median per part (Server-Timing): {}",
+        summary.join(", ")
+    );
+}
+
+fn find<'a>(rows: &'a [Value], phase: &str, c: u64) -> Option<&'a Value> {
+    rows.iter()
+        .find(|r| r["phase"] == phase && r["concurrency"] == c)
+}
+
+#[tokio::main]
+async fn main() {
+    let secs = std::env::args().nth(1).unwrap_or_else(|| "5".into());
+    let levels = std::env::args().nth(2).unwrap_or_else(|| "1,32".into());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let machines = Machines::start(&dir.path().join("machines"), 3600);
+    let registry = FakeServer::start();
+    publish_everything(&registry);
+    let vars = vec![
+        (
+            "NPM_REGISTRY_BASE".into(),
+            format!("{}/npm", registry.url()),
+        ),
+        ("FLY_API_BASE".into(), machines.base_url.clone()),
+        ("FLY_INGRESS_BASE".into(), machines.base_url.clone()),
+        ("FLY_API_TOKEN".into(), machines.token.clone()),
+        ("FLY_APP".into(), "catwalk-test".into()),
+    ];
+    let stack = tokio::task::spawn_blocking(move || {
+        Stack::start(StackOptions {
+            vars,
+            patch: Some(unlimited),
+            ..Default::default()
+        })
+    })
+    .await
+    .expect("stack");
+    let token = stack.token("bench", None);
+    let c = client();
+    let created: Value = c
+        .post(stack.url("/api/deployments"))
+        .bearer_auth(&token)
+        .json(&json!({"name": "bench", "package": format!("npm:{EVERYTHING_PACKAGE}"), "credentials": {"CANARY_TOKEN": "bench"}}))
+        .send()
+        .await
+        .expect("create")
+        .json()
+        .await
+        .expect("json");
+    let id = created["id"].as_str().expect("created").to_string();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let d: Value = c
+            .get(stack.url(&format!("/api/deployments/{id}")))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("get")
+            .json()
+            .await
+            .expect("json");
+        if d["status"] == "running" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "deployment never ran: {d}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let gateway_url = created["connection_url"].as_str().expect("url").to_string();
+    let access = format!(
+        "Bearer {}",
+        created["access_token"].as_str().expect("token")
+    );
+    let runner = Runner::everything(&[("CATWALK_MAX_SESSIONS", "200")]);
+
+    floor(&stack.url("/api/health"), &levels).await;
+    breakdown(&gateway_url, &access).await;
+    let direct = load(
+        "direct-runner",
+        &runner.mcp_url(),
+        &format!("Bearer {}", runner.secret),
+        &secs,
+        &levels,
+    );
+    let gateway = load("gateway", &gateway_url, &access, &secs, &levels);
+
+    println!(
+        "\n{:<14} {:>4} {:>10} {:>10} {:>10} {:>12} {:>12} {:>10}",
+        "phase", "c", "direct p50", "gw p50", "added p50", "direct p99", "gw p99", "added p99"
+    );
+    for phase in ["load", "first_event"] {
+        for c in levels.split(',').filter_map(|l| l.parse::<u64>().ok()) {
+            let (Some(d), Some(g)) = (find(&direct, phase, c), find(&gateway, phase, c)) else {
+                println!(
+                    "{phase:<14} {c:>4} missing: direct {:?} gateway {:?}",
+                    find(&direct, phase, c),
+                    find(&gateway, phase, c)
+                );
+                continue;
+            };
+            let f = |v: &Value, k: &str| v[k].as_f64().unwrap_or(f64::NAN);
+            println!(
+                "{:<14} {:>4} {:>10.2} {:>10.2} {:>10.2} {:>12.2} {:>12.2} {:>10.2}   (errors {} / {})",
+                if phase == "load" { "echo" } else { "first event" },
+                c,
+                f(d, "p50_ms"),
+                f(g, "p50_ms"),
+                f(g, "p50_ms") - f(d, "p50_ms"),
+                f(d, "p99_ms"),
+                f(g, "p99_ms"),
+                f(g, "p99_ms") - f(d, "p99_ms"),
+                d["errors"],
+                g["errors"],
+            );
+        }
+    }
+    let wasm = edge_tests::repo_root().join("build/index_bg.wasm");
+    if let Ok(bytes) = std::fs::read(&wasm) {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        gz.write_all(&bytes).expect("gzip");
+        let gz = gz.finish().expect("gzip");
+        println!(
+            "\nworker wasm: {} bytes raw, {} bytes gzipped",
+            bytes.len(),
+            gz.len()
+        );
+    }
+    stack.stop();
+}
