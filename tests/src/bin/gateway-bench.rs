@@ -26,26 +26,23 @@ fn unlimited(doc: &mut toml::Table) {
     );
 }
 
-fn load(label: &str, url: &str, auth: &str, secs: &str, levels: &str) -> Vec<Value> {
-    let out = Command::new(edge_tests::repo_root().join("target/release/mcp-load"))
+fn load(label: &str, url: &str, headers: &[String], secs: &str, levels: &str) -> Vec<Value> {
+    let mut cmd = Command::new(edge_tests::repo_root().join("target/release/mcp-load"));
+    for h in headers {
+        cmd.args(["--header", h]);
+    }
+    let out = cmd
         .args([
             "--url",
             url,
-            "--header",
-            &format!("Authorization: {auth}"),
             "--label",
             label,
-        ])
-        .args([
             "--seconds",
             secs,
             "--concurrency",
             levels,
-            "--open",
-            "0",
-            "--first-event",
-            "on",
         ])
+        .args(["--open", "0", "--first-event", "on"])
         .output()
         .expect("run mcp-load (cargo build --release -p mcp-bench)");
     String::from_utf8_lossy(&out.stdout)
@@ -220,11 +217,47 @@ async fn main() {
     let direct = load(
         "direct-runner",
         &runner.mcp_url(),
-        &format!("Bearer {}", runner.secret),
+        &[format!("Authorization: Bearer {}", runner.secret)],
         &secs,
         &levels,
     );
-    let gateway = load("gateway", &gateway_url, &access, &secs, &levels);
+    let gateway = load(
+        "gateway",
+        &gateway_url,
+        &[format!("Authorization: {access}")],
+        &secs,
+        &levels,
+    );
+    // The same deployment's runner through the machines service's ingress alone (our local
+    // stand-in for Fly's proxy, which the gateway path also crosses).
+    let listed: Value = c
+        .get(machines.api(&format!("/machines?metadata.catwalk_deployment={id}")))
+        .bearer_auth(&machines.token)
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    let m = &listed[0];
+    let proxied = load(
+        "machines-ingress",
+        &format!("{}/mcp", machines.base_url),
+        &[
+            format!(
+                "Authorization: Bearer {}",
+                m["config"]["env"]["CATWALK_UPSTREAM_SECRET"]
+                    .as_str()
+                    .unwrap_or_default()
+            ),
+            format!(
+                "fly-force-instance-id: {}",
+                m["id"].as_str().unwrap_or_default()
+            ),
+        ],
+        &secs,
+        &levels,
+    );
 
     println!(
         "\n{:<14} {:>4} {:>10} {:>10} {:>10} {:>12} {:>12} {:>10}",
@@ -254,6 +287,17 @@ async fn main() {
                 d["errors"],
                 g["errors"],
             );
+        }
+    }
+    for phase in ["load", "first_event"] {
+        for c in levels.split(',').filter_map(|l| l.parse::<u64>().ok()) {
+            if let Some(p) = find(&proxied, phase, c) {
+                println!(
+                    "via the machines ingress only: {phase} c={c} p50 {:.2} ms p99 {:.2} ms",
+                    p["p50_ms"].as_f64().unwrap_or(f64::NAN),
+                    p["p99_ms"].as_f64().unwrap_or(f64::NAN)
+                );
+            }
         }
     }
     let wasm = edge_tests::repo_root().join("build/index_bg.wasm");

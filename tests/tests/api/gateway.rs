@@ -615,3 +615,91 @@ async fn the_gateway_passes_every_conformance_scenario_server_everything_passes_
         );
     }
 }
+
+#[tokio::test]
+async fn streams_resume_through_the_gateway_with_last_event_id() {
+    use futures_util::StreamExt;
+    let w = world();
+    let d = live(w, "resumable").await;
+    let auth = bearer(&d.token);
+    let sid = open_session(&d.url, &[("authorization", &auth)]).await;
+    let client = edge_tests::stack::client();
+    // A GET stream for server-initiated messages opens on our session.
+    let get = client
+        .get(&d.url)
+        .header("authorization", &auth)
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", &sid)
+        .header("mcp-protocol-version", "2025-06-18")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(get.status(), 200);
+    assert!(get.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+    assert_eq!(get.headers()["x-accel-buffering"], "no");
+    drop(get);
+    // A progress stream, cut after its first event; the rest is replayed on resume.
+    let call = json!({"jsonrpc": "2.0", "id": 41, "method": "tools/call", "params": {"name": "trigger-long-running-operation",
+        "arguments": {"duration": 1, "steps": 4}, "_meta": {"progressToken": "resume-me"}}});
+    let resp = client
+        .post(&d.url)
+        .header("authorization", &auth)
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-session-id", &sid)
+        .header("mcp-protocol-version", "2025-06-18")
+        .json(&call)
+        .send()
+        .await
+        .unwrap();
+    let mut stream = resp.bytes_stream();
+    let mut seen = String::new();
+    let mut last_id = None;
+    while last_id.is_none() {
+        let chunk = stream.next().await.expect("an event").unwrap();
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+        // The first event that carries data and an id (past the priming event).
+        for block in seen.split("\n\n") {
+            let id = block
+                .lines()
+                .find_map(|l| l.strip_prefix("id:"))
+                .map(|s| s.trim().to_string());
+            let has_progress = block.contains("notifications/progress");
+            if let (Some(id), true) = (id, has_progress) {
+                last_id = Some(id);
+                break;
+            }
+        }
+    }
+    drop(stream);
+    let resumed = client
+        .get(&d.url)
+        .header("authorization", &auth)
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", &sid)
+        .header("mcp-protocol-version", "2025-06-18")
+        .header("last-event-id", last_id.unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resumed.status(), 200);
+    let mut rest = String::new();
+    let mut s = resumed.bytes_stream();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !rest.contains("\"id\":41") {
+        assert!(
+            Instant::now() < deadline,
+            "no result after resuming: {rest}"
+        );
+        match tokio::time::timeout(Duration::from_secs(5), s.next()).await {
+            Ok(Some(Ok(chunk))) => rest.push_str(&String::from_utf8_lossy(&chunk)),
+            _ => break,
+        }
+    }
+    assert!(
+        rest.contains("\"id\":41"),
+        "the result arrived on the resumed stream: {rest}"
+    );
+}
