@@ -18,8 +18,13 @@ pub fn header(req: &Request, name: &str) -> Option<String> {
 /// Reads and decodes a JSON body, refusing it as soon as it passes [`MAX_JSON_BODY`].
 pub async fn read_json(req: &mut Request) -> AppResult<Value> {
     check_content_type(header(req, "content-type").as_deref())?;
-    check_declared_length(header(req, "content-length").as_deref(), MAX_JSON_BODY)?;
-    let mut buf = CappedBuffer::new(MAX_JSON_BODY);
+    decode_json(&read_capped(req, MAX_JSON_BODY).await?)
+}
+
+/// Reads a whole body of at most `max` bytes (declared or streamed), else a 413.
+pub async fn read_capped(req: &mut Request, max: usize) -> AppResult<Vec<u8>> {
+    check_declared_length(header(req, "content-length").as_deref(), max)?;
+    let mut buf = CappedBuffer::new(max);
     if req.inner().body().is_some() {
         let mut stream = req.stream()?;
         while let Some(chunk) = stream.next().await {
@@ -32,7 +37,7 @@ pub async fn read_json(req: &mut Request) -> AppResult<Value> {
             }
         }
     }
-    decode_json(&buf.into_inner())
+    Ok(buf.into_inner())
 }
 
 /// After refusing an oversized body, reads (and discards) up to [`DRAIN_LIMIT`] more bytes

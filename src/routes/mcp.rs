@@ -18,7 +18,6 @@ use crate::error::{AppError, AppResult};
 use crate::gateway::failure::Failure;
 use crate::gateway::request::{self as rules, Message, TokenSource};
 use crate::gateway::usage;
-use crate::http::body::CappedBuffer;
 use crate::ids::random_hex;
 use crate::lifecycle::{self, ring};
 use crate::platform::machine::MachineLink;
@@ -134,7 +133,7 @@ pub async fn handle(mut req: Request, cx: &mut Ctx, id: Option<&str>) -> AppResu
 
     timing.mark("limit");
     let body = if method == Method::Post {
-        Some(read_body(&mut req).await?)
+        Some(web::read_capped(&mut req, MAX_BODY).await?)
     } else {
         None
     };
@@ -194,25 +193,6 @@ pub async fn handle(mut req: Request, cx: &mut Ctx, id: Option<&str>) -> AppResu
         .set("server-timing", &timing.header());
     record_usage(cx, &id, &msg, response.status_code(), now_ms() - started);
     Ok(response)
-}
-
-async fn read_body(req: &mut Request) -> AppResult<Vec<u8>> {
-    use futures_util::StreamExt;
-    crate::http::body::check_declared_length(
-        web::header(req, "content-length").as_deref(),
-        MAX_BODY,
-    )?;
-    let mut buf = CappedBuffer::new(MAX_BODY);
-    if req.inner().body().is_some() {
-        let mut stream = req.stream()?;
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|_| {
-                AppError::bad_request("body_read_failed", "The request body could not be read.")
-            })?;
-            buf.push(&chunk)?;
-        }
-    }
-    Ok(buf.into_inner())
 }
 
 fn machine_link(cx: &Ctx, id: &str, row: &GatewayRow) -> Result<MachineLink, Failure> {

@@ -100,30 +100,8 @@ pub async fn insert(
             int(now),
             int(i64::from(limit)),
         ])?;
-    let creds = db
-        .prepare(
-            "INSERT INTO credentials (deployment_id, key_id, nonce, ciphertext, created_at, updated_at) \
-             SELECT ?1, ?2, ?3, ?4, ?5, ?5 WHERE EXISTS (SELECT 1 FROM deployments WHERE id = ?1)",
-        )
-        .bind(&[
-            text(d.id),
-            text(&sealed.key_id),
-            text(&sealed.nonce),
-            text(&sealed.ciphertext),
-            int(now),
-        ])?;
-    let upstream = db
-        .prepare(
-            "INSERT INTO upstream_secrets (deployment_id, key_id, nonce, ciphertext, created_at, updated_at) \
-             SELECT ?1, ?2, ?3, ?4, ?5, ?5 WHERE EXISTS (SELECT 1 FROM deployments WHERE id = ?1)",
-        )
-        .bind(&[
-            text(d.id),
-            text(&upstream.key_id),
-            text(&upstream.nonce),
-            text(&upstream.ciphertext),
-            int(now),
-        ])?;
+    let creds = insert_sealed(db, Record::Env, d.id, sealed, now)?;
+    let upstream = insert_sealed(db, Record::Upstream, d.id, upstream, now)?;
     let results = match db.batch(vec![row, creds, upstream]).await {
         Ok(r) => r,
         // A concurrent create with the same name won the race.
@@ -141,6 +119,29 @@ pub async fn insert(
         return Err(over_limit(limit));
     }
     Ok(())
+}
+
+/// A sealed record's insert, effective only if the deployment row exists (same batch).
+fn insert_sealed(
+    db: &D1Database,
+    record: Record,
+    id: &str,
+    sealed: &Sealed,
+    now: i64,
+) -> AppResult<worker::D1PreparedStatement> {
+    Ok(db
+        .prepare(format!(
+            "INSERT INTO {} (deployment_id, key_id, nonce, ciphertext, created_at, updated_at) \
+             SELECT ?1, ?2, ?3, ?4, ?5, ?5 WHERE EXISTS (SELECT 1 FROM deployments WHERE id = ?1)",
+            record.table()
+        ))
+        .bind(&[
+            text(id),
+            text(&sealed.key_id),
+            text(&sealed.nonce),
+            text(&sealed.ciphertext),
+            int(now),
+        ])?)
 }
 
 #[derive(Deserialize, Default)]
