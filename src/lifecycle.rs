@@ -10,7 +10,7 @@
 
 use serde_json::{json, Value};
 use url::Url;
-use worker::{D1Database, Env, Method, Request, RequestInit};
+use worker::{D1Database, Env};
 
 use crate::config::Config;
 use crate::crypto::keyring::KeyRing;
@@ -256,19 +256,13 @@ pub async fn audit(
 
 /// Asks the deployment's `Deployer` object to run [`provision`] in its alarm.
 pub async fn schedule_provision(worker_env: &Env, deployment_id: &str) -> AppResult<()> {
-    let stub = env::deployers(worker_env)?
-        .id_from_name(deployment_id)?
-        .get_stub()?;
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post).with_body(Some(
-        json!({ "deployment_id": deployment_id }).to_string().into(),
-    ));
-    let mut answer = stub
-        .fetch_with_request(Request::new_with_init(
-            "https://deployer.internal/provision",
-            &init,
-        )?)
-        .await?;
+    let mut answer = env::post_to_object(
+        &env::deployers(worker_env)?,
+        deployment_id,
+        "/provision",
+        Some(json!({ "deployment_id": deployment_id }).to_string()),
+    )
+    .await?;
     if answer.status_code() != 202 {
         let body = answer.text().await.unwrap_or_default();
         return Err(AppError::internal(format!(

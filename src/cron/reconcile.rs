@@ -32,7 +32,7 @@ pub async fn run(worker_env: &Env, log: &Logger) -> AppResult<()> {
     let config = env::config(worker_env);
     let mut summary = json!({});
     for (step, result) in [
-        ("stuck", stuck(worker_env, log).await),
+        ("stuck", stuck(worker_env).await),
         ("reschedule", reschedule(worker_env).await),
         ("deleting", deleting(worker_env, &config).await),
         ("machines", machines(worker_env, &config, log).await),
@@ -53,7 +53,7 @@ pub async fn run(worker_env: &Env, log: &Logger) -> AppResult<()> {
     Ok(())
 }
 
-async fn stuck(worker_env: &Env, _log: &Logger) -> AppResult<u64> {
+async fn stuck(worker_env: &Env) -> AppResult<u64> {
     let db = env::db(worker_env)?;
     let now = now_ms();
     let result = db

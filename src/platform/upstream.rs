@@ -111,17 +111,9 @@ impl Upstream for FetchUpstream {
         body: &str,
         max: usize,
     ) -> Result<Fetched, UpstreamError> {
-        let headers = Headers::new();
-        headers
-            .set("content-type", "application/json")
-            .map_err(unreachable)?;
-        headers
-            .set("accept", "application/json")
-            .map_err(unreachable)?;
-        headers
-            .set("authorization", &format!("Bearer {bearer}"))
-            .map_err(unreachable)?;
-        self.send(Method::Post, url, headers, Some(body), max, self.timeout)
+        let timeout_ms = self.timeout.as_millis() as u64;
+        let auth = format!("Bearer {bearer}");
+        self.call("POST", url, &auth, Some(body), max, timeout_ms)
             .await
     }
 

@@ -4,7 +4,7 @@
 //! concurrent analyses of the same uncached source run the pipeline (and the LLM) once.
 
 use serde_json::{json, Value};
-use worker::{Env, Method, Request, RequestInit, Response};
+use worker::{Env, Request, Response};
 
 use crate::analysis::exists::{self, Memo};
 use crate::analysis::merge::{merge, Plan};
@@ -58,18 +58,13 @@ pub async fn plan_for(
             return Ok(hit);
         }
     }
-    let stub = env::analysis_locks(&cx.env)?
-        .id_from_name(&request.source.cache_key())?
-        .get_stub()?;
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post)
-        .with_body(Some(lock_body(body, user_id).to_string().into()));
-    let mut answer = stub
-        .fetch_with_request(Request::new_with_init(
-            "https://analysis.internal/run",
-            &init,
-        )?)
-        .await?;
+    let mut answer = env::post_to_object(
+        &env::analysis_locks(&cx.env)?,
+        &request.source.cache_key(),
+        "/run",
+        Some(lock_body(body, user_id).to_string()),
+    )
+    .await?;
     let status = answer.status_code();
     let retry_after = answer
         .headers()

@@ -3,7 +3,7 @@
 //! Object, timed, so an operator can tell which binding is broken).
 
 use serde_json::{json, Value};
-use worker::{Method, Request, RequestInit, Response};
+use worker::{Request, Response};
 
 use crate::error::{AppError, AppResult};
 use crate::platform::{env, web};
@@ -73,12 +73,8 @@ async fn probe_kv(cx: &Ctx) -> AppResult<Value> {
 }
 
 async fn probe_durable_object(cx: &Ctx) -> AppResult<Value> {
-    let ns = env::sessions(&cx.env)?;
-    let stub = ns.id_from_name(PROBE_OBJECT)?.get_stub()?;
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post);
-    let req = Request::new_with_init("https://session.internal/probe", &init)?;
-    let mut resp = stub.fetch_with_request(req).await?;
+    let mut resp =
+        env::post_to_object(&env::sessions(&cx.env)?, PROBE_OBJECT, "/probe", None).await?;
     if resp.status_code() != 200 {
         return Err(AppError::internal(format!(
             "probe object answered {}",

@@ -9,7 +9,7 @@
 //! because a request may have to be sent twice (after a recovery) and must be inspected.
 
 use serde_json::{json, Value};
-use worker::{Env, Headers, Method, Request, RequestInit, Response, ResponseBody};
+use worker::{Env, Headers, Method, Request, Response, ResponseBody};
 
 use crate::deploy::secrets::open_upstream;
 use crate::deploy::state::Status;
@@ -354,19 +354,16 @@ fn relay(upstream: worker::Response, session: Option<&str>) -> Result<Response, 
 
 /// A handle on one gateway session object.
 struct SessionRef {
-    stub: worker::Stub,
+    ns: worker::ObjectNamespace,
+    name: String,
     deployment_id: String,
 }
 
 impl SessionRef {
     fn new(env: &Env, deployment_id: &str, session: &str) -> Result<Self, Failure> {
-        let ns = env::sessions(env).map_err(|_| Failure::Internal)?;
-        let stub = ns
-            .id_from_name(&format!("{deployment_id}:{session}"))
-            .and_then(|id| id.get_stub())
-            .map_err(|_| Failure::Internal)?;
         Ok(Self {
-            stub,
+            ns: env::sessions(env).map_err(|_| Failure::Internal)?,
+            name: format!("{deployment_id}:{session}"),
             deployment_id: deployment_id.to_string(),
         })
     }
@@ -374,14 +371,7 @@ impl SessionRef {
     /// One internal call; 404 means the session is unknown or ended.
     async fn call(&self, path: &str, mut body: Value) -> Result<Value, Failure> {
         body["deployment_id"] = json!(self.deployment_id);
-        let mut init = RequestInit::new();
-        init.with_method(Method::Post)
-            .with_body(Some(body.to_string().into()));
-        let req = Request::new_with_init(&format!("https://session.internal{path}"), &init)
-            .map_err(|_| Failure::Internal)?;
-        let mut resp = self
-            .stub
-            .fetch_with_request(req)
+        let mut resp = env::post_to_object(&self.ns, &self.name, path, Some(body.to_string()))
             .await
             .map_err(|_| Failure::Internal)?;
         match resp.status_code() {

@@ -323,6 +323,19 @@ impl Stack {
         format!("{}{path}", self.base_url)
     }
 
+    /// `GET path` with a bearer token, as JSON (for benchmarks and polling loops).
+    pub async fn get_json(&self, path: &str, token: &str) -> Value {
+        client()
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("get")
+            .json()
+            .await
+            .expect("json")
+    }
+
     /// A valid session token for `sub`.
     pub fn token(&self, sub: &str, email: Option<&str>) -> String {
         jwt::session(self.var("AUTH_SECRET"), sub, email)

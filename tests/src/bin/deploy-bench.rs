@@ -71,18 +71,11 @@ async fn main() {
         let body: Value = r.json().await.expect("json");
         let created = ms(t);
         let id = body["id"].as_str().expect("id").to_string();
-        let url = stack.url(&format!("/api/deployments/{id}"));
+        let path = format!("/api/deployments/{id}");
+        let url = stack.url(&path);
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            let d: Value = c
-                .get(&url)
-                .bearer_auth(&token)
-                .send()
-                .await
-                .expect("get")
-                .json()
-                .await
-                .expect("json");
+            let d = stack.get_json(&path, &token).await;
             if d["status"] == "running" {
                 break;
             }
@@ -91,15 +84,7 @@ async fn main() {
         }
         let running = ms(t);
         let t = Instant::now();
-        let d: Value = c
-            .get(&url)
-            .bearer_auth(&token)
-            .send()
-            .await
-            .expect("get")
-            .json()
-            .await
-            .expect("json");
+        let d = stack.get_json(&path, &token).await;
         assert_eq!(d["machine"]["state"], "started");
         let got = ms(t);
         let t = Instant::now();

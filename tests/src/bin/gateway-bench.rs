@@ -190,15 +190,9 @@ async fn main() {
     let id = created["id"].as_str().expect("created").to_string();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let d: Value = c
-            .get(stack.url(&format!("/api/deployments/{id}")))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .expect("get")
-            .json()
-            .await
-            .expect("json");
+        let d = stack
+            .get_json(&format!("/api/deployments/{id}"), &token)
+            .await;
         if d["status"] == "running" {
             break;
         }
