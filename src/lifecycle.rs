@@ -126,7 +126,10 @@ pub fn launch_of(d: &Deployment) -> AppResult<(Launch, Option<String>)> {
     let v: Value = serde_json::from_str(&d.config)
         .map_err(|_| AppError::internal(format!("deployment {}: config is not JSON", d.id)))?;
     let launch = serde_json::from_value::<Launch>(v.get("launch").cloned().unwrap_or(Value::Null))
-        .map_err(|_| AppError::internal(format!("deployment {}: no launch plan", d.id)))?;
+        .ok()
+        // A plan stored before the grammar was enforced is refused, never run.
+        .filter(Launch::launchable)
+        .ok_or_else(|| AppError::internal(format!("deployment {}: no launchable plan", d.id)))?;
     let region = v.get("region").and_then(Value::as_str).map(str::to_string);
     Ok((launch, region))
 }

@@ -20,7 +20,8 @@ use crate::error::AppError;
 pub const MAX_MANIFEST: usize = 256 * 1024;
 pub const MAX_DOCUMENT: usize = 8 * 1024 * 1024;
 pub const MAX_TARBALL: usize = 16 * 1024 * 1024;
-pub const MAX_UNPACKED: usize = 64 * 1024 * 1024;
+/// How much of a tarball is inflated while looking for its README and package.json.
+pub const MAX_INFLATED: usize = 8 * 1024 * 1024;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fetched {
@@ -271,12 +272,13 @@ async fn npm_package<U: Upstream>(
             if let Some(e) = status_error(NPM, &tgz, "The package tarball is missing.") {
                 return Err(e);
             }
-            let tar =
-                tarball::gunzip(&tgz.body, MAX_UNPACKED).map_err(|why| AppError::Upstream {
-                    service: NPM,
-                    detail: format!("tarball: {why}"),
+            let (r, m) =
+                tarball::npm_readme_and_manifest(&tgz.body, MAX_INFLATED).map_err(|why| {
+                    AppError::Upstream {
+                        service: NPM,
+                        detail: format!("tarball: {why}"),
+                    }
                 })?;
-            let (r, m) = tarball::npm_readme_and_manifest(&tar);
             readme_text = r;
             manifest_text = m.or(manifest_text);
         }

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::analysis::llm::{LlmFindings, Named};
 use crate::analysis::plan::{EnvVar, Findings, PackageRef};
-use crate::analysis::source::Registry;
+use crate::analysis::source::{version_ok, Registry};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Plan {
@@ -93,6 +93,17 @@ pub fn merge(inputs: Inputs) -> Result<Plan, String> {
             return Err("No npm or PyPI package could be determined from the repository.".into())
         }
     };
+    // A version from a repository is only a hint: anything but a plain version or tag (a
+    // URL, a path, `npm:other@1`, `github:x/y`, a range) would make npx/uvx install
+    // something other than the package the plan names. The pipeline then confirms the
+    // version on the registry before the plan carries it.
+    if chosen.version.as_deref().is_some_and(|v| !version_ok(v)) {
+        warnings.push(
+            "The repository declares a version that is not a published version number or tag; it was ignored and the latest published version is used."
+                .into(),
+        );
+        chosen.version = None;
+    }
     // Arguments: the requested/first manifest's, else what a README snippet or LLM gave.
     if chosen.args.is_empty() {
         chosen.args = manifests
@@ -201,6 +212,51 @@ mod tests {
         );
         assert_eq!(plan.tools[0].name, "forecast");
         assert_eq!(plan.analyzer, ["manifest", "llm"]);
+    }
+
+    #[test]
+    fn a_manifest_version_that_is_not_a_plain_version_never_reaches_the_plan() {
+        for hostile in [
+            "https://evil.example/x.tgz",
+            "npm:other@1",
+            "github:x/y",
+            "file:../x",
+            "git+ssh://git@evil.example/x.git",
+            "-c",
+            "^1.2.0",
+            "1.0.0 || 2",
+        ] {
+            let manifest = manifest::package_json(
+                &json!({"name": "@acme/real", "version": hostile, "bin": "x"}).to_string(),
+            );
+            let plan = merge(Inputs {
+                package_manifest: Some(manifest),
+                ..Default::default()
+            })
+            .unwrap();
+            assert_eq!(plan.package, "@acme/real");
+            assert_eq!(plan.version, None, "{hostile} reached the plan");
+            assert!(
+                plan.warnings
+                    .iter()
+                    .any(|w| w.contains("not a published version")),
+                "{hostile}: {:?}",
+                plan.warnings
+            );
+        }
+        let readme = readme::read(
+            "```json\n{\"mcpServers\": {\"w\": {\"command\": \"npx\", \"args\": [\"-y\", \"@acme/w@file:../../x\"]}}}\n```",
+        );
+        let plan = merge(Inputs {
+            readme: Some(readme),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(
+            (plan.package.as_str(), plan.version),
+            ("@acme/w", None),
+            "a README snippet's version obeys the same grammar"
+        );
     }
 
     #[test]

@@ -175,7 +175,13 @@ fn package_from(command: &str, args: &[String]) -> Option<PackageRef> {
 
 pub fn read(readme: &str) -> Findings {
     let mut f = Findings::default();
-    let text = readme.get(..MAX_README).unwrap_or(readme);
+    // Cut on a character boundary: a cut inside a multi-byte character must not fall back
+    // to reading the whole (unbounded) README.
+    let mut cut = readme.len().min(MAX_README);
+    while !readme.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let text = &readme[..cut];
     for block in code_blocks(text) {
         if !block.contains("\"command\"") {
             continue;
@@ -336,5 +342,21 @@ mod tests {
         assert_eq!(v["url"], "http://x//y");
         assert_eq!(v["b"], "a,}");
         assert_eq!(v["a"], serde_json::json!([1, 2]));
+    }
+
+    #[test]
+    fn the_readme_cap_holds_when_it_lands_inside_a_multibyte_character() {
+        let snippet = "```json\n{\"mcpServers\": {\"w\": {\"command\": \"npx\", \"args\": [\"-y\", \"@acme/late\"]}}}\n```";
+        for pad in 0..4 {
+            // "é" is two bytes; shifting by one byte puts the cap inside it every other time.
+            let readme = format!("{}{}{snippet}", "x".repeat(pad), "é".repeat(MAX_README));
+            let f = read(&readme);
+            assert!(
+                f.packages.is_empty(),
+                "a snippet past {MAX_README} bytes was read (pad {pad})"
+            );
+        }
+        let early = format!("{snippet}{}", "é".repeat(MAX_README));
+        assert_eq!(read(&early).packages[0].name, "@acme/late");
     }
 }

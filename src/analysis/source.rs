@@ -153,7 +153,9 @@ impl RepoUrl {
     }
 }
 
-fn version_ok(v: &str) -> bool {
+/// A version or dist-tag as we pass it to npx / uvx: plain characters only, so a URL, a
+/// path, `npm:other@1`, `github:x/y`, a range or an option can never stand in for one.
+pub fn version_ok(v: &str) -> bool {
     (1..=MAX_VERSION).contains(&v.len())
         && v.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
         && v.bytes()
@@ -164,6 +166,8 @@ fn npm_part_ok(p: &str) -> bool {
     !p.is_empty()
         && !p.starts_with('.')
         && !p.starts_with('_')
+        // `npx -y -c <cmd>` runs <cmd> in a shell: a name must never read as an option.
+        && !p.starts_with('-')
         && p.bytes().all(|b| {
             b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'.' | b'_' | b'~')
         })
@@ -401,6 +405,17 @@ mod tests {
             "cargo:serde",
             "x",
             "npm:x\r\nHost: evil",
+            "npm:-c",
+            "npm:--call=id",
+            "npm:@-x/y",
+            "npm:@x/-y",
+            "npm:x@-1",
+            "npm:x@https://evil.example/x.tgz",
+            "npm:x@npm:other@1",
+            "npm:x@github:x/y",
+            "npm:x@file:../x",
+            "npm:x@git+https://evil/x",
+            "npm:x@^1.0.0",
         ];
         for input in bad {
             assert!(PackageSpec::parse(input).is_err(), "{input:?} parsed");

@@ -7,6 +7,7 @@ use serde_json::{Map, Value};
 
 use crate::analysis::plan::env_name_ok;
 use crate::analysis::request::{parse as parse_source, AnalyzeRequest};
+use crate::analysis::source::{npm_name_ok, pypi_name_ok, version_ok};
 use crate::error::{AppError, AppResult, FieldError};
 use crate::http::input::Fields;
 
@@ -15,24 +16,46 @@ pub const MAX_CREDENTIALS: usize = 50;
 pub const MAX_VALUE_BYTES: usize = 8 * 1024;
 pub const MAX_TOTAL_BYTES: usize = 32 * 1024;
 
-/// Names the machine's runtime owns: the runner's settings, Fly's own variables, and
-/// loader hooks that would run code before the server does.
+/// Names the machine's runtime owns: the runner's settings, Fly's own variables, loader
+/// hooks that would run code before the server does, and everything that decides where a
+/// package comes from or which certificates are trusted (npm/uv/pip configuration,
+/// proxies, CA bundles): a credential must never change what the machine installs.
 const RESERVED: &[&str] = &[
     "PORT",
     "PATH",
     "HOME",
-    "NODE_OPTIONS",
-    "PYTHONPATH",
-    "PYTHONSTARTUP",
-    "PYTHONHOME",
     "BASH_ENV",
     "ENV",
+    "NODE_OPTIONS",
+    "NODE_PATH",
+    "NODE_EXTRA_CA_CERTS",
+    "NODE_TLS_REJECT_UNAUTHORIZED",
+    "REQUESTS_CA_BUNDLE",
+    "CURL_CA_BUNDLE",
+    "NO_PROXY",
 ];
-const RESERVED_PREFIXES: &[&str] = &["CATWALK_", "FLY_", "LD_", "DYLD_"];
+const RESERVED_PREFIXES: &[&str] = &[
+    "CATWALK_",
+    "FLY_",
+    "LD_",
+    "DYLD_",
+    "PYTHON",
+    "NPM_CONFIG_",
+    "UV_",
+    "PIP_",
+    "SSL_CERT_",
+    "GIT_",
+    "XDG_",
+];
+/// `HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY`, `FTP_PROXY`, … in any case.
+const RESERVED_SUFFIXES: &[&str] = &["_PROXY"];
 
+/// Compared case-insensitively: `npm_config_registry` is as dangerous as `NPM_CONFIG_REGISTRY`.
 pub fn reserved(name: &str) -> bool {
     let upper = name.to_ascii_uppercase();
-    RESERVED.contains(&upper.as_str()) || RESERVED_PREFIXES.iter().any(|p| upper.starts_with(p))
+    RESERVED.contains(&upper.as_str())
+        || RESERVED_PREFIXES.iter().any(|p| upper.starts_with(p))
+        || RESERVED_SUFFIXES.iter().any(|s| upper.ends_with(s))
 }
 
 /// A deployment name: what people see in lists and in client configs (a key in JSON and a
@@ -185,11 +208,22 @@ pub struct Variable {
 
 impl Launch {
     /// From the analysis result JSON (`crate::analysis::merge::Plan` plus `analyzed_at`).
+    /// The package and version obey the same grammar as typed input, whatever produced
+    /// the plan, so nothing but a registry name and a plain version reaches npx / uvx.
     pub fn from_plan(plan: &Value) -> AppResult<Self> {
         serde_json::from_value::<Launch>(plan.clone())
             .ok()
-            .filter(|l| matches!(l.runtime.as_str(), "npm" | "python") && !l.package.is_empty())
+            .filter(Launch::launchable)
             .ok_or_else(|| AppError::internal("analysis plan without a launchable package"))
+    }
+
+    pub fn launchable(&self) -> bool {
+        let name_ok = match self.runtime.as_str() {
+            "npm" => npm_name_ok(&self.package),
+            "python" => pypi_name_ok(&self.package),
+            _ => false,
+        };
+        name_ok && self.version.as_deref().is_none_or(version_ok)
     }
 
     /// Required variables present and non-empty; unknown names refused (unless the plan
@@ -243,6 +277,71 @@ mod tests {
         match e {
             AppError::Validation { fields } => fields.into_iter().map(|f| f.field).collect(),
             other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_plan_naming_anything_but_a_package_and_a_plain_version_is_not_launchable() {
+        for (runtime, package, version) in [
+            ("npm", "-c", None),
+            ("npm", "@acme/w", Some("https://evil.example/x.tgz")),
+            ("npm", "@acme/w", Some("npm:other@1")),
+            ("npm", "@acme/w", Some("github:x/y")),
+            ("npm", "@acme/w", Some("file:../x")),
+            ("npm", "@acme/w", Some("--foo")),
+            ("npm", "x; rm -rf /", None),
+            ("python", "x @ https://evil.example/x.whl", None),
+            ("python", "mcp-server-time", Some("git+https://evil/x")),
+            ("ruby", "x", None),
+        ] {
+            let plan =
+                json!({"runtime": runtime, "package": package, "version": version, "args": []});
+            assert!(
+                Launch::from_plan(&plan).is_err(),
+                "{runtime} {package} {version:?} was accepted"
+            );
+        }
+        let ok = json!({"runtime": "python", "package": "mcp-server-time", "version": "2025.9.25"});
+        assert!(Launch::from_plan(&ok).is_ok());
+    }
+
+    #[test]
+    fn names_that_change_where_packages_come_from_are_reserved() {
+        for name in [
+            "npm_config_registry",
+            "NPM_CONFIG_REGISTRY",
+            "npm_config_userconfig",
+            "UV_INDEX_URL",
+            "uv_default_index",
+            "PIP_INDEX_URL",
+            "PIP_EXTRA_INDEX_URL",
+            "NODE_PATH",
+            "NODE_EXTRA_CA_CERTS",
+            "NODE_TLS_REJECT_UNAUTHORIZED",
+            "HTTPS_PROXY",
+            "http_proxy",
+            "ALL_PROXY",
+            "NO_PROXY",
+            "SSL_CERT_FILE",
+            "SSL_CERT_DIR",
+            "REQUESTS_CA_BUNDLE",
+            "PYTHONWARNINGS",
+            "PYTHONPATH",
+            "GIT_SSH_COMMAND",
+            "XDG_CONFIG_HOME",
+            "LD_PRELOAD",
+            "CATWALK_LAUNCH",
+        ] {
+            assert!(reserved(name), "{name} must be reserved");
+        }
+        for name in [
+            "GITHUB_TOKEN",
+            "NPM_TOKEN",
+            "PROXY_URL",
+            "NODE_ENV",
+            "API_KEY",
+        ] {
+            assert!(!reserved(name), "{name} is an ordinary credential");
         }
     }
 

@@ -9,8 +9,9 @@
 //! new upstream session, once for all concurrent callers. Idle sessions expire by alarm.
 //! Streams never pass through here: the gateway fetches the machine itself.
 //!
-//! Internal protocol (JSON over `fetch` from `routes::mcp`): `POST /begin`, `/state`,
-//! `/recover`, `/end`; `/probe` serves the storage health check.
+//! Internal protocol (JSON over `fetch` from `routes::mcp`): `POST /begin`, `/state`
+//! (`"peek": true` reads without writing and says whether a touch is due), `/recover`,
+//! `/end`; `/probe` serves the storage health check.
 
 use std::cell::RefCell;
 
@@ -54,6 +55,10 @@ struct Call {
     stale: Option<String>,
     #[serde(default)]
     link: Option<MachineLink>,
+    /// `/state` without writing: the gateway reads the session while the token is still
+    /// being checked, and only an authenticated request may keep a session alive.
+    #[serde(default)]
+    peek: bool,
 }
 
 type Recovery = Shared<LocalBoxFuture<'static, std::result::Result<String, String>>>;
@@ -138,13 +143,13 @@ impl McpSession {
             s.version = Some(v);
             dirty = true;
         }
-        if dirty {
+        if dirty && !call.peek {
             s.last_seen = now;
             self.save(s.clone()).await?;
         }
         answer(
             200,
-            json!({ "upstream_session": s.upstream_session, "version": s.version }),
+            json!({ "upstream_session": s.upstream_session, "version": s.version, "touch_due": dirty && call.peek }),
         )
     }
 

@@ -69,6 +69,22 @@ impl Message {
     }
 }
 
+/// Longest tool name kept for usage counting, in bytes.
+pub const MAX_TOOL_NAME_BYTES: usize = 128;
+
+/// A client-chosen tool name as a usage metric: at most [`MAX_TOOL_NAME_BYTES`], cut on a
+/// character boundary, control characters dropped.
+fn bounded_tool_name(name: &str) -> String {
+    let mut out = String::new();
+    for c in name.chars().filter(|c| !c.is_control()) {
+        if out.len() + c.len_utf8() > MAX_TOOL_NAME_BYTES {
+            break;
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// Reads a POST body; anything unparsable is an empty [`Message`] (the server judges it).
 pub fn message(body: &[u8]) -> Message {
     let Ok(v) = serde_json::from_slice::<Value>(body) else {
@@ -79,7 +95,7 @@ pub fn message(body: &[u8]) -> Message {
             tool: (method == "tools/call")
                 .then(|| v.pointer("/params/name").and_then(Value::as_str))
                 .flatten()
-                .map(|s| s.chars().take(128).collect()),
+                .map(bounded_tool_name),
             requested_version: (method == "initialize")
                 .then(|| v.pointer("/params/protocolVersion").and_then(Value::as_str))
                 .flatten()
@@ -181,6 +197,13 @@ mod tests {
         );
         assert!(!m.is_initialize());
         assert_eq!((m.id, m.tool.as_deref()), (Some(json!(7)), Some("echo")));
+        let long = message(
+            json!({"jsonrpc": "2.0", "id": 8, "method": "tools/call", "params": {"name": "é".repeat(500) + "\n"}})
+                .to_string()
+                .as_bytes(),
+        );
+        let tool = long.tool.unwrap();
+        assert!(tool.len() <= MAX_TOOL_NAME_BYTES && tool.chars().all(|c| c == 'é'));
         let i = message(json!({"jsonrpc": "2.0", "id": "a", "method": "initialize", "params": {"protocolVersion": "2025-06-18"}}).to_string().as_bytes());
         assert!(i.is_initialize());
         assert_eq!(i.requested_version.as_deref(), Some("2025-06-18"));

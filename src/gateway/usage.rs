@@ -2,6 +2,13 @@
 //! never arguments or results. Latencies go into fixed buckets (so counters can be added
 //! with an SQL upsert, without read-modify-write); percentiles are read from the buckets.
 
+/// Distinct tool names counted per deployment. Tool names are chosen by clients, so past
+/// this many every new name is counted under [`OTHER_TOOLS`]: a deployment's usage rows
+/// stay bounded (requests, errors, the latency buckets, these tools and "other").
+pub const MAX_TOOL_METRICS: u32 = 64;
+pub const TOOL_PREFIX: &str = "tool:";
+pub const OTHER_TOOLS: &str = "tool:(other)";
+
 /// Upper bounds (ms) of the latency buckets; the last bucket is everything above.
 pub const BUCKETS_MS: &[u32] = &[
     1, 2, 3, 5, 7, 10, 15, 20, 30, 50, 75, 100, 150, 200, 300, 500, 750, 1000, 1500, 2000, 3000,

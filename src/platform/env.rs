@@ -1,16 +1,25 @@
 //! Reads [`Config`] from the Worker's `Env` (vars and secrets share one namespace there)
 //! and opens the bindings by their `wrangler.toml` names.
 
-use worker::{D1Database, Env, KvStore, Method, ObjectNamespace, Request, RequestInit, Response};
+use worker::{
+    D1Database, Env, KvStore, Method, ObjectNamespace, RateLimiter, Request, RequestInit, Response,
+};
 
 use crate::config::Config;
-use crate::error::AppResult;
+use crate::error::{AppError, AppResult};
 
 pub const DB: &str = "DB";
 pub const CACHE: &str = "CACHE";
 pub const MCP_SESSIONS: &str = "MCP_SESSIONS";
 pub const ANALYSIS_LOCKS: &str = "ANALYSIS_LOCKS";
 pub const DEPLOYERS: &str = "DEPLOYERS";
+/// Per-deployment request limit of the MCP gateway (`[[ratelimits]]`).
+pub const MCP_RATE_LIMITER: &str = "MCP_RATE_LIMITER";
+/// Per-person limit on analysis pipeline runs (cache misses and `refresh`).
+pub const ANALYZE_RATE_LIMITER: &str = "ANALYZE_RATE_LIMITER";
+/// Every rate limiter the Worker needs: one missing is a configuration error that
+/// `/api/health` names, never a silently unlimited route.
+pub const RATE_LIMITERS: &[&str] = &[MCP_RATE_LIMITER, ANALYZE_RATE_LIMITER];
 
 pub fn config(env: &Env) -> Config {
     Config::from_lookup(|name| {
@@ -39,6 +48,21 @@ pub fn analysis_locks(env: &Env) -> AppResult<ObjectNamespace> {
 
 pub fn deployers(env: &Env) -> AppResult<ObjectNamespace> {
     Ok(env.durable_object(DEPLOYERS)?)
+}
+
+pub fn rate_limiter(env: &Env, name: &str) -> AppResult<RateLimiter> {
+    env.rate_limiter(name).map_err(|_| AppError::NotConfigured {
+        missing: vec![name.to_string()],
+    })
+}
+
+/// The rate limiter bindings that are absent (for `/api/health`).
+pub fn missing_bindings(env: &Env) -> Vec<&'static str> {
+    RATE_LIMITERS
+        .iter()
+        .copied()
+        .filter(|name| env.rate_limiter(name).is_err())
+        .collect()
 }
 
 /// POSTs `body` (if any) to `path` of the object named `name` in `ns`: the one way the

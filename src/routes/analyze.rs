@@ -2,6 +2,13 @@
 //! analysis is answered from the cache without any upstream call; `refresh` bypasses it.
 //! A miss goes through the `AnalysisLock` Durable Object named by the cache key, so two
 //! concurrent analyses of the same uncached source run the pipeline (and the LLM) once.
+//!
+//! Whose plan is cached where: a plan made with the operator's LLM key (or with no LLM
+//! configured) is the shared entry everyone reads; a plan made with a person's own LLM key
+//! is cached for that person only; a plan whose LLM call failed is not cached at all (it
+//! lacks what the LLM would have found, and would refuse other people's credentials).
+//! Pipeline runs (misses and `refresh`) count against the person's
+//! `ANALYZE_RATE_LIMITER` quota; cache hits are free.
 
 use serde_json::{json, Value};
 use worker::{Env, Request, Response};
@@ -22,6 +29,9 @@ use crate::store::memo::KvMemo;
 use crate::store::settings;
 use crate::time::{now_ms, rfc3339};
 
+/// The analysis limiter's period (`[[ratelimits]]` in wrangler.toml), for `Retry-After`.
+const ANALYZE_RATE_PERIOD_SECS: u32 = 60;
+
 fn plan_json(plan: &Plan, analyzed_at: i64) -> Value {
     let mut v = json!(plan);
     v["analyzed_at"] = json!(rfc3339(analyzed_at));
@@ -40,9 +50,40 @@ pub async fn analyze(mut req: Request, cx: &mut Ctx) -> AppResult<Response> {
     web::json(200, &plan_for(cx, &request, &body, &user.id).await?)
 }
 
+/// The cache key of a plan made with `user_id`'s own LLM key.
+fn personal_key(shared: &str, user_id: &str) -> String {
+    format!("{shared}:user:{user_id}")
+}
+
+/// A cached plan for this person: their own entry first, else the shared one (both read
+/// at once, so a miss costs one round trip, not two).
+async fn cached(
+    env: &Env,
+    request: &AnalyzeRequest,
+    user_id: Option<&str>,
+) -> AppResult<Option<Value>> {
+    let (kv, db) = (env::cache(env)?, env::db(env)?);
+    let shared = request.source.cache_key();
+    let now = now_ms();
+    let personal = async {
+        match user_id {
+            Some(uid) => analysis_cache::get(&kv, &db, &personal_key(&shared, uid), now).await,
+            None => Ok(None),
+        }
+    };
+    let (mine, everyone) =
+        futures_util::join!(personal, analysis_cache::get(&kv, &db, &shared, now));
+    let mut hit = match (mine?, everyone?) {
+        (Some(v), _) | (None, Some(v)) => v,
+        (None, None) => return Ok(None),
+    };
+    hit["cached"] = json!(true);
+    Ok(Some(hit))
+}
+
 /// The plan for a parsed request: from the cache unless `refresh`, else through the
-/// source's `AnalysisLock` object (one pipeline run per source at a time). `body` is the
-/// original request (what the lock object re-parses).
+/// source's `AnalysisLock` object (one pipeline run per source at a time), within the
+/// person's quota. `body` is the original request (what the lock object re-parses).
 pub async fn plan_for(
     cx: &Ctx,
     request: &AnalyzeRequest,
@@ -50,13 +91,15 @@ pub async fn plan_for(
     user_id: &str,
 ) -> AppResult<Value> {
     if !request.refresh {
-        let (kv, db) = (env::cache(&cx.env)?, env::db(&cx.env)?);
-        if let Some(mut hit) =
-            analysis_cache::get(&kv, &db, &request.source.cache_key(), now_ms()).await?
-        {
-            hit["cached"] = json!(true);
+        if let Some(hit) = cached(&cx.env, request, Some(user_id)).await? {
             return Ok(hit);
         }
+    }
+    let limiter = env::rate_limiter(&cx.env, env::ANALYZE_RATE_LIMITER)?;
+    if !limiter.limit(user_id.to_string()).await?.success {
+        return Err(AppError::RateLimited {
+            retry_after_secs: ANALYZE_RATE_PERIOD_SECS,
+        });
     }
     let mut answer = env::post_to_object(
         &env::analysis_locks(&cx.env)?,
@@ -89,13 +132,12 @@ pub async fn run(
     request: &AnalyzeRequest,
     user_id: Option<&str>,
 ) -> AppResult<Value> {
-    let key = request.source.cache_key();
+    let shared_key = request.source.cache_key();
     let (kv, db) = (env::cache(env)?, env::db(env)?);
     let now = now_ms();
     if !request.refresh {
         // A concurrent twin may have just finished.
-        if let Some(mut hit) = analysis_cache::get(&kv, &db, &key, now).await? {
-            hit["cached"] = json!(true);
+        if let Some(hit) = cached(env, request, user_id).await? {
             return Ok(hit);
         }
     }
@@ -156,32 +198,19 @@ pub async fn run(
         plan.warnings
             .push("The LLM reader failed; the plan comes from the manifests alone.".into());
     }
-    // A package named by a repository must really be published; one named by the user was
-    // just read from its registry, which proves it.
-    let memo = KvMemo { kv: &kv };
-    match &request.source {
-        Source::Repo(_) => {
-            exists::ensure(
-                &up,
-                &memo,
-                (&bases.npm_registry, &bases.pypi),
-                plan.registry,
-                &plan.package,
-                None,
-            )
-            .await?;
-        }
-        Source::Package(p) => {
-            memo.put(
-                &exists::memo_key(p.registry, &p.name, p.version.as_deref()),
-                "1",
-                exists::POSITIVE_TTL_SECS,
-            )
-            .await;
-        }
-    }
+    confirm_published(&up, &KvMemo { kv: &kv }, config, request, &mut plan).await?;
     let mut result = plan_json(&plan, now);
-    if let Err(e) = analysis_cache::put(&kv, &db, &key, &result, now).await {
+    let cache_key = match (llm_failed, own_key.is_some(), user_id) {
+        (true, _, _) => None,
+        (false, true, Some(uid)) => Some(personal_key(&shared_key, uid)),
+        (false, true, None) => None,
+        (false, false, _) => Some(shared_key),
+    };
+    let stored = match &cache_key {
+        Some(key) => analysis_cache::put(&kv, &db, key, &result, now).await,
+        None => Ok(()),
+    };
+    if let Err(e) = stored {
         // The analysis is still good; a lost cache write costs a later re-analysis only.
         log.error(
             "analysis_cache_write_failed",
@@ -190,4 +219,53 @@ pub async fn run(
     }
     result["cached"] = json!(false);
     Ok(result)
+}
+
+/// Nothing reaches a plan unconfirmed: the package must be published, and so must the
+/// version the plan pins. A version a repository declares that the registry does not have
+/// (unpublished work, or an attempt to pin something else) is dropped with a warning, so
+/// the machine installs the latest published release of the package the plan names. A
+/// version the person asked for (`npm:x@1.2.3`) was resolved on the registry by the
+/// collection already and is recorded as known.
+async fn confirm_published(
+    up: &FetchUpstream,
+    memo: &KvMemo<'_>,
+    config: &Config,
+    request: &AnalyzeRequest,
+    plan: &mut Plan,
+) -> AppResult<()> {
+    let bases = (&config.upstreams.npm_registry, &config.upstreams.pypi);
+    if let Source::Package(p) = &request.source {
+        if p.registry == plan.registry && p.name == plan.package {
+            memo.put(
+                &exists::memo_key(plan.registry, &plan.package, plan.version.as_deref()),
+                "1",
+                exists::POSITIVE_TTL_SECS,
+            )
+            .await;
+            return Ok(());
+        }
+    }
+    if let Some(version) = plan.version.clone() {
+        match exists::ensure(
+            up,
+            memo,
+            bases,
+            plan.registry,
+            &plan.package,
+            Some(&version),
+        )
+        .await
+        {
+            Ok(()) => return Ok(()),
+            Err(e) if e.status() == 422 => {
+                plan.warnings.push(format!(
+                    "Version {version} is not published for this package; the latest published version is used."
+                ));
+                plan.version = None;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    exists::ensure(up, memo, bases, plan.registry, &plan.package, None).await
 }

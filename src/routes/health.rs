@@ -19,17 +19,19 @@ pub const PROBE_OBJECT: &str = "health-probe";
 pub fn health(cx: &Ctx) -> AppResult<Response> {
     let c = &cx.config;
     let version = env!("CARGO_PKG_VERSION");
-    if c.is_healthy() {
+    let bindings = env::missing_bindings(&cx.env);
+    if c.is_healthy() && bindings.is_empty() {
         return web::json(200, &json!({ "status": "healthy", "version": version }));
     }
     let invalid: Vec<&str> = c.invalid.iter().map(|(name, _)| *name).collect();
+    let missing: Vec<&str> = c.missing.iter().copied().chain(bindings).collect();
     cx.log.warn(
         "config_incomplete",
-        json!({ "missing": c.missing, "invalid": c.invalid }),
+        json!({ "missing": missing, "invalid": c.invalid }),
     );
     web::json(
         503,
-        &json!({ "status": "degraded", "version": version, "missing": c.missing, "invalid": invalid }),
+        &json!({ "status": "degraded", "version": version, "missing": missing, "invalid": invalid }),
     )
 }
 

@@ -28,9 +28,7 @@ use crate::time::now_ms;
 
 /// The largest MCP message the gateway accepts (bytes).
 pub const MAX_BODY: usize = 4 * 1024 * 1024;
-/// Binding of the Workers rate limiter (`[[ratelimits]]` in wrangler.toml).
-pub const RATE_LIMITER: &str = "MCP_RATE_LIMITER";
-/// Its period, for `Retry-After`.
+/// The rate limiter's period (`[[ratelimits]]` in wrangler.toml), for `Retry-After`.
 const RATE_PERIOD_SECS: u32 = 60;
 /// At most one `mcp.auth_failed` audit row per deployment per this many seconds.
 const AUTH_AUDIT_EVERY_SECS: u64 = 60;
@@ -105,13 +103,18 @@ pub async fn handle(mut req: Request, cx: &mut Ctx, id: Option<&str>) -> AppResu
     let db = env::db(&cx.env)?;
     let client_session = web::header(&req, "mcp-session-id");
     let version = web::header(&req, "mcp-protocol-version");
-    // The session's state is fetched while D1 answers for the token (it is used only once
-    // the token is good): the two round trips overlap instead of adding up.
+    // The session's state is read (never written) while D1 answers for the token: the two
+    // round trips overlap instead of adding up, and an unauthenticated request cannot keep
+    // a session alive or plant a version. The write, when due, follows the token check.
     let prefetch = async {
         match client_session.as_deref() {
             Some(s) if method != Method::Delete && mcp_wire::session::is_valid(s) => {
                 let session = SessionRef::new(&cx.env, &id, s).ok()?;
-                Some(session.call("/state", json!({ "version": version })).await)
+                Some(
+                    session
+                        .call("/state", json!({ "version": version, "peek": true }))
+                        .await,
+                )
             }
             _ => None,
         }
@@ -122,13 +125,17 @@ pub async fn handle(mut req: Request, cx: &mut Ctx, id: Option<&str>) -> AppResu
         audit_auth_failure(cx, &db, &id, &row, source).await;
         return Err(unauthorized("invalid_token"));
     }
-    timing.mark("auth");
-    if let Ok(limiter) = cx.env.rate_limiter(RATE_LIMITER) {
-        if !limiter.limit(id.clone()).await?.success {
-            return Err(AppError::RateLimited {
-                retry_after_secs: RATE_PERIOD_SECS,
-            });
+    if let (Some(Ok(state)), Some(s)) = (&prefetched, client_session.as_deref()) {
+        if state["touch_due"] == true {
+            touch_session(cx, &id, s, version.as_deref());
         }
+    }
+    timing.mark("auth");
+    let limiter = env::rate_limiter(&cx.env, env::MCP_RATE_LIMITER)?;
+    if !limiter.limit(id.clone()).await?.success {
+        return Err(AppError::RateLimited {
+            retry_after_secs: RATE_PERIOD_SECS,
+        });
     }
 
     timing.mark("limit");
@@ -350,6 +357,18 @@ fn relay(upstream: worker::Response, session: Option<&str>) -> Result<Response, 
         .with_status(status)
         .with_headers(headers)
         .body(body))
+}
+
+/// Records an authenticated request on its session (last seen, stated version) after the
+/// answer is on its way.
+fn touch_session(cx: &Ctx, id: &str, session: &str, version: Option<&str>) {
+    let Ok(session) = SessionRef::new(&cx.env, id, session) else {
+        return;
+    };
+    let body = json!({ "version": version });
+    cx.worker.wait_until(async move {
+        let _ = session.call("/state", body).await;
+    });
 }
 
 /// A handle on one gateway session object.

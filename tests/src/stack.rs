@@ -398,3 +398,20 @@ pub fn client() -> reqwest::Client {
         .build()
         .expect("http client")
 }
+
+/// A `wrangler.toml` patch helper: sets the `simple.limit` of the rate limiter binding
+/// `name` (period 60 s), leaving the other limiters as the repository declares them.
+pub fn set_rate_limit(doc: &mut toml::Table, name: &str, limit: i64) {
+    let Some(toml::Value::Array(limiters)) = doc.get_mut("ratelimits") else {
+        panic!("wrangler.toml declares no [[ratelimits]]");
+    };
+    let limiter = limiters
+        .iter_mut()
+        .filter_map(toml::Value::as_table_mut)
+        .find(|t| t.get("name").and_then(toml::Value::as_str) == Some(name))
+        .unwrap_or_else(|| panic!("no rate limiter named {name}"));
+    let simple: toml::Table = format!("limit = {limit}\nperiod = 60")
+        .parse()
+        .expect("limiter toml");
+    limiter.insert("simple".into(), toml::Value::Table(simple));
+}

@@ -450,17 +450,7 @@ async fn refusals_are_clear_and_early() {
 #[tokio::test]
 async fn rate_limits_and_stateless_headers_pass_through() {
     fn low_limit(doc: &mut toml::Table) {
-        let limiter: toml::Table = r#"
-            name = "MCP_RATE_LIMITER"
-            namespace_id = "1001"
-            simple = { limit = 10, period = 60 }
-        "#
-        .parse()
-        .expect("limiter toml");
-        doc.insert(
-            "ratelimits".into(),
-            toml::Value::Array(vec![toml::Value::Table(limiter)]),
-        );
+        edge_tests::stack::set_rate_limit(doc, "MCP_RATE_LIMITER", 10);
     }
     let proxy = FakeServer::start();
     let w = start_world_with(Some(&proxy), Vec::new(), Some(low_limit));
@@ -701,5 +691,76 @@ async fn streams_resume_through_the_gateway_with_last_event_id() {
     assert!(
         rest.contains("\"id\":41"),
         "the result arrived on the resumed stream: {rest}"
+    );
+}
+
+/// Security finding 8: the session object is read, never written, before the token is
+/// checked. An attacker who learned a session id but not the token sends a request with a
+/// planted protocol version; later the machine loses the session and the gateway
+/// re-initializes it with the version it stored — which must still be the client's.
+#[tokio::test]
+async fn an_unauthenticated_request_cannot_touch_a_session() {
+    let proxy = FakeServer::start();
+    let w = start_world_with(Some(&proxy), Vec::new(), None);
+    let d = live(&w, "planted").await;
+    let auth = bearer(&d.token);
+    let sid = open_session(&d.url, &[("authorization", &auth)]).await;
+    let planted = edge_tests::stack::client()
+        .post(&d.url)
+        .header("authorization", "Bearer cwk_not_the_token")
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-session-id", &sid)
+        .header("mcp-protocol-version", "2025-03-26")
+        .json(&echo(2, "planted"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(planted.status(), 401);
+    // The machine stops behind the gateway's back: the runner forgets every session.
+    let stop = edge_tests::stack::client()
+        .post(w.machines.api(&format!("/machines/{}/stop", d.machine)))
+        .bearer_auth(&w.machines.token)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stop.status(), 200);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while crate::deployments::machine(&w, &d.machine).await["state"] != "stopped" {
+        assert!(Instant::now() < deadline, "never stopped");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // An authenticated request that states no version: the stored one is used to recover.
+    let resp = edge_tests::stack::client()
+        .post(&d.url)
+        .header("authorization", &auth)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-session-id", &sid)
+        .json(&echo(3, "after"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.text().await.unwrap().contains("Echo: after"));
+    let initialized: Vec<_> = proxy
+        .requests()
+        .into_iter()
+        .filter(|r| {
+            r.path == "/mcp"
+                && String::from_utf8_lossy(&r.body).contains("notifications/initialized")
+        })
+        .collect();
+    assert_eq!(
+        initialized.len(),
+        2,
+        "the client's, then the gateway's re-initialization"
+    );
+    let reinit = &initialized[1];
+    assert_eq!(
+        reinit.header("mcp-protocol-version"),
+        Some("2025-06-18"),
+        "the session keeps the version its authenticated client negotiated"
     );
 }
