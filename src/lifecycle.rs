@@ -19,7 +19,10 @@ use crate::crypto::vault::Sealed;
 use crate::deploy::fly::{create_body, launch_spec, MachineSpec};
 use crate::deploy::fly_client::{Fly, FlyError};
 use crate::deploy::request::Launch;
-use crate::deploy::secrets::{is_stale, open_env, open_upstream, seal_env, seal_upstream, Secrets};
+use crate::deploy::secrets::{
+    is_stale, open_env, open_fly_token, open_upstream, seal_env, seal_fly_token, seal_upstream,
+    Secrets,
+};
 use crate::deploy::state::Status;
 use crate::error::{AppError, AppResult};
 use crate::platform::env;
@@ -35,8 +38,17 @@ pub struct Target {
     pub base: Url,
     pub app: String,
     token: Secret,
-    /// "user" when the owner's own token from settings is used, else "operator".
-    pub source: &'static str,
+    pub account: Account,
+}
+
+/// Whose Fly account: the operator's (`FLY_APP`, `FLY_API_TOKEN`) or the owner's own (a
+/// token and app from their settings). Recorded with the deployment at creation
+/// (`deployments.config.account`, the token sealed in `machine_accounts`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Account {
+    Operator,
+    User,
 }
 
 impl Target {
@@ -63,21 +75,39 @@ pub fn ring(config: &Config) -> AppResult<&KeyRing> {
         })
 }
 
-/// The owner's own Fly token and app from settings when both are set, else the operator's.
-pub async fn target(db: &D1Database, config: &Config, owner_id: &str) -> AppResult<Target> {
-    if let Some(ring) = &config.encryption_keys {
-        let token = settings::secret(db, ring, owner_id, settings::FLY_API_TOKEN).await?;
-        let app = settings::value(db, owner_id, settings::FLY_APP).await?;
-        if let (Some(token), Some(app)) = (token, app) {
-            return Ok(Target {
-                base: config.fly.api_base.clone(),
-                app,
-                token: Secret::new(token),
-                source: "user",
-            });
-        }
+/// The owner's own Fly token and app from settings, when both are set.
+async fn own_account(
+    db: &D1Database,
+    config: &Config,
+    owner_id: &str,
+) -> AppResult<Option<Target>> {
+    let Some(ring) = &config.encryption_keys else {
+        return Ok(None);
+    };
+    let token = settings::secret(db, ring, owner_id, settings::FLY_API_TOKEN).await?;
+    let app = settings::value(db, owner_id, settings::FLY_APP).await?;
+    Ok(match (token, app) {
+        (Some(token), Some(app)) => Some(Target {
+            base: config.fly.api_base.clone(),
+            app,
+            token: Secret::new(token),
+            account: Account::User,
+        }),
+        _ => None,
+    })
+}
+
+/// The account a *new* deployment goes to: the owner's own when their settings name one,
+/// else the operator's. Existing deployments never come here: see [`target_of`].
+pub async fn account_for_new(
+    db: &D1Database,
+    config: &Config,
+    owner_id: &str,
+) -> AppResult<Target> {
+    match own_account(db, config, owner_id).await? {
+        Some(t) => Ok(t),
+        None => operator(config),
     }
-    operator(config)
 }
 
 /// The operator's Fly account (`FLY_APP`, `FLY_API_TOKEN`).
@@ -94,16 +124,82 @@ pub fn operator(config: &Config) -> AppResult<Target> {
             base: config.fly.api_base.clone(),
             app: app.clone(),
             token: token.clone(),
-            source: "operator",
+            account: Account::Operator,
         }),
         _ => Err(AppError::NotConfigured { missing }),
     }
 }
 
-/// What `deployments.config` holds: the launch plan, the requested region and the Fly app
-/// the machine lives in (the gateway reaches it through that app's proxy).
-pub fn stored_config(launch: &Launch, region: Option<&str>, app: &str) -> Value {
-    json!({ "launch": launch, "region": region, "app": app })
+/// The account recorded in a deployment's stored config: (kind, app). Rows stored before
+/// the kind was recorded count as the operator's when their app is the operator's.
+fn recorded_account(config: &Config, d: &Deployment) -> (Account, Option<String>) {
+    let v: Value = serde_json::from_str(&d.config).unwrap_or(Value::Null);
+    let app = v.get("app").and_then(Value::as_str).map(str::to_string);
+    let kind = v
+        .get("account")
+        .and_then(|a| serde_json::from_value::<Account>(a.clone()).ok())
+        .unwrap_or(if app.is_none() || app == config.fly.app {
+            Account::Operator
+        } else {
+            Account::User
+        });
+    (kind, app)
+}
+
+/// The account a deployment's machines live in — always the one it was created in, never
+/// the owner's *current* settings (which may name another account by now): stop, start,
+/// credential updates, teardown, reconcile and re-provisioning all come here. For the
+/// owner's own account, their current token is used while their settings still name the
+/// same app (they may have rotated it), else the token recorded with the deployment.
+pub async fn target_of(
+    db: &D1Database,
+    config: &Config,
+    log: &Logger,
+    d: &Deployment,
+) -> AppResult<Target> {
+    let (kind, app) = recorded_account(config, d);
+    match kind {
+        Account::Operator => {
+            let mut t = operator(config)?;
+            if let Some(app) = app {
+                t.app = app;
+            }
+            Ok(t)
+        }
+        Account::User => {
+            let app = app.ok_or_else(|| {
+                AppError::internal(format!("deployment {}: no recorded Fly app", d.id))
+            })?;
+            if let Some(current) = own_account(db, config, &d.owner_id).await? {
+                if current.app == app {
+                    return Ok(current);
+                }
+            }
+            let token = open_record(
+                db,
+                ring(config)?,
+                log,
+                &d.id,
+                Record::FlyToken,
+                open_fly_token,
+                |r, id, v: &String| seal_fly_token(r, id, v),
+            )
+            .await?;
+            Ok(Target {
+                base: config.fly.api_base.clone(),
+                app,
+                token: Secret::new(token),
+                account: Account::User,
+            })
+        }
+    }
+}
+
+/// What `deployments.config` holds: the launch plan, the requested region, and the Fly
+/// account the machine lives in — its app (the gateway reaches it through that app's
+/// proxy) and whose account it is.
+pub fn stored_config(launch: &Launch, region: Option<&str>, target: &Target) -> Value {
+    json!({ "launch": launch, "region": region, "app": target.app, "account": target.account })
 }
 
 /// The runner's MCP endpoint behind the Fly proxy of the deployment's app: the operator's
@@ -308,7 +404,7 @@ pub async fn provision(
         now_ms(),
     )
     .await?;
-    let target = target(&db, config, &d.owner_id).await?;
+    let target = target_of(&db, config, log, &d).await?;
     log.also_redact(target.token());
     let fly = target.fly(&up);
     let prepared = async {
@@ -475,23 +571,78 @@ async fn fail(db: &D1Database, log: &Logger, d: &Deployment, message: &str) -> A
     Ok(())
 }
 
-/// Destroys every machine of the deployment, then removes its row and credentials.
-/// A platform failure leaves the row in `deleting` for a retry (the caller's or cron's).
+/// Whether the account refused our token (revoked or wrong): nothing can be done there.
+fn refused_auth(e: &FlyError) -> bool {
+    matches!(
+        e,
+        FlyError::Refused {
+            status: 401 | 403,
+            ..
+        }
+    )
+}
+
+/// Destroys every machine of the deployment in the account it lives in, then removes its
+/// row and credentials. A platform failure leaves the row in `deleting` for a retry (the
+/// caller's or cron's). An account that refuses our token cannot be cleaned: the row is
+/// removed anyway only when no machine was ever recorded for it.
 pub async fn teardown(
     db: &D1Database,
     config: &Config,
+    log: &Logger,
     up: &FetchUpstream,
     d: &Deployment,
 ) -> AppResult<()> {
-    let target = match target(db, config, &d.owner_id).await {
-        Ok(t) => t,
-        // The owner's settings may be unreadable; the operator's account is the fallback.
-        Err(_) => operator(config)?,
-    };
-    target
+    let target = target_of(db, config, log, d).await?;
+    match target
         .fly(up)
         .destroy_all(&d.id, d.machine_id.as_deref())
         .await
-        .map_err(FlyError::into_app)?;
+    {
+        Ok(()) => {}
+        Err(e) if refused_auth(&e) && d.machine_id.is_none() => log.warn(
+            "teardown_account_refused",
+            json!({ "deployment": d.id, "app": target.app, "reason": e.summary() }),
+        ),
+        Err(e) => return Err(e.into_app()),
+    }
     store::delete(db, &d.id).await
+}
+
+/// Before a failed deployment that holds no machine is created again: the account it was
+/// recorded in is cleaned (or refuses our token), then the owner's *current* account is
+/// recorded in its place, so a person who fixed their settings is not stuck with a broken
+/// account, and nothing is ever left behind in the old one.
+pub async fn rehome(
+    db: &D1Database,
+    config: &Config,
+    log: &Logger,
+    d: &Deployment,
+) -> AppResult<()> {
+    if d.machine_id.is_some() {
+        return Ok(());
+    }
+    let up = FetchUpstream::default();
+    let old = target_of(db, config, log, d).await?;
+    match old.fly(&up).destroy_all(&d.id, None).await {
+        Ok(()) => {}
+        Err(e) if refused_auth(&e) => {}
+        Err(e) => return Err(e.into_app()),
+    }
+    let new = account_for_new(db, config, &d.owner_id).await?;
+    if new.account == old.account && new.app == old.app {
+        return Ok(());
+    }
+    let (launch, region) = launch_of(d)?;
+    let stored = stored_config(&launch, region.as_deref(), &new).to_string();
+    let sealed = match new.account {
+        Account::User => Some(seal_fly_token(ring(config)?, &d.id, new.token())?),
+        Account::Operator => None,
+    };
+    store::set_account(db, &d.id, &stored, sealed.as_ref(), now_ms()).await?;
+    log.info(
+        "deployment_rehomed",
+        json!({ "deployment": d.id, "from": old.app, "to": new.app }),
+    );
+    Ok(())
 }

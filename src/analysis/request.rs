@@ -8,7 +8,7 @@ use crate::error::{AppError, AppResult};
 use crate::http::input::Fields;
 
 /// Bump when readers change what they produce, so old cache entries stop matching.
-pub const ANALYZER_VERSION: u32 = 1;
+pub const ANALYZER_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
@@ -74,10 +74,10 @@ mod tests {
     #[test]
     fn either_source_parses_and_force_is_an_alias_of_refresh() {
         let r = parse(&json!({"repo_url": "https://github.com/Acme/W", "force": true})).unwrap();
-        assert_eq!(r.source.cache_key(), "analysis:v1:github:acme/w");
+        assert_eq!(r.source.cache_key(), "analysis:v2:github:acme/w");
         assert!(r.refresh);
         let p = parse(&json!({"package": "pypi:Mcp_Server_Fetch"})).unwrap();
-        assert_eq!(p.source.cache_key(), "analysis:v1:pypi:mcp-server-fetch");
+        assert_eq!(p.source.cache_key(), "analysis:v2:pypi:mcp-server-fetch");
         assert!(!p.refresh);
     }
 

@@ -5,8 +5,13 @@
 //! - `deleting` for over [`RESCHEDULE_AFTER_MS`] → teardown retried;
 //! - `running`/`stopped` whose machine is gone or `failed` → `failed`, with a message;
 //! - machines in the operator's app naming a deployment that no longer exists → destroyed.
+//!   Every machine is looked at in turn: [`SWEEP_BATCH`] per run in machine-id order, from
+//!   a cursor kept in KV, with one D1 query per batch, so a large app is swept over a few
+//!   runs instead of the first few machines forever.
 //!
-//! Each step is bounded per run; one failing step does not stop the others.
+//! Each step is bounded per run; one failing step does not stop the others. Machines in a
+//! person's own Fly account are not swept (their app is theirs to list); their
+//! deployments' machines are still torn down through the recorded account.
 
 use serde_json::json;
 use worker::Env;
@@ -15,7 +20,7 @@ use crate::config::Config;
 use crate::deploy::fly_client::FlyError;
 use crate::deploy::state::Status;
 use crate::error::AppResult;
-use crate::lifecycle::{self, operator, schedule_provision, target};
+use crate::lifecycle::{self, operator, schedule_provision, target_of};
 use crate::platform::env;
 use crate::platform::log::Logger;
 use crate::platform::upstream::FetchUpstream;
@@ -34,7 +39,7 @@ pub async fn run(worker_env: &Env, log: &Logger) -> AppResult<()> {
     for (step, result) in [
         ("stuck", stuck(worker_env).await),
         ("reschedule", reschedule(worker_env).await),
-        ("deleting", deleting(worker_env, &config).await),
+        ("deleting", deleting(worker_env, &config, log).await),
         ("machines", machines(worker_env, &config, log).await),
         ("orphans", orphans(worker_env, &config, log).await),
     ] {
@@ -83,7 +88,7 @@ async fn reschedule(worker_env: &Env) -> AppResult<u64> {
     Ok(rows.len() as u64)
 }
 
-async fn deleting(worker_env: &Env, config: &Config) -> AppResult<u64> {
+async fn deleting(worker_env: &Env, config: &Config, log: &Logger) -> AppResult<u64> {
     let db = env::db(worker_env)?;
     let rows = store::in_states(
         &db,
@@ -95,7 +100,7 @@ async fn deleting(worker_env: &Env, config: &Config) -> AppResult<u64> {
     let up = FetchUpstream::default();
     let mut done = 0;
     for d in &rows {
-        if lifecycle::teardown(&db, config, &up, d).await.is_ok() {
+        if lifecycle::teardown(&db, config, log, &up, d).await.is_ok() {
             done += 1;
         }
     }
@@ -112,7 +117,7 @@ async fn machines(worker_env: &Env, config: &Config, log: &Logger) -> AppResult<
         let Some(machine_id) = &d.machine_id else {
             continue;
         };
-        let Ok(t) = target(&db, config, &d.owner_id).await else {
+        let Ok(t) = target_of(&db, config, log, d).await else {
             continue;
         };
         let message = match t.fly(&up).get(machine_id).await {
@@ -146,22 +151,60 @@ async fn machines(worker_env: &Env, config: &Config, log: &Logger) -> AppResult<
     Ok(failed)
 }
 
+/// Machines examined per run by the orphan sweep, and destroyed at most.
+pub const SWEEP_BATCH: usize = 100;
+const DESTROY_BATCH: usize = 25;
+/// KV key of the sweep's cursor: the last machine id examined.
+const ORPHAN_CURSOR: &str = "reconcile:orphans:cursor";
+
+/// The next `batch` of `ids` (sorted) after `cursor`, and the cursor to store: the last id
+/// taken while more remain, else `None` (the next run starts from the beginning).
+pub fn sweep_page<'a>(
+    ids: &'a [String],
+    cursor: Option<&str>,
+    batch: usize,
+) -> (&'a [String], Option<&'a str>) {
+    let start = match cursor {
+        Some(c) => ids.partition_point(|id| id.as_str() <= c),
+        None => 0,
+    };
+    let end = (start + batch).min(ids.len());
+    let page = &ids[start..end];
+    let next = (end < ids.len())
+        .then(|| page.last().map(String::as_str))
+        .flatten();
+    (page, next)
+}
+
 async fn orphans(worker_env: &Env, config: &Config, log: &Logger) -> AppResult<u64> {
     let Ok(t) = operator(config) else {
         return Ok(0);
     };
     let db = env::db(worker_env)?;
+    let kv = env::cache(worker_env)?;
     let up = FetchUpstream::default();
     let fly = t.fly(&up);
-    let tagged = fly.list_tagged().await.map_err(FlyError::into_app)?;
+    let mut tagged = fly.list_tagged().await.map_err(FlyError::into_app)?;
+    tagged.sort_by(|a, b| a.id.cmp(&b.id));
+    let ids: Vec<String> = tagged.iter().map(|m| m.id.clone()).collect();
+    let cursor = kv.get(ORPHAN_CURSOR).text().await.ok().flatten();
+    let (page, next) = sweep_page(&ids, cursor.as_deref(), SWEEP_BATCH);
+    let examined: Vec<_> = tagged
+        .iter()
+        .filter(|m| page.binary_search(&m.id).is_ok())
+        .collect();
+    let named: Vec<&str> = examined
+        .iter()
+        .filter_map(|m| m.deployment.as_deref())
+        .collect();
+    let live = store::existing(&db, &named).await?;
     let mut destroyed = 0;
-    for m in tagged.iter().take(BATCH as usize) {
+    // A machine is only created after its row exists, so a missing row means orphan.
+    for m in examined {
         let Some(dep) = &m.deployment else { continue };
-        if store::exists(&db, dep).await? {
+        if live.contains(dep) || destroyed >= DESTROY_BATCH as u64 {
             continue;
         }
-        // Re-checked after a pause would be safer against a row being inserted right now,
-        // but a machine is only created after its row exists, so absence means orphan.
         fly.destroy(&m.id).await.map_err(FlyError::into_app)?;
         log.info(
             "orphan_destroyed",
@@ -169,5 +212,34 @@ async fn orphans(worker_env: &Env, config: &Config, log: &Logger) -> AppResult<u
         );
         destroyed += 1;
     }
+    match next {
+        Some(c) => kv.put(ORPHAN_CURSOR, c)?.execute().await?,
+        None => kv.delete(ORPHAN_CURSOR).await?,
+    }
     Ok(destroyed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sweep_pages_through_every_machine_and_wraps_around() {
+        let ids: Vec<String> = (0..250).map(|i| format!("m{i:04}")).collect();
+        let mut cursor: Option<String> = None;
+        let mut seen = Vec::new();
+        for _ in 0..3 {
+            let (page, next) = sweep_page(&ids, cursor.as_deref(), SWEEP_BATCH);
+            seen.extend(page.iter().cloned());
+            cursor = next.map(str::to_string);
+        }
+        assert_eq!(seen, ids, "three runs see all 250, each once, in order");
+        assert_eq!(cursor, None, "and the next run starts over");
+        let (page, _) = sweep_page(&ids, Some("m0100"), 10);
+        assert_eq!(page.first().map(String::as_str), Some("m0101"));
+        // A cursor whose machine is gone meanwhile still lands in the right place.
+        let (page, _) = sweep_page(&ids, Some("m0100x"), 10);
+        assert_eq!(page.first().map(String::as_str), Some("m0101"));
+        assert!(sweep_page(&[], Some("x"), 10).0.is_empty());
+    }
 }

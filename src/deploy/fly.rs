@@ -2,6 +2,11 @@
 //! reads, the machine `config` (image, env, guest, service with auto-stop/auto-start, HTTP
 //! check on `/health`, restart policy, metadata naming the deployment) and the name that
 //! makes a retried create findable instead of duplicated.
+//!
+//! Isolation this body relies on (docs/fly.md): the machines app lives in its own Fly
+//! private network, so tenant code cannot reach the operator's other apps; the only
+//! service is the runner's port behind Fly's proxy (no 6PN listener of ours), and the
+//! runner needs the per-machine upstream secret on every request.
 
 use serde_json::{json, Map, Value};
 

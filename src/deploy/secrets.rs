@@ -57,14 +57,36 @@ pub fn open_env(
         .map_err(|_| AppError::internal("secrets: a record opened but is not an environment"))
 }
 
+fn seal_text(ring: &KeyRing, deployment_id: &str, kind: &str, text: &str) -> AppResult<Sealed> {
+    seal(ring, aad_for(deployment_id, kind), text.as_bytes())
+}
+
+fn open_text(
+    ring: &KeyRing,
+    deployment_id: &str,
+    kind: &str,
+    sealed: &Sealed,
+) -> AppResult<String> {
+    let plain = open(ring, sealed, aad_for(deployment_id, kind))?;
+    String::from_utf8(plain)
+        .map_err(|_| AppError::internal(format!("secrets: {kind} is not UTF-8")))
+}
+
 pub fn seal_upstream(ring: &KeyRing, deployment_id: &str, secret: &str) -> AppResult<Sealed> {
-    seal(ring, aad_for(deployment_id, "upstream"), secret.as_bytes())
+    seal_text(ring, deployment_id, "upstream", secret)
 }
 
 pub fn open_upstream(ring: &KeyRing, deployment_id: &str, sealed: &Sealed) -> AppResult<String> {
-    let plain = open(ring, sealed, aad_for(deployment_id, "upstream"))?;
-    String::from_utf8(plain)
-        .map_err(|_| AppError::internal("secrets: upstream secret is not UTF-8"))
+    open_text(ring, deployment_id, "upstream", sealed)
+}
+
+/// The owner's own Fly token, recorded with a deployment made in their account.
+pub fn seal_fly_token(ring: &KeyRing, deployment_id: &str, token: &str) -> AppResult<Sealed> {
+    seal_text(ring, deployment_id, "fly_token", token)
+}
+
+pub fn open_fly_token(ring: &KeyRing, deployment_id: &str, sealed: &Sealed) -> AppResult<String> {
+    open_text(ring, deployment_id, "fly_token", sealed)
 }
 
 /// Whether the record should be sealed again under the ring's current key.
@@ -94,6 +116,13 @@ mod tests {
         let u = seal_upstream(&ring, "dep_a", "upstream-0123").unwrap();
         assert_eq!(open_upstream(&ring, "dep_a", &u).unwrap(), "upstream-0123");
         assert!(open_env(&ring, "dep_a", &u).is_err());
+        let f = seal_fly_token(&ring, "dep_a", "fo1_own").unwrap();
+        assert_eq!(open_fly_token(&ring, "dep_a", &f).unwrap(), "fo1_own");
+        assert!(
+            open_upstream(&ring, "dep_a", &f).is_err(),
+            "a token is not an upstream secret"
+        );
+        assert!(open_fly_token(&ring, "dep_b", &f).is_err());
     }
 
     #[test]

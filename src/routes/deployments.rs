@@ -8,14 +8,14 @@ use worker::{Request, Response};
 use crate::deploy::client_config::snippets;
 use crate::deploy::fly_client::FlyError;
 use crate::deploy::request::{parse_create, parse_credentials, Launch};
-use crate::deploy::secrets::{seal_env, seal_upstream, Secrets};
+use crate::deploy::secrets::{seal_env, seal_fly_token, seal_upstream, Secrets};
 use crate::deploy::state::Status;
 use crate::deploy::token;
 use crate::error::{AppError, AppResult};
 use crate::http::page::{self, cursor};
 use crate::identity::users::User;
 use crate::ids::{new_id, random_hex};
-use crate::lifecycle::{self, audit, ring, target};
+use crate::lifecycle::{self, account_for_new, audit, ring, target_of, Account};
 use crate::platform::upstream::FetchUpstream;
 use crate::platform::{env, web};
 use crate::routes::analyze::plan_for;
@@ -73,8 +73,9 @@ pub async fn create(mut req: Request, cx: &mut Ctx) -> AppResult<Response> {
     }
     let ring = ring(&cx.config)?.clone();
     let db = env::db(&cx.env)?;
-    // Configuration first: nothing is validated against a platform we cannot reach.
-    let fly_app = target(&db, &cx.config, &user.id).await?.app;
+    // Configuration first: nothing is validated against a platform we cannot reach. The
+    // account chosen now is recorded with the deployment and used for its whole life.
+    let account = account_for_new(&db, &cx.config, &user.id).await?;
     let plan = plan_for(cx, &request.source, &body, &user.id).await?;
     let launch = Launch::from_plan(&plan)?;
     launch.check(&request.credentials)?;
@@ -87,8 +88,12 @@ pub async fn create(mut req: Request, cx: &mut Ctx) -> AppResult<Response> {
     };
     let sealed = seal_env(&ring, &id, &secrets.env)?;
     let upstream = seal_upstream(&ring, &id, &secrets.upstream_secret)?;
+    let fly_token = match account.account {
+        Account::User => Some(seal_fly_token(&ring, &id, account.token())?),
+        Account::Operator => None,
+    };
     let source = request.source.source.normalized();
-    let config = lifecycle::stored_config(&launch, request.region.as_deref(), &fly_app).to_string();
+    let config = lifecycle::stored_config(&launch, request.region.as_deref(), &account).to_string();
     let now = now_ms();
     store::insert(
         &db,
@@ -104,6 +109,7 @@ pub async fn create(mut req: Request, cx: &mut Ctx) -> AppResult<Response> {
         },
         &sealed,
         &upstream,
+        fly_token.as_ref(),
         cx.config.limits.deployments_per_user,
         now,
     )
@@ -172,7 +178,7 @@ pub async fn get(req: Request, cx: &mut Ctx, id: Option<&str>) -> AppResult<Resp
         Some(mid) => {
             let db = env::db(&cx.env)?;
             let up = FetchUpstream::default();
-            match target(&db, &cx.config, &d.owner_id).await {
+            match target_of(&db, &cx.config, &cx.log, &d).await {
                 Ok(t) => Some(match t.fly(&up).peek(mid).await {
                     Ok(m) => json!({ "id": m.id, "state": m.state, "region": m.region }),
                     Err(FlyError::NotFound) => json!({ "id": mid, "state": "missing" }),
@@ -199,7 +205,7 @@ pub async fn delete(req: Request, cx: &mut Ctx, id: Option<&str>) -> AppResult<R
     let all: Vec<Status> = Status::ALL.to_vec();
     store::transition(&db, &d.id, &all, Status::Deleting, None, now_ms()).await?;
     let up = FetchUpstream::default();
-    lifecycle::teardown(&db, &cx.config, &up, &d).await?;
+    lifecycle::teardown(&db, &cx.config, &cx.log, &up, &d).await?;
     audit(
         &db,
         &cx.log,
@@ -213,32 +219,83 @@ pub async fn delete(req: Request, cx: &mut Ctx, id: Option<&str>) -> AppResult<R
 }
 
 /// `POST /api/deployments/{id}/rotate-token`: the old token fails from this write on.
+/// The per-machine upstream secret rotates with it whenever the deployment has a settled
+/// machine: the machine is updated with the new secret first (it reboots), then both are
+/// written together. Mid-creation the upstream secret is left alone (the creation is using
+/// it); a platform that cannot be reached still rotates the access token — that is the
+/// part a person rotating a leaked token needs at once — and says so.
 pub async fn rotate_token(req: Request, cx: &mut Ctx, id: Option<&str>) -> AppResult<Response> {
     let user = signed_in(&req, cx).await?;
     let d = owned(cx, &user, id).await?;
     let db = env::db(&cx.env)?;
     let (access_token, digest) = token::mint()?;
-    if !store::set_token_hash(&db, &user.id, &d.id, &digest, now_ms()).await? {
+    cx.log.also_redact(&access_token);
+    let upstream = match rotate_upstream(cx, &db, &d).await {
+        Ok(sealed) => sealed,
+        Err(e) => {
+            cx.log.warn(
+                "upstream_rotation_failed",
+                json!({ "deployment": d.id, "code": e.code(), "detail": e.log_detail() }),
+            );
+            None
+        }
+    };
+    if !store::rotate_secrets(&db, &user.id, &d.id, &digest, upstream.as_ref(), now_ms()).await? {
         return Err(AppError::Conflict {
             code: "deployment_deleting",
             message: "The deployment is being deleted.".into(),
         });
     }
-    cx.log.also_redact(&access_token);
     audit(
         &db,
         &cx.log,
         &user.id,
         "deployment.token_rotated",
         &d.id,
-        json!({}),
+        json!({ "upstream_secret_rotated": upstream.is_some() }),
     )
     .await;
     let url = connection_url(&req, cx, &d.id)?;
     web::json(
         200,
-        &json!({ "access_token": access_token, "client_config": snippets(&d.name, &url, &access_token) }),
+        &json!({ "access_token": access_token, "client_config": snippets(&d.name, &url, &access_token), "upstream_secret_rotated": upstream.is_some() }),
     )
+}
+
+/// A new upstream secret, already on the deployment's machine, sealed for storage; `None`
+/// when the deployment is mid-creation (or being deleted) and keeps its current one.
+async fn rotate_upstream(
+    cx: &mut Ctx,
+    db: &worker::D1Database,
+    d: &Deployment,
+) -> AppResult<Option<crate::crypto::vault::Sealed>> {
+    let status = d.status()?;
+    if matches!(
+        status,
+        Status::Pending | Status::Deploying | Status::Deleting
+    ) {
+        return Ok(None);
+    }
+    let ring = ring(&cx.config)?;
+    let old = lifecycle::open_secrets(db, ring, &cx.log, &d.id).await?;
+    let secrets = Secrets {
+        env: old.env,
+        upstream_secret: random_hex(32)?,
+    };
+    cx.log.also_redact(&secrets.upstream_secret);
+    if let (Some(machine), Status::Running | Status::Stopped) = (&d.machine_id, status) {
+        let (launch, region) = lifecycle::launch_of(d)?;
+        let target = target_of(db, &cx.config, &cx.log, d).await?;
+        let up = FetchUpstream::default();
+        let body =
+            lifecycle::machine_config(&cx.config, &d.id, &launch, region.as_deref(), &secrets);
+        target
+            .fly(&up)
+            .update(machine, &body["config"])
+            .await
+            .map_err(FlyError::into_app)?;
+    }
+    Ok(Some(seal_upstream(ring, &d.id, &secrets.upstream_secret)?))
 }
 
 #[derive(Clone, Copy)]
@@ -279,6 +336,7 @@ pub async fn act(
         status.transition(next)?;
     }
     if next == Status::Deploying {
+        lifecycle::rehome(&db, &cx.config, &cx.log, &d).await?;
         store::transition(
             &db,
             &d.id,
@@ -294,7 +352,7 @@ pub async fn act(
             .machine_id
             .as_deref()
             .ok_or_else(|| AppError::internal(format!("{} has no machine", d.id)))?;
-        let target = target(&db, &cx.config, &d.owner_id).await?;
+        let target = target_of(&db, &cx.config, &cx.log, &d).await?;
         let up = FetchUpstream::default();
         let fly = target.fly(&up);
         let done = match (action, status) {
@@ -366,7 +424,7 @@ pub async fn put_credentials(
     };
     let sealed = seal_env(ring, &d.id, &secrets.env)?;
     if let (Some(machine), Status::Running | Status::Stopped) = (&d.machine_id, status) {
-        let target = target(&db, &cx.config, &d.owner_id).await?;
+        let target = target_of(&db, &cx.config, &cx.log, &d).await?;
         let up = FetchUpstream::default();
         let body =
             lifecycle::machine_config(&cx.config, &d.id, &launch, region.as_deref(), &secrets);

@@ -65,6 +65,7 @@ pub async fn insert(
     d: &NewDeployment<'_>,
     sealed: &Sealed,
     upstream: &Sealed,
+    fly_token: Option<&Sealed>,
     limit: u32,
     now: i64,
 ) -> AppResult<()> {
@@ -100,9 +101,15 @@ pub async fn insert(
             int(now),
             int(i64::from(limit)),
         ])?;
-    let creds = insert_sealed(db, Record::Env, d.id, sealed, now)?;
-    let upstream = insert_sealed(db, Record::Upstream, d.id, upstream, now)?;
-    let results = match db.batch(vec![row, creds, upstream]).await {
+    let mut stmts = vec![
+        row,
+        insert_sealed(db, Record::Env, d.id, sealed, now)?,
+        insert_sealed(db, Record::Upstream, d.id, upstream, now)?,
+    ];
+    if let Some(t) = fly_token {
+        stmts.push(insert_sealed(db, Record::FlyToken, d.id, t, now)?);
+    }
+    let results = match db.batch(stmts).await {
         Ok(r) => r,
         // A concurrent create with the same name won the race.
         Err(e) if e.to_string().contains("UNIQUE") && e.to_string().contains("name") => {
@@ -213,18 +220,28 @@ pub async fn in_states(
         .results::<Deployment>()?)
 }
 
-pub async fn exists(db: &D1Database, id: &str) -> AppResult<bool> {
+/// Which of `ids` name existing deployments (one query for the whole batch).
+pub async fn existing(
+    db: &D1Database,
+    ids: &[&str],
+) -> AppResult<std::collections::HashSet<String>> {
     #[derive(Deserialize)]
-    struct One {
-        #[allow(dead_code)]
-        one: i64,
+    struct Id {
+        id: String,
     }
+    if ids.is_empty() {
+        return Ok(Default::default());
+    }
+    let list = serde_json::to_string(ids).map_err(|e| AppError::internal(e.to_string()))?;
     Ok(db
-        .prepare("SELECT 1 AS one FROM deployments WHERE id = ?1")
-        .bind(&[text(id)])?
-        .first::<One>(None)
+        .prepare("SELECT id FROM deployments WHERE id IN (SELECT value FROM json_each(?1))")
+        .bind(&[text(&list)])?
+        .all()
         .await?
-        .is_some())
+        .results::<Id>()?
+        .into_iter()
+        .map(|r| r.id)
+        .collect())
 }
 
 fn changed(r: &worker::D1Result) -> bool {
@@ -270,22 +287,6 @@ pub async fn set_machine(db: &D1Database, id: &str, machine_id: &str, now: i64) 
 }
 
 /// Replaces the token digest; the old token stops matching with this write.
-pub async fn set_token_hash(
-    db: &D1Database,
-    owner: &str,
-    id: &str,
-    digest: &str,
-    now: i64,
-) -> AppResult<bool> {
-    let r = db
-        .prepare(
-            "UPDATE deployments SET access_token_hash = ?1, updated_at = ?2 WHERE id = ?3 AND owner_id = ?4 AND status != 'deleting'",
-        )
-        .bind(&[text(digest), int(now), text(id), text(owner)])?
-        .run()
-        .await?;
-    Ok(changed(&r))
-}
 
 #[derive(Deserialize)]
 struct SealedRow {
@@ -294,18 +295,23 @@ struct SealedRow {
     ciphertext: String,
 }
 
-/// Which sealed record: the server's environment or the upstream secret.
+/// Which sealed record: the server's environment, the upstream secret, or the owner's own
+/// Fly token the deployment's machines live under.
 #[derive(Clone, Copy)]
 pub enum Record {
     Env,
     Upstream,
+    FlyToken,
 }
 
 impl Record {
+    pub const ALL: [Record; 3] = [Record::Env, Record::Upstream, Record::FlyToken];
+
     fn table(self) -> &'static str {
         match self {
             Self::Env => "credentials",
             Self::Upstream => "upstream_secrets",
+            Self::FlyToken => "machine_accounts",
         }
     }
 }
@@ -349,18 +355,86 @@ pub async fn put_sealed(
     Ok(())
 }
 
-/// Removes the row and both sealed records together.
+/// Removes the row and every sealed record together.
 pub async fn delete(db: &D1Database, id: &str) -> AppResult<()> {
-    db.batch(vec![
-        db.prepare("DELETE FROM credentials WHERE deployment_id = ?1")
+    let mut stmts = Vec::new();
+    for record in Record::ALL {
+        stmts.push(
+            db.prepare(format!(
+                "DELETE FROM {} WHERE deployment_id = ?1",
+                record.table()
+            ))
             .bind(&[text(id)])?,
-        db.prepare("DELETE FROM upstream_secrets WHERE deployment_id = ?1")
-            .bind(&[text(id)])?,
+        );
+    }
+    stmts.push(
         db.prepare("DELETE FROM deployments WHERE id = ?1")
             .bind(&[text(id)])?,
-    ])
-    .await?;
+    );
+    db.batch(stmts).await?;
     Ok(())
+}
+
+/// Moves a deployment to another Fly account (only ever one that holds no machine of it):
+/// the stored config (app, account kind) and the sealed token, replaced together.
+pub async fn set_account(
+    db: &D1Database,
+    id: &str,
+    config: &str,
+    token: Option<&Sealed>,
+    now: i64,
+) -> AppResult<()> {
+    let mut stmts = vec![
+        db.prepare("UPDATE deployments SET config = ?1, updated_at = ?2 WHERE id = ?3")
+            .bind(&[text(config), int(now), text(id)])?,
+        db.prepare("DELETE FROM machine_accounts WHERE deployment_id = ?1")
+            .bind(&[text(id)])?,
+    ];
+    if let Some(t) = token {
+        stmts.push(insert_sealed(db, Record::FlyToken, id, t, now)?);
+    }
+    db.batch(stmts).await?;
+    Ok(())
+}
+
+/// The new access-token digest and upstream secret of a rotation, written together (not
+/// while the deployment is being deleted).
+pub async fn rotate_secrets(
+    db: &D1Database,
+    owner: &str,
+    id: &str,
+    token_hash: &str,
+    upstream: Option<&Sealed>,
+    now: i64,
+) -> AppResult<bool> {
+    let mut stmts = vec![db
+        .prepare(
+            "UPDATE deployments SET access_token_hash = ?1, updated_at = ?2 \
+             WHERE id = ?3 AND owner_id = ?4 AND status <> 'deleting'",
+        )
+        .bind(&[text(token_hash), int(now), text(id), text(owner)])?];
+    if let Some(u) = upstream {
+        stmts.push(
+            db.prepare(
+                "UPDATE upstream_secrets SET key_id = ?1, nonce = ?2, ciphertext = ?3, updated_at = ?4 \
+                 WHERE deployment_id = ?5 AND EXISTS (SELECT 1 FROM deployments WHERE id = ?5 AND status <> 'deleting')",
+            )
+            .bind(&[
+                text(&u.key_id),
+                text(&u.nonce),
+                text(&u.ciphertext),
+                int(now),
+                text(id),
+            ])?,
+        );
+    }
+    let results = db.batch(stmts).await?;
+    Ok(results
+        .first()
+        .and_then(|r| r.meta().ok().flatten())
+        .and_then(|m| m.changes)
+        .unwrap_or(0)
+        > 0)
 }
 
 /// What the MCP gateway reads on every request, in one query.

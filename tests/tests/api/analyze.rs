@@ -53,7 +53,7 @@ fn token() -> String {
 
 /// A published npm package document for `name` (its existence check).
 fn publish(f: &FakeServer, name: &str) {
-    f.on("GET", &format!("/npm/{}", name.replacen('/', "%2f", 1)), Reply::json(200, &json!({"name": name, "dist-tags": {"latest": "1.0.0"}, "versions": {"1.0.0": {"name": name}}})));
+    f.on("GET", &format!("/npm/{}", name.replacen('/', "%2f", 1)), Reply::json(200, &json!({"name": name, "dist-tags": {"latest": "2.1.0"}, "versions": {"1.0.0": {"name": name}, "2.1.0": {"name": name}}})));
 }
 
 fn serve_repo(owner: &str, repo: &str) {
@@ -122,7 +122,7 @@ async fn a_repository_is_analyzed_from_its_manifests_and_then_served_from_the_ca
     .unwrap();
     assert_eq!(fresh["cached"], false);
     assert!(count("acme/weather") > calls, "refresh goes upstream again");
-    let rows = world().stack.query("SELECT source_key FROM analysis_cache WHERE source_key = 'analysis:v1:github:acme/weather'");
+    let rows = world().stack.query("SELECT source_key FROM analysis_cache WHERE source_key = 'analysis:v2:github:acme/weather'");
     assert_eq!(rows.len(), 1, "the durable copy is in D1");
 }
 
@@ -371,6 +371,99 @@ async fn the_llm_adds_tools_and_variables_but_cannot_replace_the_manifest_packag
 
     concurrent_analyses_of_one_uncached_source_make_one_llm_call().await;
     a_users_own_llm_key_from_settings_is_preferred().await;
+    a_plan_from_a_failed_llm_is_not_cached_for_everyone().await;
+}
+
+/// Security finding 6, after the own-key phase: a plan made with a person's own key is
+/// theirs; the next person (operator key) gets a fresh analysis, not that plan.
+async fn a_personal_plan_is_not_the_shared_cache_entry(w: &World, owner_uid: &str) {
+    let f = &w.fake;
+    let before = f
+        .requests()
+        .iter()
+        .filter(|r| r.path.starts_with("/llm/"))
+        .count();
+    let resp = client()
+        .post(w.stack.url("/api/analyze"))
+        .bearer_auth(w.stack.token("someone-else", None))
+        .json(&json!({"repo_url": "https://github.com/acme/ownkey"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let plan: Value = resp.json().await.unwrap();
+    assert_eq!(plan["cached"], false, "{plan}");
+    let calls: Vec<_> = f
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.starts_with("/llm/"))
+        .collect();
+    assert_eq!(calls.len(), before + 1);
+    assert_eq!(
+        calls[calls.len() - 1].header("authorization"),
+        Some("Bearer sk-or-llm-canary-key-0123456789"),
+        "the operator's key for everyone else"
+    );
+    let keys: Vec<String> = w
+        .stack
+        .query("SELECT source_key FROM analysis_cache WHERE source_key LIKE '%acme/ownkey%'")
+        .iter()
+        .map(|r| r["source_key"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        keys.iter()
+            .any(|k| k.ends_with(&format!(":user:{owner_uid}"))),
+        "{keys:?}"
+    );
+    assert!(keys.iter().any(|k| !k.contains(":user:")), "{keys:?}");
+}
+
+/// Security finding 6: an LLM that fails leaves a manifest-only plan, which is answered but
+/// never cached (it would refuse credentials the LLM would have found, for everyone).
+async fn a_plan_from_a_failed_llm_is_not_cached_for_everyone() {
+    let w = llm_world();
+    let f = &w.fake;
+    publish(f, "@acme/flaky");
+    f.on(
+        "GET",
+        "/gh-api/repos/acme/flaky",
+        Reply::json(200, &json!({"default_branch": "main"})),
+    );
+    f.on(
+        "GET",
+        "/gh-raw/acme/flaky/main/package.json",
+        Reply::text(200, &json!({"name": "@acme/flaky", "bin": "x"}).to_string()),
+    );
+    f.on(
+        "GET",
+        "/gh-raw/acme/flaky/main/README.md",
+        Reply::text(200, "# flaky"),
+    );
+    for _ in 0..3 {
+        f.push(
+            "POST",
+            "/llm/v1/chat/completions",
+            Reply::json(500, &json!({"error": {"message": "down"}})),
+        );
+    }
+    let ask = || {
+        client()
+            .post(w.stack.url("/api/analyze"))
+            .bearer_auth(w.stack.token("flaky-user", None))
+            .json(&json!({"repo_url": "https://github.com/acme/flaky"}))
+            .send()
+    };
+    let first: Value = ask().await.unwrap().json().await.unwrap();
+    assert!(
+        first["warnings"].to_string().contains("LLM reader failed"),
+        "{first}"
+    );
+    assert!(w
+        .stack
+        .query("SELECT source_key FROM analysis_cache WHERE source_key LIKE '%acme/flaky%'")
+        .is_empty());
+    let second: Value = ask().await.unwrap().json().await.unwrap();
+    assert_eq!(second["cached"], false, "{second}");
 }
 
 /// Third phase: a user's own key from their (sealed) settings is used instead of the operator's.
@@ -445,6 +538,7 @@ async fn a_users_own_llm_key_from_settings_is_preferred() {
         !w.stack.logs().contains(own),
         "the user's key reached the log"
     );
+    a_personal_plan_is_not_the_shared_cache_entry(w, &uid).await;
 }
 
 /// Second phase of the LLM test (one fake LLM route, so the phases run in sequence).
@@ -559,5 +653,128 @@ async fn a_pypi_package_and_a_monorepo_with_server_json_are_analyzed() {
         count("/gh-raw/mono/tools/trunk"),
         0,
         "the ref in the URL wins over the default branch"
+    );
+}
+
+/// Security finding 1: a fork that names a real, published package with a version that is
+/// a URL, an alias, a git or file spec — or simply unpublished — gets a plan for the
+/// published package, never the version it declared.
+#[tokio::test]
+async fn a_fork_cannot_pin_a_version_the_registry_does_not_have() {
+    let f = &world().fake;
+    publish(f, "@victim/real");
+    let t = token();
+    for (repo, version) in [
+        ("fork-url", "https://evil.example/x.tgz"),
+        ("fork-alias", "npm:@evil/other@1.0.0"),
+        ("fork-git", "github:evil/x"),
+        ("fork-file", "file:../x"),
+        ("fork-gitplus", "git+https://evil.example/x.git"),
+        ("fork-unpublished", "9.9.9"),
+    ] {
+        f.on(
+            "GET",
+            &format!("/gh-api/repos/evil/{repo}"),
+            Reply::json(200, &json!({"default_branch": "main"})),
+        );
+        f.on(
+            "GET",
+            &format!("/gh-raw/evil/{repo}/main/package.json"),
+            Reply::text(
+                200,
+                &json!({"name": "@victim/real", "version": version, "bin": "x"}).to_string(),
+            ),
+        );
+        f.on(
+            "GET",
+            &format!("/gh-raw/evil/{repo}/main/README.md"),
+            Reply::text(200, "# fork"),
+        );
+        let resp = analyze(
+            json!({"repo_url": format!("https://github.com/evil/{repo}")}),
+            Some(&t),
+        )
+        .await;
+        assert_eq!(resp.status(), 200, "{repo}");
+        let plan: Value = resp.json().await.unwrap();
+        assert_eq!(plan["package"], "@victim/real", "{plan}");
+        assert!(plan["version"].is_null(), "{repo}: {plan}");
+        assert!(!plan.to_string().contains("evil.example"), "{plan}");
+        assert!(
+            plan["warnings"].as_array().is_some_and(|w| !w.is_empty()),
+            "{plan}"
+        );
+    }
+    for hostile in [
+        "npm:-c",
+        "npm:--call=id",
+        "npm:@victim/real@https://evil.example/x.tgz",
+    ] {
+        let resp = analyze(json!({"package": hostile}), Some(&t)).await;
+        assert!(
+            matches!(resp.status().as_u16(), 400 | 422),
+            "{hostile}: {}",
+            resp.status()
+        );
+    }
+}
+
+/// Security finding 6: pipeline runs count against a per-person quota; cache hits do not.
+#[tokio::test]
+async fn analysis_runs_are_limited_per_person_and_cache_hits_are_free() {
+    fn low(doc: &mut toml::Table) {
+        edge_tests::stack::set_rate_limit(doc, "ANALYZE_RATE_LIMITER", 3);
+    }
+    let fake = FakeServer::start();
+    let base = fake.url();
+    let stack = Stack::start(StackOptions {
+        vars: vec![
+            ("GITHUB_API_BASE".into(), format!("{base}/gh-api")),
+            ("GITHUB_RAW_BASE".into(), format!("{base}/gh-raw")),
+            ("NPM_REGISTRY_BASE".into(), format!("{base}/npm")),
+        ],
+        patch: Some(low),
+        ..Default::default()
+    });
+    publish(&fake, "@quota/srv");
+    fake.on(
+        "GET",
+        "/gh-api/repos/quota/srv",
+        Reply::json(200, &json!({"default_branch": "main"})),
+    );
+    fake.on(
+        "GET",
+        "/gh-raw/quota/srv/main/package.json",
+        Reply::text(200, &json!({"name": "@quota/srv", "bin": "x"}).to_string()),
+    );
+    let ask = |who: &str, refresh: bool| {
+        client()
+            .post(stack.url("/api/analyze"))
+            .bearer_auth(stack.token(who, None))
+            .json(&json!({"repo_url": "https://github.com/quota/srv", "refresh": refresh}))
+            .send()
+    };
+    let mut limited = None;
+    for _ in 0..6 {
+        let r = ask("greedy", true).await.unwrap();
+        if r.status() == 429 {
+            limited = Some(r);
+            break;
+        }
+        assert_eq!(r.status(), 200);
+    }
+    let r = limited.expect("a 429 within six refreshes");
+    assert!(r.headers().contains_key("retry-after"));
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"]["code"],
+        "rate_limited"
+    );
+    let hit = ask("greedy", false).await.unwrap();
+    assert_eq!(hit.status(), 200, "a cache hit is not counted");
+    assert_eq!(hit.json::<Value>().await.unwrap()["cached"], true);
+    assert_eq!(
+        ask("patient", true).await.unwrap().status(),
+        200,
+        "the quota is per person"
     );
 }

@@ -8,5 +8,6 @@ mod deployments;
 mod edge;
 mod gateway;
 mod health;
+mod security;
 mod storage;
 mod support;
