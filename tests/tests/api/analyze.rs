@@ -51,9 +51,27 @@ fn token() -> String {
     world().stack.token("analyst", Some("analyst@example.com"))
 }
 
-/// A published npm package document for `name` (its existence check).
+/// A published npm package document for `name` (its existence check), with the versions
+/// the fake repositories declare.
 fn publish(f: &FakeServer, name: &str) {
-    f.on("GET", &format!("/npm/{}", name.replacen('/', "%2f", 1)), Reply::json(200, &json!({"name": name, "dist-tags": {"latest": "2.1.0"}, "versions": {"1.0.0": {"name": name}, "2.1.0": {"name": name}}})));
+    publish_versions(f, name, &["1.0.0", "2.1.0"]);
+}
+
+/// The same with exactly these versions, the last one `latest`.
+fn publish_versions(f: &FakeServer, name: &str, versions: &[&str]) {
+    let all: serde_json::Map<String, Value> = versions
+        .iter()
+        .map(|v| (v.to_string(), json!({"name": name, "version": v})))
+        .collect();
+    let latest = versions.last().copied().unwrap_or("1.0.0");
+    f.on(
+        "GET",
+        &format!("/npm/{}", name.replacen('/', "%2f", 1)),
+        Reply::json(
+            200,
+            &json!({"name": name, "dist-tags": {"latest": latest}, "versions": all}),
+        ),
+    );
 }
 
 fn serve_repo(owner: &str, repo: &str) {
@@ -618,7 +636,7 @@ async fn a_pypi_package_and_a_monorepo_with_server_json_are_analyzed() {
     );
     assert_eq!(plan["env_vars"][0]["default"], "catwalk");
 
-    publish(f, "@mono/search");
+    publish_versions(f, "@mono/search", &["2.0.0", "3.0.0"]);
     f.on(
         "GET",
         "/gh-api/repos/mono/tools",
