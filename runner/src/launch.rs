@@ -1,18 +1,24 @@
 //! The launch spec: what MCP server to start and with which environment.
 //!
 //! `CATWALK_LAUNCH` holds JSON, one of
-//! - `{"runtime": "npm", "package": "@scope/name", "version"?: "1.2.3", "args"?: [...]}`
-//!   → `npx -y @scope/name@1.2.3 args…`
-//! - `{"runtime": "python", "package": "name", "version"?: "1.2.3", "args"?: [...]}`
-//!   → `uvx name@1.2.3 args…`
-//! - `{"argv": ["node", "server.js", …]}` → exactly that.
+//! - the runtime form, a [`launch_spec::LaunchSpec`]:
+//!   `{"runtime": "npm", "package": "@scope/name", "version"?: "1.2.3", "args"?: [...]}`
+//!   → `npx -y -- @scope/name@1.2.3 args…`, or
+//!   `{"runtime": "python", "package": "name", "version"?: "1.2.3", "args"?: [...]}`
+//!   → `uvx -- name@1.2.3 args…`. The package must match its registry's name grammar and
+//!   the version the version grammar (no URLs, paths, `git+…`, `npm:` aliases, ranges or
+//!   leading `-`), and `--` ends the launcher's options: see `launch_spec::spec`. This is
+//!   the form deployments use.
+//! - `{"argv": ["node", "server.js", …]}` → exactly that (tests and local use: whoever can
+//!   set the runner's environment can run anything anyway).
 //!
-//! The result is an argv handed to `exec` — never a shell string — so a package name full of
-//! `;`, `$()`, backticks or spaces is one (failing) argument, nothing more. The child's
-//! environment is the runner's minus every runner setting (`CATWALK_*`, `PORT`): the
-//! credentials the deployment set arrive untouched, the upstream secret never does.
+//! The result is an argv handed to `exec` — never a shell string. The child's environment
+//! is the runner's minus every runner setting (`CATWALK_*`, `PORT`): the credentials the
+//! deployment set arrive untouched, the upstream secret never does.
 
+use launch_spec::LaunchSpec;
 use serde::Deserialize;
+use serde_json::Value;
 
 /// Settings that belong to the runner and must not reach the MCP server.
 pub const RUNNER_ENV_PREFIX: &str = "CATWALK_";
@@ -21,15 +27,11 @@ const RUNNER_ENV_EXACT: &[&str] = &["PORT"];
 const MAX_ARG_LEN: usize = 4096;
 const MAX_ARGS: usize = 64;
 
+/// The `argv` form: nothing else beside it.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Raw {
-    runtime: Option<String>,
-    package: Option<String>,
-    version: Option<String>,
-    #[serde(default)]
-    args: Vec<String>,
-    argv: Option<Vec<String>>,
+struct ArgvForm {
+    argv: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,35 +40,20 @@ pub struct Launch {
 }
 
 pub fn parse(json: &str) -> Result<Launch, String> {
-    let raw: Raw = serde_json::from_str(json)
-        .map_err(|e| format!("CATWALK_LAUNCH is not a launch spec: {e}"))?;
-    let argv = match (&raw.argv, raw.runtime.as_deref()) {
-        (Some(argv), None)
-            if raw.package.is_none() && raw.version.is_none() && raw.args.is_empty() =>
-        {
-            argv.clone()
+    let not_a_spec = |e: serde_json::Error| format!("CATWALK_LAUNCH is not a launch spec: {e}");
+    let value: Value = serde_json::from_str(json).map_err(not_a_spec)?;
+    let argv = match value.get("argv") {
+        Some(_) => {
+            serde_json::from_value::<ArgvForm>(value)
+                .map_err(|_| "give either argv alone, or runtime + package (+ version, args)")?
+                .argv
         }
-        (None, Some(runtime)) => {
-            let package = raw
-                .package
-                .as_deref()
-                .filter(|p| !p.is_empty())
-                .ok_or("a runtime launch needs a package")?;
-            let spec = match raw.version.as_deref() {
-                Some(v) if !v.is_empty() => format!("{package}@{v}"),
-                _ => package.to_string(),
-            };
-            let mut argv = match runtime {
-                "npm" => vec!["npx".to_string(), "-y".to_string(), spec],
-                "python" => vec!["uvx".to_string(), spec],
-                other => return Err(format!("unknown runtime {other:?} (npm or python)")),
-            };
-            argv.extend(raw.args.iter().cloned());
-            argv
-        }
-        _ => return Err("give either argv, or runtime + package (+ version, args)".to_string()),
+        None => serde_json::from_value::<LaunchSpec>(value)
+            .map_err(not_a_spec)?
+            .argv()
+            .map_err(|e| format!("CATWALK_LAUNCH refused: {e}"))?,
     };
-    if argv.is_empty() || argv[0].is_empty() {
+    if argv.first().is_none_or(String::is_empty) {
         return Err("argv must name a program".to_string());
     }
     if argv.len() > MAX_ARGS
@@ -100,22 +87,48 @@ mod tests {
             [
                 "npx",
                 "-y",
+                "--",
                 "@modelcontextprotocol/server-everything@2026.8.31",
                 "stdio"
             ]
         );
         let p = parse(r#"{"runtime":"python","package":"mcp-server-fetch"}"#).unwrap();
-        assert_eq!(p.argv, ["uvx", "mcp-server-fetch"]);
+        assert_eq!(p.argv, ["uvx", "--", "mcp-server-fetch"]);
         let a = parse(r#"{"argv":["node","server.js"]}"#).unwrap();
         assert_eq!(a.argv, ["node", "server.js"]);
     }
 
     #[test]
-    fn shell_metacharacters_stay_inside_one_argument() {
+    fn a_hostile_package_is_refused_not_run() {
+        for hostile in [
+            "x; rm -rf / $(id) `whoami` && echo pwned",
+            "-c",
+            "https://evil.example/x.tgz",
+            "npm:other@1",
+            "github:x/y",
+            "file:..",
+            "git+ssh://git@github.com/x/y.git",
+            "../x",
+        ] {
+            for runtime in ["npm", "python"] {
+                let spec = serde_json::json!({"runtime": runtime, "package": hostile});
+                let err = parse(&spec.to_string()).unwrap_err();
+                assert!(err.contains("package name"), "{runtime} {hostile}: {err}");
+            }
+        }
+        let version = serde_json::json!({"runtime": "npm", "package": "x", "version": "^1.0"});
+        assert!(parse(&version.to_string()).unwrap_err().contains("version"));
+    }
+
+    #[test]
+    fn shell_metacharacters_in_args_stay_inside_one_argument() {
         let hostile = "x; rm -rf / $(id) `whoami` && echo pwned";
-        let l =
-            parse(&serde_json::json!({"runtime": "npm", "package": hostile}).to_string()).unwrap();
-        assert_eq!(l.argv, ["npx", "-y", hostile]);
+        let l = parse(
+            &serde_json::json!({"runtime": "npm", "package": "x", "args": [hostile, "-c"]})
+                .to_string(),
+        )
+        .unwrap();
+        assert_eq!(l.argv, ["npx", "-y", "--", "x", hostile, "-c"]);
     }
 
     #[test]
@@ -124,11 +137,14 @@ mod tests {
             "not json",
             r#"{"runtime":"npm"}"#,
             r#"{"runtime":"ruby","package":"x"}"#,
+            r#"{"runtime":"npm","package":""}"#,
             r#"{"argv":[]}"#,
             r#"{"argv":[""]}"#,
             r#"{"argv":["a"],"runtime":"npm","package":"x"}"#,
             r#"{"runtime":"npm","package":"x","shell":"sh -c"}"#,
             r#"{"argv":["a\u0000b"]}"#,
+            r#"{"runtime":"npm","package":"x","args":["a\u0000b"]}"#,
+            r#"[]"#,
         ] {
             assert!(parse(bad).is_err(), "{bad}");
         }
