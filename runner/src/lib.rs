@@ -5,11 +5,13 @@
 //! - [`session`]: one child per MCP session and the routing of every message;
 //! - [`serve`]: MCP Streamable HTTP on `/mcp`, `/health`, `/logs`;
 //! - [`ring`]: the child's stderr, bounded and masked;
+//! - [`lines`]: reading that stderr with a byte cap per line;
 //! - [`machines`]: the local Fly Machines API stand-in and its ingress;
 //! - [`http`]: shared HTTP plumbing.
 
 pub mod http;
 pub mod launch;
+pub mod lines;
 pub mod machines;
 pub mod ring;
 pub mod serve;

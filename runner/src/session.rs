@@ -31,6 +31,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::lines::{read_capped_line, STDERR_LINE_BYTES};
 use crate::ring::LogRing;
 
 /// Longest stdout line (one JSON-RPC message) accepted from a child.
@@ -606,9 +607,20 @@ impl Sessions {
             let ring = self.ring.clone();
             let tag = short(&session.id).to_string();
             tokio::spawn(async move {
-                let mut lines = BufReader::new(stderr).lines();
-                while let Ok(Some(line)) = lines.next_line().await {
-                    ring.push(&format!("[{tag}] {line}"));
+                // Bounded per line (see `lines`), and not UTF-8-strict: a reader that
+                // stopped at the first bad byte would leave the pipe full and the child
+                // blocked on its next write.
+                let mut reader = BufReader::with_capacity(STDERR_LINE_BYTES, stderr);
+                let mut line = Vec::with_capacity(STDERR_LINE_BYTES);
+                while let Ok(Some(cut)) =
+                    read_capped_line(&mut reader, STDERR_LINE_BYTES, &mut line).await
+                {
+                    let text = format!("[{tag}] {}", String::from_utf8_lossy(&line));
+                    if cut {
+                        ring.push_truncated(&text);
+                    } else {
+                        ring.push(&text);
+                    }
                 }
             });
         }
