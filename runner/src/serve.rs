@@ -13,6 +13,7 @@
 //! | `CATWALK_MAX_SESSIONS` | from memory | concurrent sessions (= child processes); see [`sessions_for_memory`] |
 //! | `CATWALK_IDLE_TIMEOUT_SECS` | 900 | a session idle this long with nothing in flight ends |
 //! | `CATWALK_REPLAY_EVENTS` | 512 | SSE events kept per session for `Last-Event-ID` |
+//! | `CATWALK_REPLAY_BYTES` | 4194304 | bytes of those events kept per session (oldest evicted first); also the byte bound of the session's backlog for its GET stream |
 //! | `CATWALK_MAX_BODY_BYTES` | 4194304 | largest POST body |
 //! | `CATWALK_ALLOWED_ORIGINS` | none | browser origins allowed to call `/mcp` directly |
 //!
@@ -118,6 +119,7 @@ impl ServeConfig {
                     memory_mib().map(sessions_for_memory).unwrap_or(4),
                 )?,
                 replay_events: env_num(&get, "CATWALK_REPLAY_EVENTS", 512)?,
+                replay_bytes: env_num(&get, "CATWALK_REPLAY_BYTES", 4 * 1024 * 1024)?,
                 idle_timeout: Duration::from_secs(env_num(&get, "CATWALK_IDLE_TIMEOUT_SECS", 900)?),
             },
             max_body: env_num(&get, "CATWALK_MAX_BODY_BYTES", 4 * 1024 * 1024)?,
