@@ -14,7 +14,11 @@
 //!
 //! The result is an argv handed to `exec` — never a shell string. The child's environment
 //! is the runner's minus every runner setting (`CATWALK_*`, `PORT`): the credentials the
-//! deployment set arrive untouched, the upstream secret never does.
+//! deployment set arrive untouched, the upstream secret never does. With [`ChildUser`] the
+//! child also runs under its own uid / gid, so it cannot read the runner's
+//! `/proc/<pid>/environ` (where the upstream secret is) either.
+
+use std::path::PathBuf;
 
 use launch_spec::LaunchSpec;
 use serde::Deserialize;
@@ -64,6 +68,56 @@ pub fn parse(json: &str) -> Result<Launch, String> {
         return Err(format!("argv must have at most {MAX_ARGS} elements of at most {MAX_ARG_LEN} bytes, without NUL"));
     }
     Ok(Launch { argv })
+}
+
+/// The identity every MCP server runs under, when it is not the runner's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChildUser {
+    pub uid: u32,
+    pub gid: u32,
+    /// The child's `HOME` and working directory.
+    pub home: Option<PathBuf>,
+}
+
+impl ChildUser {
+    /// `CATWALK_CHILD_UID`, `CATWALK_CHILD_GID`, `CATWALK_CHILD_HOME`: both ids or neither.
+    pub fn from_env(get: &impl Fn(&str) -> Option<String>) -> Result<Option<Self>, String> {
+        let id = |name: &str| -> Result<Option<u32>, String> {
+            get(name)
+                .map(|v| match v.trim().parse::<u32>() {
+                    Ok(0) => Err(format!(
+                        "{name} must not be 0 (root): the point is a different user"
+                    )),
+                    Ok(n) => Ok(n),
+                    Err(_) => Err(format!("{name} must be a numeric id")),
+                })
+                .transpose()
+        };
+        let home = get("CATWALK_CHILD_HOME").map(PathBuf::from);
+        match (id("CATWALK_CHILD_UID")?, id("CATWALK_CHILD_GID")?) {
+            (Some(uid), Some(gid)) => Ok(Some(Self { uid, gid, home })),
+            (None, None) if home.is_none() => Ok(None),
+            (None, None) => {
+                Err("CATWALK_CHILD_HOME needs CATWALK_CHILD_UID and CATWALK_CHILD_GID".into())
+            }
+            _ => Err("set both CATWALK_CHILD_UID and CATWALK_CHILD_GID, or neither".into()),
+        }
+    }
+
+    /// A process running as `euid` / `egid` can start children as this user: it is root,
+    /// or already is this user.
+    pub fn check_switch(&self, euid: u32, egid: u32) -> Result<(), String> {
+        if euid == 0 || (euid == self.uid && egid == self.gid) {
+            Ok(())
+        } else {
+            Err(format!(
+                "CATWALK_CHILD_UID={} is set but the runner runs as uid {euid}, not root, so it \
+                 cannot start the MCP server as another user; run the runner as root or unset \
+                 CATWALK_CHILD_UID / CATWALK_CHILD_GID",
+                self.uid
+            ))
+        }
+    }
 }
 
 pub fn is_runner_setting(name: &str) -> bool {
@@ -148,6 +202,64 @@ mod tests {
         ] {
             assert!(parse(bad).is_err(), "{bad}");
         }
+    }
+
+    fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
+    }
+
+    #[test]
+    fn the_child_user_needs_both_ids_and_never_root() {
+        assert_eq!(ChildUser::from_env(&vars(&[])), Ok(None));
+        assert_eq!(
+            ChildUser::from_env(&vars(&[
+                ("CATWALK_CHILD_UID", "10001"),
+                ("CATWALK_CHILD_GID", "10001"),
+                ("CATWALK_CHILD_HOME", "/home/mcp")
+            ])),
+            Ok(Some(ChildUser {
+                uid: 10001,
+                gid: 10001,
+                home: Some("/home/mcp".into())
+            }))
+        );
+        for (bad, names) in [
+            (vec![("CATWALK_CHILD_UID", "10001")], "CATWALK_CHILD_GID"),
+            (vec![("CATWALK_CHILD_GID", "10001")], "CATWALK_CHILD_UID"),
+            (
+                vec![("CATWALK_CHILD_HOME", "/home/mcp")],
+                "CATWALK_CHILD_UID",
+            ),
+            (
+                vec![("CATWALK_CHILD_UID", "0"), ("CATWALK_CHILD_GID", "1")],
+                "root",
+            ),
+            (
+                vec![("CATWALK_CHILD_UID", "mcp"), ("CATWALK_CHILD_GID", "1")],
+                "numeric",
+            ),
+        ] {
+            let err = ChildUser::from_env(&vars(&bad)).unwrap_err();
+            assert!(err.contains(names), "{bad:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn only_root_or_the_user_itself_can_start_the_child_as_that_user() {
+        let user = ChildUser {
+            uid: 65534,
+            gid: 65534,
+            home: None,
+        };
+        assert!(user.check_switch(0, 0).is_ok());
+        assert!(user.check_switch(65534, 65534).is_ok());
+        let err = user.check_switch(1000, 1000).unwrap_err();
+        assert!(err.contains("not root") && err.contains("CATWALK_CHILD_UID"));
+        assert!(user.check_switch(65534, 1000).is_err());
     }
 
     #[test]

@@ -33,6 +33,7 @@ use tokio::process::{Child, Command};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::bounded::Bounded;
+use crate::launch::ChildUser;
 use crate::lines::{read_capped_line, STDERR_LINE_BYTES};
 use crate::ring::LogRing;
 
@@ -430,6 +431,7 @@ pub struct Sessions {
     pub limits: Limits,
     argv: Vec<String>,
     env: Vec<(String, String)>,
+    user: Option<ChildUser>,
     pub ring: Arc<LogRing>,
     crashes: Mutex<Crashes>,
 }
@@ -445,6 +447,7 @@ impl Sessions {
         limits: Limits,
         argv: Vec<String>,
         env: Vec<(String, String)>,
+        user: Option<ChildUser>,
         ring: Arc<LogRing>,
     ) -> Arc<Self> {
         Arc::new(Self {
@@ -452,6 +455,7 @@ impl Sessions {
             limits,
             argv,
             env,
+            user,
             ring,
             crashes: Mutex::new(Crashes::default()),
         })
@@ -527,6 +531,14 @@ impl Sessions {
             .stderr(Stdio::piped())
             .process_group(0)
             .kill_on_drop(true);
+        // Under its own uid the server cannot read the runner's /proc/<pid>/environ (which
+        // holds the upstream secret) nor signal or trace the runner.
+        if let Some(user) = &self.user {
+            cmd.uid(user.uid).gid(user.gid);
+            if let Some(home) = &user.home {
+                cmd.env("HOME", home).current_dir(home);
+            }
+        }
         let mut child: Child = cmd
             .spawn()
             .map_err(|e| StartError::Spawn(format!("{}: {e}", self.argv[0])))?;
