@@ -45,6 +45,11 @@ async fn a_128_mib_stderr_line_is_cut_to_8_kib_without_the_runner_holding_it() {
         .to_string();
     let r = Runner::start(&launch, &[]);
     open_session(&r.mcp_url(), &r.secret).await;
+    let peak = peak_rss_kib(r.pid().expect("runner pid"));
+    assert!(
+        (1..64 * 1024).contains(&peak),
+        "runner peak RSS {peak} KiB after a 128 MiB line"
+    );
 
     let mut lines = Vec::new();
     for _ in 0..50 {
@@ -65,11 +70,4 @@ async fn a_128_mib_stderr_line_is_cut_to_8_kib_without_the_runner_holding_it() {
         long.len()
     );
     assert!(lines.iter().any(|l| l.ends_with("after the long line")));
-
-    let pid = r.pid().expect("runner pid");
-    let peak = peak_rss_kib(pid);
-    assert!(
-        (1..64 * 1024).contains(&peak),
-        "runner peak RSS {peak} KiB after a 128 MiB line"
-    );
 }
