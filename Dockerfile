@@ -24,13 +24,21 @@ FROM node:22-bookworm-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates python3 \
  && rm -rf /var/lib/apt/lists/* \
- && useradd --create-home --uid 10001 mcp
+ && groupadd --gid 10001 mcp \
+ && useradd --create-home --uid 10001 --gid 10001 mcp
 # uv's own image ships uv and uvx as static binaries; pinned for reproducible machines.
 COPY --from=ghcr.io/astral-sh/uv:0.13.9 /uv /uvx /usr/local/bin/
 COPY --from=build /src/target/release/catwalk-runner /usr/local/bin/catwalk-runner
-USER mcp
+# Two users on purpose. The runner runs as root: its environment holds the upstream
+# secret, and a process of the same uid could read it from /proc/<runner>/environ (or
+# ptrace the runner). The MCP server, which is third-party code, runs as the unprivileged
+# `mcp` user (the runner switches with CATWALK_CHILD_UID/GID; it refuses to start if it
+# cannot), with /home/mcp as HOME and working directory for the npx and uv caches. The
+# server still gets its own credentials, only never the runner's settings.
 WORKDIR /home/mcp
-ENV PORT=8080 CATWALK_BIND=0.0.0.0 NODE_ENV=production
+ENV PORT=8080 NODE_ENV=production \
+    CATWALK_BIND=0.0.0.0 \
+    CATWALK_CHILD_UID=10001 CATWALK_CHILD_GID=10001 CATWALK_CHILD_HOME=/home/mcp
 EXPOSE 8080
 # Launch spec, upstream secret and credentials arrive as env from the machine config.
 ENTRYPOINT ["/usr/local/bin/catwalk-runner", "serve"]

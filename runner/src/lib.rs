@@ -3,13 +3,17 @@
 //!
 //! - [`launch`]: the launch spec → argv (never a shell) and the child's environment;
 //! - [`session`]: one child per MCP session and the routing of every message;
+//! - [`bounded`]: the FIFO (count and bytes) behind its replay buffer and backlog;
 //! - [`serve`]: MCP Streamable HTTP on `/mcp`, `/health`, `/logs`;
 //! - [`ring`]: the child's stderr, bounded and masked;
+//! - [`lines`]: reading that stderr with a byte cap per line;
 //! - [`machines`]: the local Fly Machines API stand-in and its ingress;
 //! - [`http`]: shared HTTP plumbing.
 
+pub mod bounded;
 pub mod http;
 pub mod launch;
+pub mod lines;
 pub mod machines;
 pub mod ring;
 pub mod serve;

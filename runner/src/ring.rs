@@ -7,6 +7,8 @@ use std::sync::Mutex;
 /// Values shorter than this are not masked (masking "1" everywhere helps no one).
 const MIN_SECRET_LEN: usize = 6;
 const MASK: &str = "[REDACTED]";
+/// Appended to a line that was cut at its byte cap.
+pub const TRUNCATED: &str = " … [truncated]";
 
 pub struct LogRing {
     inner: Mutex<Inner>,
@@ -50,6 +52,25 @@ impl LogRing {
         out
     }
 
+    /// Pushes a line that was cut at its byte cap, marked as such. A credential cut in half
+    /// at the end is masked too: the whole value is no longer there to be found.
+    pub fn push_truncated(&self, line: &str) {
+        let mut masked = self.mask(line);
+        let cut_secret = self
+            .secrets
+            .iter()
+            .flat_map(|s| (1..s.len()).rev().filter_map(move |n| s.get(..n)))
+            .filter(|prefix| masked.ends_with(prefix))
+            .map(str::len)
+            .max();
+        if let Some(n) = cut_secret {
+            masked.truncate(masked.len() - n);
+            masked.push_str(MASK);
+        }
+        masked.push_str(TRUNCATED);
+        self.push(&masked);
+    }
+
     pub fn push(&self, line: &str) {
         let mut line = self.mask(line);
         if line.len() > self.max_bytes {
@@ -90,6 +111,21 @@ mod tests {
         ring.push("auth failed for token ghp_supersecret (ab)");
         let (lines, _) = ring.snapshot();
         assert_eq!(lines, ["auth failed for token [REDACTED] (ab)"]);
+    }
+
+    #[test]
+    fn a_cut_line_is_marked_and_a_credential_cut_in_half_is_masked() {
+        let ring = LogRing::new(10, 1000, vec!["ghp_supersecret".into()]);
+        ring.push_truncated("token ghp_supersecret then ghp_super");
+        ring.push_truncated("plain");
+        let (lines, _) = ring.snapshot();
+        assert_eq!(
+            lines,
+            [
+                format!("token [REDACTED] then [REDACTED]{TRUNCATED}"),
+                format!("plain{TRUNCATED}")
+            ]
+        );
     }
 
     #[test]

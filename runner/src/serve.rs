@@ -9,18 +9,35 @@
 //! | `CATWALK_LAUNCH` | required | launch spec JSON (see `launch`) |
 //! | `CATWALK_UPSTREAM_SECRET` | required | bearer secret the gateway presents |
 //! | `PORT` | 8080 | listen port |
-//! | `CATWALK_BIND` | 0.0.0.0 | listen address |
+//! | `CATWALK_BIND` | 0.0.0.0 | listen address (an IP; IPv6 other than `::1` is refused, see below) |
+//! | `CATWALK_BIND_ALLOW_IPV6` | unset | `1`: accept an IPv6 `CATWALK_BIND` anyway (exposes the runner on the 6PN) |
 //! | `CATWALK_MAX_SESSIONS` | from memory | concurrent sessions (= child processes); see [`sessions_for_memory`] |
 //! | `CATWALK_IDLE_TIMEOUT_SECS` | 900 | a session idle this long with nothing in flight ends |
 //! | `CATWALK_REPLAY_EVENTS` | 512 | SSE events kept per session for `Last-Event-ID` |
+//! | `CATWALK_REPLAY_BYTES` | 4194304 | bytes of those events kept per session (oldest evicted first); also the byte bound of the session's backlog for its GET stream |
 //! | `CATWALK_MAX_BODY_BYTES` | 4194304 | largest POST body |
 //! | `CATWALK_ALLOWED_ORIGINS` | none | browser origins allowed to call `/mcp` directly |
+//! | `CATWALK_CHILD_UID` / `CATWALK_CHILD_GID` | unset | run every MCP server as this uid / gid (set both, neither 0); the runner must be root to switch and refuses to start otherwise |
+//! | `CATWALK_CHILD_HOME` | unset | with `CATWALK_CHILD_UID`: the child's `HOME` and working directory (npx / uv caches) |
+//!
+//! Listen address. On a Fly Machine, Fly Proxy (which serves `https://{app}.fly.dev` and
+//! honours `fly-force-instance-id`) reaches a service "through a private IPv4 address on
+//! each VM, so the process should listen on 0.0.0.0:<port>"; the organization's private
+//! network (6PN, `fly-local-6pn`, `fdaa::/16`) is "a mesh of WireGuard tunnels using IPv6"
+//! that every app of the organization can reach without going through the proxy (Fly.io
+//! docs, "Connect to an App Service", fly.io/docs/networking/app-services/, and "Private
+//! Networking", fly.io/docs/networking/private-networking/). So the default `0.0.0.0` (an
+//! IPv4 socket) is exactly what the proxy needs and is not on the 6PN, while `::` (on
+//! Linux also IPv4-mapped) or a `fdaa:` address would let any machine of the organization
+//! call the runner directly: the upstream secret still guards `/mcp`, but `/health` is
+//! open and nothing else should be reachable from a neighbour. Serve mode therefore
+//! refuses every IPv6 address but `::1` unless `CATWALK_BIND_ALLOW_IPV6=1`.
 //!
 //! DNS-rebinding defence (MCP 2025-11-25): a request with an `Origin` header not listed in
 //! `CATWALK_ALLOWED_ORIGINS` gets 403. Legitimate callers (the gateway, server-side
 //! clients) send no `Origin`; a browser page that rebinds a name to the runner does.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -34,7 +51,7 @@ use serde_json::{json, Value};
 use tokio::sync::watch;
 
 use crate::http::{self, Body, BodyError};
-use crate::launch;
+use crate::launch::{self, ChildUser};
 use crate::ring::LogRing;
 use crate::session::{Limits, Posted, Sessions, StartError};
 
@@ -72,9 +89,48 @@ fn memory_mib() -> Option<u64> {
         .map(|b| b / (1024 * 1024))
 }
 
+/// The default listen address: every IPv4 address, where Fly Proxy reaches the runner.
+pub const DEFAULT_BIND: IpAddr = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+
+/// `CATWALK_BIND` (an IP, optionally in brackets) and `PORT` as a listen address; IPv6 other
+/// than loopback only with `allow_ipv6` (see the module docs).
+pub fn parse_bind(ip: Option<&str>, port: u16, allow_ipv6: bool) -> Result<SocketAddr, String> {
+    let ip = match ip.map(str::trim) {
+        None => DEFAULT_BIND,
+        Some(text) => {
+            let bare = text
+                .strip_prefix('[')
+                .and_then(|t| t.strip_suffix(']'))
+                .unwrap_or(text);
+            bare.parse::<IpAddr>().map_err(|_| {
+                format!("CATWALK_BIND {text:?} is not an IP address (host names such as fly-local-6pn are not accepted)")
+            })?
+        }
+    };
+    if let IpAddr::V6(v6) = ip {
+        if !v6.is_loopback() && !allow_ipv6 {
+            return Err(format!(
+                "CATWALK_BIND {ip} is an IPv6 address: on Fly that is the private 6PN network, \
+                 reachable by every app of the organization, while Fly Proxy reaches the runner \
+                 over IPv4 (0.0.0.0); set CATWALK_BIND_ALLOW_IPV6=1 to bind it anyway"
+            ));
+        }
+    }
+    Ok(SocketAddr::new(ip, port))
+}
+
+fn env_flag(get: &impl Fn(&str) -> Option<String>, name: &str) -> Result<bool, String> {
+    match get(name).as_deref().map(str::trim) {
+        None | Some("" | "0" | "false") => Ok(false),
+        Some("1" | "true") => Ok(true),
+        Some(_) => Err(format!("{name} must be 1 or 0")),
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
     pub argv: Vec<String>,
+    pub child_user: Option<ChildUser>,
     pub secret: String,
     pub bind: SocketAddr,
     pub limits: Limits,
@@ -103,12 +159,20 @@ impl ServeConfig {
             .filter(|s| s.len() >= 16)
             .ok_or("CATWALK_UPSTREAM_SECRET is required (at least 16 characters)")?;
         let port: u16 = env_num(&get, "PORT", 8080)?;
-        let ip = get("CATWALK_BIND").unwrap_or_else(|| "0.0.0.0".into());
-        let bind = format!("{ip}:{port}")
-            .parse()
-            .map_err(|_| format!("CATWALK_BIND {ip:?} is not an IP address"))?;
+        let bind = parse_bind(
+            get("CATWALK_BIND").as_deref(),
+            port,
+            env_flag(&get, "CATWALK_BIND_ALLOW_IPV6")?,
+        )?;
+        let child_user = ChildUser::from_env(&get)?;
+        if let Some(user) = &child_user {
+            // SAFETY: geteuid/getegid only read this process's credentials.
+            let (euid, egid) = unsafe { (libc::geteuid(), libc::getegid()) };
+            user.check_switch(euid, egid)?;
+        }
         Ok(Self {
             argv: launch.argv,
+            child_user,
             secret,
             bind,
             limits: Limits {
@@ -118,6 +182,7 @@ impl ServeConfig {
                     memory_mib().map(sessions_for_memory).unwrap_or(4),
                 )?,
                 replay_events: env_num(&get, "CATWALK_REPLAY_EVENTS", 512)?,
+                replay_bytes: env_num(&get, "CATWALK_REPLAY_BYTES", 4 * 1024 * 1024)?,
                 idle_timeout: Duration::from_secs(env_num(&get, "CATWALK_IDLE_TIMEOUT_SECS", 900)?),
             },
             max_body: env_num(&get, "CATWALK_MAX_BODY_BYTES", 4 * 1024 * 1024)?,
@@ -172,7 +237,13 @@ pub async fn run(cfg: ServeConfig, shutdown: watch::Receiver<bool>) -> std::io::
         .chain(std::iter::once(cfg.secret.clone()))
         .collect();
     let ring = Arc::new(LogRing::new(2000, 512 * 1024, secrets));
-    let sessions = Sessions::new(cfg.limits.clone(), cfg.argv.clone(), child_env, ring);
+    let sessions = Sessions::new(
+        cfg.limits.clone(),
+        cfg.argv.clone(),
+        child_env,
+        cfg.child_user.clone(),
+        ring,
+    );
     let listener = tokio::net::TcpListener::bind(cfg.bind).await?;
     eprintln!(
         "catwalk-runner serve: listening on {}",
@@ -595,10 +666,61 @@ mod tests {
             ServeConfig::from_env(env(ok.clone())).unwrap().bind.port(),
             9
         );
-        let mut bad = ok;
+        let mut bad = ok.clone();
         bad.push(("CATWALK_MAX_SESSIONS", "many"));
         assert!(ServeConfig::from_env(env(bad))
             .unwrap_err()
             .contains("CATWALK_MAX_SESSIONS"));
+
+        let mut v6 = ok.clone();
+        v6.push(("CATWALK_BIND", "[::]"));
+        assert!(ServeConfig::from_env(env(v6.clone()))
+            .unwrap_err()
+            .contains("CATWALK_BIND_ALLOW_IPV6=1"));
+        v6.push(("CATWALK_BIND_ALLOW_IPV6", "1"));
+        assert!(ServeConfig::from_env(env(v6.clone())).is_ok());
+        v6.pop();
+        v6.push(("CATWALK_BIND_ALLOW_IPV6", "yes"));
+        assert!(ServeConfig::from_env(env(v6))
+            .unwrap_err()
+            .contains("CATWALK_BIND_ALLOW_IPV6"));
+
+        let mut half = ok;
+        half.push(("CATWALK_CHILD_UID", "10001"));
+        assert!(ServeConfig::from_env(env(half))
+            .unwrap_err()
+            .contains("CATWALK_CHILD_GID"));
+    }
+
+    #[test]
+    fn the_default_bind_is_every_ipv4_address_where_fly_proxy_reaches_the_runner() {
+        let at = |ip: Option<&str>| parse_bind(ip, 8080, false).map(|a| a.to_string());
+        assert_eq!(at(None).unwrap(), "0.0.0.0:8080");
+        assert_eq!(at(Some("127.0.0.1")).unwrap(), "127.0.0.1:8080");
+        assert_eq!(at(Some(" 10.0.0.5 ")).unwrap(), "10.0.0.5:8080");
+        assert_eq!(at(Some("::1")).unwrap(), "[::1]:8080");
+        assert_eq!(at(Some("[::1]")).unwrap(), "[::1]:8080");
+    }
+
+    #[test]
+    fn an_ipv6_bind_that_would_reach_the_6pn_needs_the_explicit_opt_in() {
+        for ip in [
+            "::",
+            "[::]",
+            "fdaa:0:18:a7b:7d:f066:b83b:2",
+            "::ffff:0.0.0.0",
+            "2a09:8280:1::2d:1111",
+        ] {
+            let err = parse_bind(Some(ip), 8080, false).unwrap_err();
+            assert!(
+                err.contains("6PN") && err.contains("CATWALK_BIND_ALLOW_IPV6=1"),
+                "{ip}: {err}"
+            );
+            assert!(parse_bind(Some(ip), 8080, true).is_ok(), "{ip}");
+        }
+        for name in ["fly-local-6pn", "localhost", "0.0.0.0:80", "", "[::"] {
+            let err = parse_bind(Some(name), 8080, true).unwrap_err();
+            assert!(err.contains("not an IP address"), "{name}: {err}");
+        }
     }
 }

@@ -12,9 +12,10 @@
 //!   backlog;
 //! - client responses to server requests are written back to the child.
 //!
-//! Every SSE event is numbered `{stream}-{seq}` and kept in a bounded per-session replay
-//! buffer, so a client that lost a stream resumes it with `Last-Event-ID` and gets only
-//! that stream's missed events (a dropped connection is not a cancellation).
+//! Every SSE event is numbered `{stream}-{seq}` and kept in a per-session replay buffer
+//! bounded by events and bytes, so a client that lost a stream resumes it with
+//! `Last-Event-ID` and gets only that stream's missed events (a dropped connection is not
+//! a cancellation). The backlog is bounded the same way (see [`crate::bounded`]).
 
 use std::collections::{HashMap, VecDeque};
 use std::process::Stdio;
@@ -31,11 +32,15 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::bounded::Bounded;
+use crate::launch::ChildUser;
+use crate::lines::{read_capped_line, STDERR_LINE_BYTES};
 use crate::ring::LogRing;
 
 /// Longest stdout line (one JSON-RPC message) accepted from a child.
 pub const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
-/// Server→client messages kept for a GET stream that is not open yet.
+/// Server→client messages kept for a GET stream that is not open yet (also bounded by
+/// [`Limits::replay_bytes`]).
 const BACKLOG_CAP: usize = 256;
 /// Finished streams remembered for resumption.
 const DONE_STREAMS_CAP: usize = 64;
@@ -47,6 +52,8 @@ const KILL_GRACE: Duration = Duration::from_secs(2);
 pub struct Limits {
     pub max_sessions: usize,
     pub replay_events: usize,
+    /// Bytes of SSE frames kept for replay, and (separately) of messages in the backlog.
+    pub replay_bytes: usize,
     pub idle_timeout: Duration,
 }
 
@@ -69,7 +76,6 @@ struct Stored {
     frame: Bytes,
 }
 
-#[derive(Default)]
 struct State {
     slots: HashMap<u64, Slot>,
     /// Request id key → (stream, the id as the client sent it).
@@ -77,9 +83,24 @@ struct State {
     progress: HashMap<String, u64>,
     get_stream: Option<u64>,
     next_stream: u64,
-    replay: VecDeque<Stored>,
-    backlog: VecDeque<Value>,
+    replay: Bounded<Stored>,
+    backlog: Bounded<Value>,
     done_order: VecDeque<u64>,
+}
+
+impl State {
+    fn new(limits: &Limits) -> Self {
+        Self {
+            slots: HashMap::new(),
+            pending: HashMap::new(),
+            progress: HashMap::new(),
+            get_stream: None,
+            next_stream: 0,
+            replay: Bounded::new(limits.replay_events, limits.replay_bytes),
+            backlog: Bounded::new(BACKLOG_CAP, limits.replay_bytes),
+            done_order: VecDeque::new(),
+        }
+    }
 }
 
 pub struct Session {
@@ -91,7 +112,6 @@ pub struct Session {
     last_active: Mutex<Instant>,
     pgid: Option<i32>,
     closed: AtomicBool,
-    replay_cap: usize,
 }
 
 /// Outcome of a client POST.
@@ -184,10 +204,8 @@ impl Session {
                         *sink = None;
                     }
                 }
-                st.replay.push_back(Stored { stream, seq, frame });
-                while st.replay.len() > self.replay_cap {
-                    st.replay.pop_front();
-                }
+                let size = frame.len();
+                st.replay.push(Stored { stream, seq, frame }, size);
             }
         }
     }
@@ -272,10 +290,8 @@ impl Session {
         match target {
             Some(stream) => self.deliver(st, stream, &msg),
             None => {
-                st.backlog.push_back(msg);
-                while st.backlog.len() > BACKLOG_CAP {
-                    st.backlog.pop_front();
-                }
+                let size = msg.to_string().len();
+                st.backlog.push(msg, size);
             }
         }
     }
@@ -360,7 +376,7 @@ impl Session {
         }
         let stream = self.new_slot(&mut st, Sink::Sse(tx), 0);
         st.get_stream = Some(stream);
-        let backlog: Vec<Value> = st.backlog.drain(..).collect();
+        let backlog = st.backlog.take_all();
         for msg in backlog {
             self.deliver(&mut st, stream, &msg);
         }
@@ -415,6 +431,7 @@ pub struct Sessions {
     pub limits: Limits,
     argv: Vec<String>,
     env: Vec<(String, String)>,
+    user: Option<ChildUser>,
     pub ring: Arc<LogRing>,
     crashes: Mutex<Crashes>,
 }
@@ -430,6 +447,7 @@ impl Sessions {
         limits: Limits,
         argv: Vec<String>,
         env: Vec<(String, String)>,
+        user: Option<ChildUser>,
         ring: Arc<LogRing>,
     ) -> Arc<Self> {
         Arc::new(Self {
@@ -437,6 +455,7 @@ impl Sessions {
             limits,
             argv,
             env,
+            user,
             ring,
             crashes: Mutex::new(Crashes::default()),
         })
@@ -512,6 +531,14 @@ impl Sessions {
             .stderr(Stdio::piped())
             .process_group(0)
             .kill_on_drop(true);
+        // Under its own uid the server cannot read the runner's /proc/<pid>/environ (which
+        // holds the upstream secret) nor signal or trace the runner.
+        if let Some(user) = &self.user {
+            cmd.uid(user.uid).gid(user.gid);
+            if let Some(home) = &user.home {
+                cmd.env("HOME", home).current_dir(home);
+            }
+        }
         let mut child: Child = cmd
             .spawn()
             .map_err(|e| StartError::Spawn(format!("{}: {e}", self.argv[0])))?;
@@ -520,11 +547,10 @@ impl Sessions {
             id: id.clone(),
             version: Mutex::new(requested_version.to_string()),
             stdin: tokio::sync::Mutex::new(child.stdin.take()),
-            state: Mutex::new(State::default()),
+            state: Mutex::new(State::new(&self.limits)),
             last_active: Mutex::new(Instant::now()),
             pgid,
             closed: AtomicBool::new(false),
-            replay_cap: self.limits.replay_events,
         });
         lock(&self.map).insert(id.clone(), session.clone());
         self.wire(session.clone(), &mut child);
@@ -606,9 +632,20 @@ impl Sessions {
             let ring = self.ring.clone();
             let tag = short(&session.id).to_string();
             tokio::spawn(async move {
-                let mut lines = BufReader::new(stderr).lines();
-                while let Ok(Some(line)) = lines.next_line().await {
-                    ring.push(&format!("[{tag}] {line}"));
+                // Bounded per line (see `lines`), and not UTF-8-strict: a reader that
+                // stopped at the first bad byte would leave the pipe full and the child
+                // blocked on its next write.
+                let mut reader = BufReader::with_capacity(STDERR_LINE_BYTES, stderr);
+                let mut line = Vec::with_capacity(STDERR_LINE_BYTES);
+                while let Ok(Some(cut)) =
+                    read_capped_line(&mut reader, STDERR_LINE_BYTES, &mut line).await
+                {
+                    let text = format!("[{tag}] {}", String::from_utf8_lossy(&line));
+                    if cut {
+                        ring.push_truncated(&text);
+                    } else {
+                        ring.push(&text);
+                    }
                 }
             });
         }
@@ -636,4 +673,77 @@ impl Sessions {
 
 fn short(id: &str) -> &str {
     &id[..id.len().min(8)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const MIB: usize = 1024 * 1024;
+
+    /// A session with no child: enough to route messages and replay them.
+    fn detached(replay_events: usize, replay_bytes: usize) -> Session {
+        let limits = Limits {
+            max_sessions: 1,
+            replay_events,
+            replay_bytes,
+            idle_timeout: Duration::from_secs(60),
+        };
+        Session {
+            id: "0".repeat(32),
+            version: Mutex::new("2025-06-18".into()),
+            stdin: tokio::sync::Mutex::new(None),
+            state: Mutex::new(State::new(&limits)),
+            last_active: Mutex::new(Instant::now()),
+            pgid: None,
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    fn big_notification(i: usize) -> Value {
+        json!({"jsonrpc": "2.0", "method": "notifications/message",
+            "params": {"level": "info", "data": format!("{i}:{}", "x".repeat(MIB))}})
+    }
+
+    fn received(rx: &mut mpsc::UnboundedReceiver<Bytes>) -> Vec<String> {
+        std::iter::from_fn(|| rx.try_recv().ok())
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn the_replay_buffer_is_bounded_by_bytes_not_only_by_events() {
+        let s = detached(512, 4 * MIB);
+        let mut live = s.get(None);
+        for i in 0..20 {
+            s.from_server(big_notification(i));
+        }
+        assert_eq!(received(&mut live).len(), 20, "all delivered live");
+        {
+            let st = lock(&s.state);
+            assert!(st.replay.bytes() <= 4 * MIB, "{} bytes", st.replay.bytes());
+            assert_eq!(st.replay.len(), 3);
+        }
+        // Resuming the GET stream from its start replays only what the budget kept: the newest.
+        let mut resumed = s.get(Some("1-0"));
+        let frames = received(&mut resumed);
+        assert_eq!(frames.len(), 3);
+        assert!(frames[0].contains("id: 1-18\n"), "{}", &frames[0][..40]);
+        assert!(frames[2].contains("\"19:x"));
+    }
+
+    #[test]
+    fn the_backlog_for_a_get_stream_is_bounded_by_bytes() {
+        let s = detached(512, 4 * MIB);
+        for i in 0..20 {
+            s.from_server(big_notification(i));
+        }
+        assert!(lock(&s.state).backlog.bytes() <= 4 * MIB);
+        let mut get = s.get(None);
+        let frames = received(&mut get);
+        assert_eq!(frames.len(), 3, "oldest evicted first");
+        assert!(frames[0].contains("\"17:x"));
+        assert!(frames[2].contains("\"19:x"));
+    }
 }

@@ -84,6 +84,48 @@ impl Runner {
         runner
     }
 
+    /// Runs `catwalk-runner serve` with settings it must refuse; returns its exit code and
+    /// what it printed. Panics if it is still running after 10 s (it started instead).
+    pub fn refused(launch: &str, env: &[(&str, &str)]) -> (Option<i32>, String) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let log = dir.path().join("runner.log");
+        let out = std::fs::File::create(&log).expect("log file");
+        let err = out.try_clone().expect("log file");
+        let port = free_port().to_string();
+        let mut child = Command::new(binary())
+            .arg("serve")
+            .current_dir(repo_root())
+            .env("CATWALK_LAUNCH", launch)
+            .env("CATWALK_UPSTREAM_SECRET", random_hex(24))
+            .env("CATWALK_BIND", "127.0.0.1")
+            .env("PORT", &port)
+            .envs(env.iter().copied())
+            .stdin(std::process::Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .expect("spawn runner");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("wait for runner") {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "the runner started instead of refusing:\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        (
+            status.code(),
+            std::fs::read_to_string(&log).unwrap_or_default(),
+        )
+    }
+
     pub fn everything(env: &[(&str, &str)]) -> Runner {
         Runner::start(&everything_launch(), env)
     }

