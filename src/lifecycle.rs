@@ -16,7 +16,7 @@ use crate::config::Config;
 use crate::crypto::keyring::KeyRing;
 use crate::crypto::secret::Secret;
 use crate::crypto::vault::Sealed;
-use crate::deploy::fly::{create_body, launch_spec, MachineSpec};
+use crate::deploy::fly::{create_body, MachineSpec};
 use crate::deploy::fly_client::{Fly, FlyError};
 use crate::deploy::request::Launch;
 use crate::deploy::secrets::{
@@ -230,28 +230,24 @@ pub fn launch_of(d: &Deployment) -> AppResult<(Launch, Option<String>)> {
     Ok((launch, region))
 }
 
-/// The Fly create body for the deployment (`{"name", "region"?, "config"}`).
+/// The Fly create body for the deployment (`{"name", "region"?, "config"}`); a plan whose
+/// package or version fails the launch grammar is refused here too.
 pub fn machine_config(
     config: &Config,
     deployment_id: &str,
     launch: &Launch,
     region: Option<&str>,
     secrets: &Secrets,
-) -> Value {
-    create_body(&MachineSpec {
+) -> AppResult<Value> {
+    Ok(create_body(&MachineSpec {
         deployment_id,
         image: &config.fly.runner_image,
         region,
-        launch: launch_spec(
-            &launch.runtime,
-            &launch.package,
-            launch.version.as_deref(),
-            &launch.args,
-        ),
+        launch: &launch.spec()?,
         credentials: &secrets.env,
         upstream_secret: &secrets.upstream_secret,
         memory_mb: config.fly.memory_mb,
-    })
+    }))
 }
 
 /// Opens one sealed record, re-sealing it under the current key if an older key sealed it
@@ -414,13 +410,7 @@ pub async fn provision(
             log.also_redact(v);
         }
         log.also_redact(&secrets.upstream_secret);
-        Ok::<Value, AppError>(machine_config(
-            config,
-            id,
-            &launch,
-            region.as_deref(),
-            &secrets,
-        ))
+        machine_config(config, id, &launch, region.as_deref(), &secrets)
     }
     .await;
     let body = match prepared {

@@ -12,9 +12,6 @@
 use std::fmt;
 
 pub const MAX_URL_LEN: usize = 512;
-const MAX_NPM_NAME: usize = 214;
-const MAX_PYPI_NAME: usize = 128;
-const MAX_VERSION: usize = 64;
 const MAX_REF: usize = 200;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -153,70 +150,9 @@ impl RepoUrl {
     }
 }
 
-/// A version or dist-tag as we pass it to npx / uvx: plain characters only, so a URL, a
-/// path, `npm:other@1`, `github:x/y`, a range or an option can never stand in for one.
-pub fn version_ok(v: &str) -> bool {
-    (1..=MAX_VERSION).contains(&v.len())
-        && v.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
-        && v.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'+' | b'!' | b'_'))
-}
-
-fn npm_part_ok(p: &str) -> bool {
-    !p.is_empty()
-        && !p.starts_with('.')
-        && !p.starts_with('_')
-        // `npx -y -c <cmd>` runs <cmd> in a shell: a name must never read as an option.
-        && !p.starts_with('-')
-        && p.bytes().all(|b| {
-            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'.' | b'_' | b'~')
-        })
-}
-
-/// npm's package-name rules (validate-npm-package-name, for new packages).
-pub fn npm_name_ok(name: &str) -> bool {
-    if name.is_empty()
-        || name.len() > MAX_NPM_NAME
-        || matches!(name, "node_modules" | "favicon.ico")
-    {
-        return false;
-    }
-    match name.strip_prefix('@') {
-        Some(scoped) => match scoped.split_once('/') {
-            Some((scope, pkg)) => npm_part_ok(scope) && npm_part_ok(pkg),
-            None => false,
-        },
-        None => npm_part_ok(name),
-    }
-}
-
-/// PEP 508 name: letters, digits, `.`, `_`, `-`, starting and ending alphanumeric.
-pub fn pypi_name_ok(name: &str) -> bool {
-    let b = name.as_bytes();
-    (1..=MAX_PYPI_NAME).contains(&b.len())
-        && b[0].is_ascii_alphanumeric()
-        && b[b.len() - 1].is_ascii_alphanumeric()
-        && b.iter()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'))
-}
-
-/// PEP 503 normalization: lowercase, runs of `-`, `_`, `.` become one `-`.
-pub fn pypi_normalize(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    let mut sep = false;
-    for c in name.chars() {
-        if matches!(c, '-' | '_' | '.') {
-            sep = true;
-        } else {
-            if sep && !out.is_empty() {
-                out.push('-');
-            }
-            sep = false;
-            out.push(c.to_ascii_lowercase());
-        }
-    }
-    out
-}
+// The package and version grammars are shared with the runner (which checks them again
+// before anything runs): one definition in `crates/launch-spec`.
+pub use launch_spec::{npm_name_ok, pypi_name_ok, pypi_normalize, version_ok};
 
 impl PackageSpec {
     pub fn parse(input: &str) -> Result<Self, SourceError> {

@@ -8,6 +8,7 @@
 //! service is the runner's port behind Fly's proxy (no 6PN listener of ours), and the
 //! runner needs the per-machine upstream secret on every request.
 
+use launch_spec::LaunchSpec;
 use serde_json::{json, Map, Value};
 
 /// The runner's listen port inside the machine (`PORT`, the service's `internal_port`).
@@ -19,22 +20,13 @@ pub struct MachineSpec<'a> {
     pub deployment_id: &'a str,
     pub image: &'a str,
     pub region: Option<&'a str>,
-    /// `CATWALK_LAUNCH` JSON (see the runner's `launch` module).
-    pub launch: Value,
+    /// What the runner starts (`CATWALK_LAUNCH`, see `crates/launch-spec`).
+    pub launch: &'a LaunchSpec,
     /// The MCP server's credentials: become its environment inside the machine.
     pub credentials: &'a [(String, String)],
     /// The per-machine secret the gateway presents to the runner.
     pub upstream_secret: &'a str,
     pub memory_mb: u32,
-}
-
-/// `{"runtime": "npm", "package": …, "version": …, "args": […]}` for the runner.
-pub fn launch_spec(runtime: &str, package: &str, version: Option<&str>, args: &[String]) -> Value {
-    let mut v = json!({ "runtime": runtime, "package": package, "args": args });
-    if let Some(ver) = version {
-        v["version"] = json!(ver);
-    }
-    v
 }
 
 /// The machine name: stable per deployment, so a create retried after a timeout can be
@@ -49,7 +41,10 @@ pub fn create_body(spec: &MachineSpec<'_>) -> Value {
         env.insert(k.clone(), json!(v));
     }
     // Runner settings last: a credential can never override them.
-    env.insert("CATWALK_LAUNCH".into(), json!(spec.launch.to_string()));
+    env.insert(
+        "CATWALK_LAUNCH".into(),
+        json!(json!(spec.launch).to_string()),
+    );
     env.insert(
         "CATWALK_UPSTREAM_SECRET".into(),
         json!(spec.upstream_secret),
@@ -86,13 +81,23 @@ pub fn create_body(spec: &MachineSpec<'_>) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use launch_spec::Runtime;
 
-    fn spec<'a>(creds: &'a [(String, String)]) -> MachineSpec<'a> {
+    fn launch() -> LaunchSpec {
+        LaunchSpec {
+            runtime: Runtime::Npm,
+            package: "@acme/w".into(),
+            version: Some("1.0.0".into()),
+            args: vec!["stdio".into()],
+        }
+    }
+
+    fn spec<'a>(creds: &'a [(String, String)], launch: &'a LaunchSpec) -> MachineSpec<'a> {
         MachineSpec {
             deployment_id: "dep_0a1b",
             image: "registry.fly.io/catwalk-machines:runner-abc",
             region: Some("ord"),
-            launch: launch_spec("npm", "@acme/w", Some("1.0.0"), &["stdio".into()]),
+            launch,
             credentials: creds,
             upstream_secret: "upstream-secret-xyz-0123456789",
             memory_mb: 512,
@@ -102,7 +107,7 @@ mod tests {
     #[test]
     fn the_create_body_has_what_the_runner_and_fly_need() {
         let creds = vec![("ACME_TOKEN".to_string(), "t0k".to_string())];
-        let b = create_body(&spec(&creds));
+        let b = create_body(&spec(&creds, &launch()));
         assert_eq!(b["name"], "catwalk-dep-0a1b");
         assert_eq!(b["region"], "ord");
         let c = &b["config"];
@@ -140,7 +145,7 @@ mod tests {
             ),
             ("PORT".to_string(), "1".to_string()),
         ];
-        let b = create_body(&spec(&creds));
+        let b = create_body(&spec(&creds, &launch()));
         assert_eq!(
             b["config"]["env"]["CATWALK_UPSTREAM_SECRET"],
             "upstream-secret-xyz-0123456789"

@@ -7,9 +7,9 @@ use serde_json::{Map, Value};
 
 use crate::analysis::plan::env_name_ok;
 use crate::analysis::request::{parse as parse_source, AnalyzeRequest};
-use crate::analysis::source::{npm_name_ok, pypi_name_ok, version_ok};
 use crate::error::{AppError, AppResult, FieldError};
 use crate::http::input::Fields;
+use launch_spec::{LaunchSpec, Runtime};
 
 pub const MAX_NAME: usize = 40;
 pub const MAX_CREDENTIALS: usize = 50;
@@ -218,12 +218,26 @@ impl Launch {
     }
 
     pub fn launchable(&self) -> bool {
-        let name_ok = match self.runtime.as_str() {
-            "npm" => npm_name_ok(&self.package),
-            "python" => pypi_name_ok(&self.package),
-            _ => false,
+        self.spec().is_ok()
+    }
+
+    /// What the runner is told to run (`CATWALK_LAUNCH`), validated by the grammar the
+    /// runner checks again.
+    pub fn spec(&self) -> AppResult<LaunchSpec> {
+        let runtime = match self.runtime.as_str() {
+            "npm" => Runtime::Npm,
+            "python" => Runtime::Python,
+            _ => return Err(AppError::internal("launch plan with an unknown runtime")),
         };
-        name_ok && self.version.as_deref().is_none_or(version_ok)
+        let spec = LaunchSpec {
+            runtime,
+            package: self.package.clone(),
+            version: self.version.clone(),
+            args: self.args.clone(),
+        };
+        spec.validate()
+            .map_err(|e| AppError::internal(format!("launch plan refused: {e}")))?;
+        Ok(spec)
     }
 
     /// Required variables present and non-empty; unknown names refused (unless the plan

@@ -288,7 +288,7 @@ async fn rotate_upstream(
         let target = target_of(db, &cx.config, &cx.log, d).await?;
         let up = FetchUpstream::default();
         let body =
-            lifecycle::machine_config(&cx.config, &d.id, &launch, region.as_deref(), &secrets);
+            lifecycle::machine_config(&cx.config, &d.id, &launch, region.as_deref(), &secrets)?;
         target
             .fly(&up)
             .update(machine, &body["config"])
@@ -427,7 +427,7 @@ pub async fn put_credentials(
         let target = target_of(&db, &cx.config, &cx.log, &d).await?;
         let up = FetchUpstream::default();
         let body =
-            lifecycle::machine_config(&cx.config, &d.id, &launch, region.as_deref(), &secrets);
+            lifecycle::machine_config(&cx.config, &d.id, &launch, region.as_deref(), &secrets)?;
         target
             .fly(&up)
             .update(machine, &body["config"])

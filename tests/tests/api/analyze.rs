@@ -692,12 +692,12 @@ async fn a_fork_cannot_pin_a_version_the_registry_does_not_have() {
     ] {
         f.on(
             "GET",
-            &format!("/gh-api/repos/evil/{repo}"),
+            &format!("/gh-api/repos/forker/{repo}"),
             Reply::json(200, &json!({"default_branch": "main"})),
         );
         f.on(
             "GET",
-            &format!("/gh-raw/evil/{repo}/main/package.json"),
+            &format!("/gh-raw/forker/{repo}/main/package.json"),
             Reply::text(
                 200,
                 &json!({"name": "@victim/real", "version": version, "bin": "x"}).to_string(),
@@ -705,11 +705,11 @@ async fn a_fork_cannot_pin_a_version_the_registry_does_not_have() {
         );
         f.on(
             "GET",
-            &format!("/gh-raw/evil/{repo}/main/README.md"),
+            &format!("/gh-raw/forker/{repo}/main/README.md"),
             Reply::text(200, "# fork"),
         );
         let resp = analyze(
-            json!({"repo_url": format!("https://github.com/evil/{repo}")}),
+            json!({"repo_url": format!("https://github.com/forker/{repo}")}),
             Some(&t),
         )
         .await;
