@@ -18,6 +18,7 @@ use crate::crypto::secret::Secret;
 use crate::crypto::vault::Sealed;
 use crate::deploy::fly::{create_body, MachineSpec};
 use crate::deploy::fly_client::{Fly, FlyError};
+use crate::deploy::readiness::{self, Readiness};
 use crate::deploy::request::Launch;
 use crate::deploy::secrets::{
     is_stale, open_env, open_fly_token, open_upstream, seal_env, seal_fly_token, seal_upstream,
@@ -27,6 +28,7 @@ use crate::deploy::state::Status;
 use crate::error::{AppError, AppResult};
 use crate::platform::env;
 use crate::platform::log::Logger;
+use crate::platform::machine::MachineLink;
 use crate::platform::upstream::FetchUpstream;
 use crate::store::audit::{self, Event};
 use crate::store::deployments::{self as store, Deployment, Record};
@@ -410,10 +412,11 @@ pub async fn provision(
             log.also_redact(v);
         }
         log.also_redact(&secrets.upstream_secret);
-        machine_config(config, id, &launch, region.as_deref(), &secrets)
+        let body = machine_config(config, id, &launch, region.as_deref(), &secrets)?;
+        Ok::<_, AppError>((body, secrets.upstream_secret))
     }
     .await;
-    let body = match prepared {
+    let (body, upstream_secret) = match prepared {
         Ok(b) => b,
         Err(e) => {
             log.error(
@@ -485,6 +488,24 @@ pub async fn provision(
         .await?;
         return Ok(());
     }
+    // Fly's `started` means the runner process is up; `running` means the MCP server
+    // answered. The runner prepares the server (install, a probe that completes
+    // `initialize`) and says so on `/health`.
+    let link = MachineLink {
+        url: ingress_url(config, &d.config),
+        machine_id: machine.id.clone(),
+        secret: upstream_secret.clone(),
+    };
+    if let Err(message) = wait_ready(&link, config.fly.start_timeout_secs).await {
+        log.warn(
+            "provision_failed",
+            json!({ "deployment": id, "stage": "ready", "machine": machine.id }),
+        );
+        // The machine stays (recorded, stopped by Fly when idle) so its logs can be read
+        // and a restart can try again; delete removes it.
+        fail(&db, log, &d, &message).await?;
+        return Ok(());
+    }
     if store::transition(
         &db,
         id,
@@ -511,6 +532,40 @@ pub async fn provision(
         return Ok(());
     }
     settle_orphan(&db, &fly, log, id, &machine.id).await
+}
+
+/// Polls the runner's `/health` until it is `ready` (Ok) or `failed`, or `timeout_secs`
+/// pass; the error is the message the person sees: the runner's reason and the server's
+/// last stderr lines (masked by the runner; the caller's redactor masks again).
+async fn wait_ready(link: &MachineLink, timeout_secs: u32) -> Result<(), String> {
+    let deadline = now_ms() + i64::from(timeout_secs) * 1000;
+    loop {
+        let look = link
+            .get_json("/health", std::time::Duration::from_secs(10))
+            .await;
+        if let Ok((status, body)) = &look {
+            match readiness::parse_health(*status, body) {
+                Readiness::Ready => return Ok(()),
+                Readiness::Failed(reason) => {
+                    let tail = match link
+                        .get_json("/logs?lines=50", std::time::Duration::from_secs(10))
+                        .await
+                    {
+                        Ok((200, logs)) => readiness::stderr_tail(&logs, readiness::TAIL_LINES),
+                        _ => Vec::new(),
+                    };
+                    return Err(readiness::failure_message(&reason, &tail));
+                }
+                Readiness::Starting => {}
+            }
+        }
+        if now_ms() >= deadline {
+            return Err(format!(
+                "The MCP server did not become ready within {timeout_secs} seconds; restart to try again, or read its logs."
+            ));
+        }
+        worker::Delay::from(std::time::Duration::from_millis(readiness::POLL_MS)).await;
+    }
 }
 
 /// After losing a race: if the row is gone or being deleted, destroy the machine; if a
@@ -599,25 +654,31 @@ pub async fn teardown(
     store::delete(db, &d.id).await
 }
 
-/// Before a failed deployment that holds no machine is created again: the account it was
-/// recorded in is cleaned (or refuses our token), then the owner's *current* account is
-/// recorded in its place, so a person who fixed their settings is not stuck with a broken
-/// account, and nothing is ever left behind in the old one.
-pub async fn rehome(
+/// Before a failed deployment is created again: whatever it left in the account it was
+/// recorded in is destroyed (a machine whose server never became ready, or a twin of a
+/// lost one), so the new creation starts from a fresh machine; then the owner's *current*
+/// account is recorded in its place, so a person who fixed their settings is not stuck
+/// with a broken account — and nothing is ever left behind in the old one. An old
+/// account that refuses our token is only abandoned when no machine was recorded there.
+pub async fn prepare_retry(
     db: &D1Database,
     config: &Config,
     log: &Logger,
     d: &Deployment,
 ) -> AppResult<()> {
-    if d.machine_id.is_some() {
-        return Ok(());
-    }
     let up = FetchUpstream::default();
     let old = target_of(db, config, log, d).await?;
-    match old.fly(&up).destroy_all(&d.id, None).await {
+    match old
+        .fly(&up)
+        .destroy_all(&d.id, d.machine_id.as_deref())
+        .await
+    {
         Ok(()) => {}
-        Err(e) if refused_auth(&e) => {}
+        Err(e) if refused_auth(&e) && d.machine_id.is_none() => {}
         Err(e) => return Err(e.into_app()),
+    }
+    if d.machine_id.is_some() {
+        store::clear_machine(db, &d.id, now_ms()).await?;
     }
     let new = account_for_new(db, config, &d.owner_id).await?;
     if new.account == old.account && new.app == old.app {

@@ -5,6 +5,7 @@
 pub mod client_config;
 pub mod fly;
 pub mod fly_client;
+pub mod readiness;
 pub mod request;
 pub mod secrets;
 pub mod state;

@@ -33,6 +33,40 @@ impl std::fmt::Debug for MachineLink {
 }
 
 impl MachineLink {
+    /// A small JSON GET to another path of the runner (`/health`, `/logs?lines=…`) through
+    /// the same proxy hop, with its own short timeout. Never retried here.
+    pub async fn get_json(
+        &self,
+        path: &str,
+        timeout: Duration,
+    ) -> Result<(u16, serde_json::Value), Failure> {
+        let base = self.url.strip_suffix("/mcp").unwrap_or(&self.url);
+        let h = Headers::new();
+        let set = |k: &str, v: &str| h.set(k, v).map_err(|_| Failure::Internal);
+        set("authorization", &format!("Bearer {}", self.secret))?;
+        set("fly-force-instance-id", &self.machine_id)?;
+        set("accept", "application/json")?;
+        let mut init = RequestInit::new();
+        init.with_method(Method::Get).with_headers(h);
+        let request = Request::new_with_init(&format!("{base}{path}"), &init)
+            .map_err(|_| Failure::Internal)?;
+        let controller = AbortController::default();
+        let signal = controller.signal();
+        let fetch = Fetch::Request(request);
+        let sending = Box::pin(fetch.send_with_signal(&signal));
+        let mut resp = match select(sending, Box::pin(Delay::from(timeout))).await {
+            Either::Left((Ok(resp), _)) => resp,
+            Either::Left((Err(_), _)) => return Err(Failure::Unreachable),
+            Either::Right(_) => {
+                controller.abort();
+                return Err(Failure::Timeout);
+            }
+        };
+        let status = resp.status_code();
+        let body = resp.json::<serde_json::Value>().await.unwrap_or_default();
+        Ok((status, body))
+    }
+
     /// Sends one request. `headers` are the client's forwardable headers; the upstream
     /// session id, if any, replaces the client's.
     pub async fn send(

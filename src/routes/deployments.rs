@@ -336,7 +336,7 @@ pub async fn act(
         status.transition(next)?;
     }
     if next == Status::Deploying {
-        lifecycle::rehome(&db, &cx.config, &cx.log, &d).await?;
+        lifecycle::prepare_retry(&db, &cx.config, &cx.log, &d).await?;
         store::transition(
             &db,
             &d.id,

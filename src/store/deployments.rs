@@ -286,7 +286,17 @@ pub async fn set_machine(db: &D1Database, id: &str, machine_id: &str, now: i64) 
     Ok(changed(&r))
 }
 
-/// Replaces the token digest; the old token stops matching with this write.
+/// Forgets the machine of a failed deployment (destroyed before it is created again).
+pub async fn clear_machine(db: &D1Database, id: &str, now: i64) -> AppResult<bool> {
+    let r = db
+        .prepare(
+            "UPDATE deployments SET machine_id = NULL, updated_at = ?1 WHERE id = ?2 AND status = 'failed'",
+        )
+        .bind(&[int(now), text(id)])?
+        .run()
+        .await?;
+    Ok(changed(&r))
+}
 
 #[derive(Deserialize)]
 struct SealedRow {

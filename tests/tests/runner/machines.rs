@@ -446,13 +446,20 @@ async fn the_workers_create_body_starts_a_serving_machine() {
     use catwalk_edge::deploy::fly::{create_body, MachineSpec, METADATA_KEY};
     let dir = tempfile::tempdir().unwrap();
     let m = Machines::start(&dir.path().join("state"), 300);
-    let launch: Value = serde_json::from_str(&everything_launch()).unwrap();
+    // The runtime form the Worker sends; npx finds server-everything in the repository's
+    // node_modules (the machine's working directory), as in every deployment test.
+    let launch = launch_spec::LaunchSpec {
+        runtime: launch_spec::Runtime::Npm,
+        package: "@modelcontextprotocol/server-everything".into(),
+        version: None,
+        args: vec!["stdio".into()],
+    };
     let creds = vec![("ACME_TOKEN".to_string(), "canary".to_string())];
     let body = create_body(&MachineSpec {
         deployment_id: "dep_contract",
         image: "registry.fly.io/catwalk-machines:runner-test",
         region: None,
-        launch,
+        launch: &launch,
         credentials: &creds,
         upstream_secret: SECRET,
         memory_mb: 256,
