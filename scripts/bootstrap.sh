@@ -55,6 +55,19 @@ if [ ! -x "$venv/bin/python" ] || [ tests/clients/requirements.txt -nt "$venv/.i
   touch "$venv/.installed"
 fi
 
+# uv/uvx (PyPI), pinned to the version the machine image ships (Dockerfile), into the
+# project's own tool dir: the local machines service puts .tools/bin on its machines' PATH
+# so PyPI MCP servers (`uvx -- <package>`) run on the embedded default as they do on Fly.
+want_uv=$(sed -n 's#.*astral-sh/uv:\([0-9.]*\).*#\1#p' Dockerfile | head -n 1)
+if [ "$(.tools/bin/uv --version 2>/dev/null | awk '{print $2}')" != "$want_uv" ]; then
+  say "installing uv $want_uv into .tools (from PyPI)"
+  python3 -m venv .tools/uv-env >&2
+  .tools/uv-env/bin/pip install --quiet --disable-pip-version-check "uv==$want_uv" >&2
+  mkdir -p .tools/bin
+  ln -sfn ../uv-env/bin/uv .tools/bin/uv
+  ln -sfn ../uv-env/bin/uvx .tools/bin/uvx
+fi
+
 if [ ! -f .dev.vars ]; then
   say "generating .dev.vars with fresh random secrets"
   scripts/gen-dev-vars.sh > .dev.vars

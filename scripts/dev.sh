@@ -14,6 +14,9 @@ cargo build --quiet --release -p catwalk-runner
 npx wrangler d1 migrations apply DB --local >/dev/null
 
 machines_port=$(dev_var FLY_API_BASE | sed -n 's#.*:\([0-9]*\)$#\1#p')
+# Machines find uv/uvx (bootstrap puts them in .tools/bin) and inherit this shell's TLS and
+# proxy settings (see runner/src/machines/mod.rs).
+CATWALK_MACHINE_PATH="$PWD/.tools/bin" \
 CATWALK_MACHINES_TOKEN="$(dev_var FLY_API_TOKEN)" PORT="${machines_port:-4280}" \
   CATWALK_STATE_DIR=.state/machines target/release/catwalk-runner machines &
 machines=$!

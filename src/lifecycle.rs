@@ -685,7 +685,9 @@ pub async fn prepare_retry(
         return Ok(());
     }
     let (launch, region) = launch_of(d)?;
-    let stored = stored_config(&launch, region.as_deref(), &new).to_string();
+    let mut stored = stored_config(&launch, region.as_deref(), &new);
+    stored["display_name"] = json!(d.display());
+    let stored = stored.to_string();
     let sealed = match new.account {
         Account::User => Some(seal_fly_token(ring(config)?, &d.id, new.token())?),
         Account::Operator => None,

@@ -58,8 +58,54 @@ pub fn reserved(name: &str) -> bool {
         || RESERVED_SUFFIXES.iter().any(|s| upper.ends_with(s))
 }
 
-/// A deployment name: what people see in lists and in client configs (a key in JSON and a
-/// word on a shell command line), so lowercase letters, digits and inner hyphens only.
+/// Longest name as typed (characters).
+pub const MAX_DISPLAY_NAME: usize = 80;
+
+/// A deployment's name as typed ("My TickTick") and the slug derived from it
+/// (`my-ticktick`): the slug is what must be unique per person and what machine names and
+/// client config keys use (a key in JSON, a word on a shell command line).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeploymentName {
+    pub display: String,
+    pub slug: String,
+}
+
+impl DeploymentName {
+    /// 1–80 printable characters after trimming, no control characters; the slug keeps
+    /// ASCII letters and digits (lowercased), turns every other run into one hyphen, starts
+    /// with a letter (`mcp-` is put before a leading digit) and is at most 40 characters.
+    pub fn parse(typed: &str) -> Result<Self, &'static str> {
+        let display = typed.trim();
+        let count = display.chars().count();
+        if count == 0 || count > MAX_DISPLAY_NAME || display.chars().any(char::is_control) {
+            return Err("must be 1-80 printable characters");
+        }
+        let mut slug = String::new();
+        for c in display.chars() {
+            if c.is_ascii_alphanumeric() {
+                slug.push(c.to_ascii_lowercase());
+            } else if !slug.is_empty() && !slug.ends_with('-') {
+                slug.push('-');
+            }
+        }
+        let mut slug = slug.trim_end_matches('-').to_string();
+        if slug.is_empty() {
+            return Err("must contain at least one letter or digit (a-z, 0-9)");
+        }
+        if !slug.starts_with(|c: char| c.is_ascii_lowercase()) {
+            slug.insert_str(0, "mcp-");
+        }
+        slug.truncate(MAX_NAME);
+        let slug = slug.trim_end_matches('-').to_string();
+        debug_assert!(name_ok(&slug));
+        Ok(Self {
+            display: display.to_string(),
+            slug,
+        })
+    }
+}
+
+/// A slug: lowercase letters, digits and inner hyphens, starting with a letter.
 pub fn name_ok(name: &str) -> bool {
     let b = name.as_bytes();
     (1..=MAX_NAME).contains(&b.len())
@@ -76,7 +122,7 @@ pub fn region_ok(r: &str) -> bool {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CreateRequest {
-    pub name: String,
+    pub name: DeploymentName,
     pub source: AnalyzeRequest,
     pub credentials: Vec<(String, String)>,
     pub region: Option<String>,
@@ -144,15 +190,15 @@ fn printable(k: &str) -> String {
 
 pub fn parse_create(body: &Value) -> AppResult<CreateRequest> {
     let mut f = Fields::of(body)?;
-    let name = f.required_str("name", MAX_NAME * 4);
-    if let Some(n) = &name {
-        if !name_ok(n) {
-            f.fail(
-                "name",
-                format!("must be 1-{MAX_NAME} lowercase letters, digits or inner hyphens, starting with a letter"),
-            );
+    let typed = f.required_str("name", MAX_DISPLAY_NAME * 4);
+    let name = match typed.as_deref().map(DeploymentName::parse) {
+        Some(Ok(n)) => Some(n),
+        Some(Err(why)) => {
+            f.fail("name", why);
+            None
         }
-    }
+        None => None,
+    };
     let region = f.optional_str("region", 16);
     if let Some(r) = &region {
         if !region_ok(r) {
@@ -163,7 +209,7 @@ pub fn parse_create(body: &Value) -> AppResult<CreateRequest> {
     let (name, region, credentials) = f.finish(|| (name, region, credentials))?;
     let source = parse_source(body)?;
     Ok(CreateRequest {
-        name: name.unwrap_or_default(),
+        name: name.ok_or_else(|| AppError::field("name", "is required"))?,
         source,
         credentials,
         region,
@@ -362,14 +408,15 @@ mod tests {
     #[test]
     fn a_good_request_parses() {
         let r = parse_create(&json!({"name": "weather-2", "package": "npm:@acme/w", "credentials": {"ACME_TOKEN": "t"}, "region": "ord"})).unwrap();
-        assert_eq!(r.name, "weather-2");
+        assert_eq!(r.name.slug, "weather-2");
+        assert_eq!(r.name.display, "weather-2");
         assert_eq!(r.credentials, vec![("ACME_TOKEN".into(), "t".into())]);
         assert_eq!(r.region.as_deref(), Some("ord"));
     }
 
     #[test]
     fn every_bad_field_is_named() {
-        let e = parse_create(&json!({"name": "Bad Name;rm -rf", "package": "npm:x", "region": "../x",
+        let e = parse_create(&json!({"name": "\u{7}bell", "package": "npm:x", "region": "../x",
             "credentials": {"1BAD": "v", "PORT": "1", "LD_PRELOAD": "/tmp/x.so", "OK": 5, "NUL": "a\u{0}b", "BIG": "x".repeat(MAX_VALUE_BYTES + 1)}}))
         .unwrap_err();
         let names = field_names(e);
@@ -389,6 +436,31 @@ mod tests {
             field_names(parse_create(&json!({"package": "npm:x", "credentials": []})).unwrap_err()),
             vec!["name", "credentials"]
         );
+    }
+
+    #[test]
+    fn names_are_kept_as_typed_and_slugged() {
+        for (typed, slug) in [
+            ("My TickTick", "my-ticktick"),
+            ("  weather  ", "weather"),
+            ("my-server-2", "my-server-2"),
+            ("Café Notes!", "caf-notes"),
+            ("2024 Taxes", "mcp-2024-taxes"),
+            ("GitHub (work) — PRs", "github-work-prs"),
+        ] {
+            let n = DeploymentName::parse(typed).unwrap();
+            assert_eq!((n.display.as_str(), n.slug.as_str()), (typed.trim(), slug));
+            assert!(name_ok(&n.slug));
+        }
+        let long = DeploymentName::parse(&"Ab ".repeat(26)).unwrap();
+        assert!(
+            long.slug.len() <= MAX_NAME && name_ok(&long.slug),
+            "{}",
+            long.slug
+        );
+        for bad in ["", "   ", "日本語", "a\nb", "tab\there", &"x".repeat(81)] {
+            assert!(DeploymentName::parse(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

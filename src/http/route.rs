@@ -42,6 +42,8 @@ pub enum Route {
     PutCredentials,
     /// `GET /api/deployments/{id}/usage`
     Usage,
+    /// `GET /api/deployments/{id}/logs?lines=N`: the server's recent stderr, masked.
+    Logs,
     /// `POST|GET|DELETE|OPTIONS /api/mcp/{id}`: the MCP gateway.
     Mcp,
 }
@@ -128,6 +130,10 @@ const TABLE: &[Entry] = &[
         methods: &[("GET", Route::Usage)],
     },
     Entry {
+        path: "/api/deployments/{id}/logs",
+        methods: &[("GET", Route::Logs)],
+    },
+    Entry {
         path: "/api/mcp/{id}",
         methods: &[
             ("POST", Route::Mcp),
@@ -155,6 +161,7 @@ const ALLOW: &[&[&str]] = &[
     &["POST"],
     &["POST"],
     &["PUT"],
+    &["GET"],
     &["GET"],
     &["POST", "GET", "DELETE", "OPTIONS"],
 ];

@@ -40,7 +40,8 @@ fn deployment_json(d: &Deployment, url: &str, machine: Option<Value>) -> Value {
         .unwrap_or((None, None));
     json!({
         "id": d.id,
-        "name": d.name,
+        "name": d.display(),
+        "slug": d.name,
         "status": d.status,
         "source": d.source,
         "package": d.package,
@@ -93,14 +94,16 @@ pub async fn create(mut req: Request, cx: &mut Ctx) -> AppResult<Response> {
         Account::Operator => None,
     };
     let source = request.source.source.normalized();
-    let config = lifecycle::stored_config(&launch, request.region.as_deref(), &account).to_string();
+    let mut config = lifecycle::stored_config(&launch, request.region.as_deref(), &account);
+    config["display_name"] = json!(request.name.display);
+    let config = config.to_string();
     let now = now_ms();
     store::insert(
         &db,
         &NewDeployment {
             id: &id,
             owner_id: &user.id,
-            name: &request.name,
+            name: &request.name.slug,
             source: &source,
             package: &launch.package,
             runtime: &launch.runtime,
@@ -120,7 +123,7 @@ pub async fn create(mut req: Request, cx: &mut Ctx) -> AppResult<Response> {
         &user.id,
         "deployment.created",
         &id,
-        json!({ "name": request.name, "source": source, "credentials": request.credentials.iter().map(|(k, _)| k).collect::<Vec<_>>() }),
+        json!({ "name": request.name.slug, "source": source, "credentials": request.credentials.iter().map(|(k, _)| k).collect::<Vec<_>>() }),
     )
     .await;
     store::transition(
@@ -143,11 +146,12 @@ pub async fn create(mut req: Request, cx: &mut Ctx) -> AppResult<Response> {
     cx.log.also_redact(&access_token);
     let mut out = json!({
         "id": id,
-        "name": request.name,
+        "name": request.name.display,
+        "slug": request.name.slug,
         "status": Status::Deploying.as_str(),
         "connection_url": url,
         "access_token": access_token,
-        "client_config": snippets(&request.name, &url, &access_token),
+        "client_config": snippets(&request.name.slug, &url, &access_token),
     });
     if let Some(d) = store::get(&db, &id).await? {
         out["deployment"] = deployment_json(&d, &url, None);
@@ -447,5 +451,101 @@ pub async fn put_credentials(
     web::json(
         200,
         &deployment_json(&d, &connection_url(&req, cx, &d.id)?, None),
+    )
+}
+
+/// Lines `GET …/logs` returns by default, and at most.
+const DEFAULT_LOG_LINES: u32 = 100;
+const MAX_LOG_LINES: u32 = 1000;
+
+fn log_lines(query: Option<&str>) -> AppResult<u32> {
+    let mut n = DEFAULT_LOG_LINES;
+    for (k, v) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        if k == "lines" {
+            n = v
+                .parse::<u32>()
+                .ok()
+                .filter(|n| (1..=MAX_LOG_LINES).contains(n))
+                .ok_or_else(|| {
+                    AppError::bad_request(
+                        "invalid_query",
+                        format!("lines must be a number from 1 to {MAX_LOG_LINES}."),
+                    )
+                })?;
+        }
+    }
+    Ok(n)
+}
+
+/// `GET /api/deployments/{id}/logs?lines=N` (owner): the MCP server's recent stderr as the
+/// runner keeps it (in memory, masked there), masked again here with the deployment's own
+/// credential values and the Worker's secrets. A machine that is stopped (or not there)
+/// is not woken for this: its logs are empty until it runs again.
+pub async fn logs(req: Request, cx: &mut Ctx, id: Option<&str>) -> AppResult<Response> {
+    let user = signed_in(&req, cx).await?;
+    let lines = log_lines(req.url()?.query())?;
+    let d = owned(cx, &user, id).await?;
+    let status = d.status()?;
+    let empty = |note: &str| {
+        web::json(
+            200,
+            &json!({ "deployment_id": d.id, "lines": [], "dropped": 0, "note": note }),
+        )
+    };
+    let Some(machine_id) = d.machine_id.clone() else {
+        return empty("The deployment has no machine yet.");
+    };
+    if matches!(status, Status::Stopped | Status::Deleting) {
+        return empty("The machine is stopped; its logs start afresh when it runs again.");
+    }
+    let db = env::db(&cx.env)?;
+    let secrets = lifecycle::open_secrets(&db, ring(&cx.config)?, &cx.log, &d.id).await?;
+    for (_, v) in &secrets.env {
+        cx.log.also_redact(v);
+    }
+    cx.log.also_redact(&secrets.upstream_secret);
+    let link = crate::platform::machine::MachineLink {
+        url: lifecycle::ingress_url(&cx.config, &d.config),
+        machine_id,
+        secret: secrets.upstream_secret,
+    };
+    let unavailable = || AppError::Unavailable {
+        message: "The deployment's machine did not answer; try again shortly.".into(),
+        retry_after_secs: Some(5),
+    };
+    let (code, body) = link
+        .get_json(
+            &format!("/logs?lines={lines}"),
+            std::time::Duration::from_secs(10),
+        )
+        .await
+        .map_err(|_| unavailable())?;
+    if code != 200 {
+        cx.log.warn(
+            "logs_unavailable",
+            json!({ "deployment": d.id, "status": code }),
+        );
+        return Err(unavailable());
+    }
+    let redactor = cx.log.redactor();
+    let items: Vec<Value> = body["lines"]
+        .as_array()
+        .map(|all| {
+            let skip = all.len().saturating_sub(lines as usize);
+            all.iter()
+                .skip(skip)
+                .filter_map(|l| {
+                    let (ts, text) = match l {
+                        Value::String(t) => (Value::Null, t.as_str()),
+                        other => (other["ts"].clone(), other["line"].as_str()?),
+                    };
+                    Some(json!({ "ts": ts, "line": redactor.redact(text) }))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    web::json(
+        200,
+        &json!({ "deployment_id": d.id, "lines": items, "dropped": body["dropped"].as_u64().unwrap_or(0) }),
     )
 }

@@ -46,6 +46,7 @@ pub async fn dispatch(resolved: Resolved, req: Request, cx: &mut Ctx) -> AppResu
         Route::RestartDeployment => deployments::act(req, cx, id, Action::Restart).await,
         Route::PutCredentials => deployments::put_credentials(req, cx, id).await,
         Route::Usage => mcp::usage_report(req, cx, id).await,
+        Route::Logs => deployments::logs(req, cx, id).await,
         Route::Mcp => mcp::handle(req, cx, id).await,
     }
 }

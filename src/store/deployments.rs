@@ -17,6 +17,7 @@ const COLUMNS: &str = "id, owner_id, name, source, package, runtime, status, mac
 pub struct Deployment {
     pub id: String,
     pub owner_id: String,
+    /// The slug (unique per owner); the name as typed is in `config`.
     pub name: String,
     pub source: String,
     pub package: String,
@@ -31,6 +32,15 @@ pub struct Deployment {
 }
 
 impl Deployment {
+    /// The name people see: as they typed it (`config.display_name`; rows from before
+    /// display names were typed as their slug).
+    pub fn display(&self) -> String {
+        serde_json::from_str::<serde_json::Value>(&self.config)
+            .ok()
+            .and_then(|v| v["display_name"].as_str().map(str::to_string))
+            .unwrap_or_else(|| self.name.clone())
+    }
+
     pub fn status(&self) -> AppResult<Status> {
         Status::parse(&self.status)
             .ok_or_else(|| AppError::internal(format!("unknown status {:?}", self.status)))
@@ -40,6 +50,7 @@ impl Deployment {
 pub struct NewDeployment<'a> {
     pub id: &'a str,
     pub owner_id: &'a str,
+    /// The slug; the name as typed goes in `config`.
     pub name: &'a str,
     pub source: &'a str,
     pub package: &'a str,
@@ -78,7 +89,7 @@ pub async fn insert(
         .await?
         .unwrap_or_default();
     if taken.same.unwrap_or(0) > 0 {
-        return Err(name_taken());
+        return Err(name_taken(d.name));
     }
     if taken.n >= i64::from(limit) {
         return Err(over_limit(limit));
@@ -113,7 +124,7 @@ pub async fn insert(
         Ok(r) => r,
         // A concurrent create with the same name won the race.
         Err(e) if e.to_string().contains("UNIQUE") && e.to_string().contains("name") => {
-            return Err(name_taken())
+            return Err(name_taken(d.name))
         }
         Err(e) => return Err(e.into()),
     };
@@ -157,8 +168,11 @@ struct Counts {
     same: Option<i64>,
 }
 
-fn name_taken() -> AppError {
-    AppError::field("name", "is already used by another of your deployments")
+fn name_taken(slug: &str) -> AppError {
+    AppError::field(
+        "name",
+        format!("another of your deployments already uses the name {slug} (names are compared as lowercase letters, digits and hyphens)"),
+    )
 }
 
 fn over_limit(limit: u32) -> AppError {

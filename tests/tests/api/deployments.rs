@@ -325,7 +325,12 @@ async fn every_validation_failure_names_its_field_and_writes_nothing() {
             "name",
         ),
         (
-            json!({"name": "Bad Name; rm -rf /", "package": format!("npm:{PACKAGE}")}),
+            json!({"name": "Bad\u{1b}[31m Name", "package": format!("npm:{PACKAGE}")}),
+            422,
+            "name",
+        ),
+        (
+            json!({"name": "; | $(\u{200b})", "package": format!("npm:{PACKAGE}")}),
             422,
             "name",
         ),
@@ -935,4 +940,54 @@ fn collect_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
             out.push(p);
         }
     }
+}
+
+/// Names as people type them: kept as typed, slugged for machine names, client config keys
+/// and uniqueness; shell metacharacters never reach a client config.
+#[tokio::test]
+async fn a_display_name_is_kept_as_typed_and_its_slug_is_unique() {
+    let w = world();
+    let token = person(w);
+    let (s, body, text) = call(
+        w,
+        Method::POST,
+        "/api/deployments",
+        &token,
+        Some(json!({"name": "  My TickTick; rm -rf / ", "package": format!("npm:{PACKAGE}"), "credentials": {"CANARY_TOKEN": "display-secret"}})),
+    )
+    .await;
+    assert_eq!(s, 201, "{text}");
+    assert_eq!(body["name"], "My TickTick; rm -rf /");
+    assert_eq!(body["slug"], "my-ticktick-rm-rf");
+    let code = body["client_config"]["claude_code"].as_str().unwrap();
+    assert!(code.contains(" my-ticktick-rm-rf "), "{code}");
+    assert!(!code.contains(';') && !code.contains("rm -rf /"), "{code}");
+    assert!(body["client_config"]["claude_desktop"]["mcpServers"]["my-ticktick-rm-rf"].is_object());
+    let id = body["id"].as_str().unwrap().to_string();
+    let (_, got, _) = on(w, Method::GET, &token, &id, "").await;
+    assert_eq!(
+        (got["name"].as_str(), got["slug"].as_str()),
+        (Some("My TickTick; rm -rf /"), Some("my-ticktick-rm-rf"))
+    );
+    let (_, list, _) = call(w, Method::GET, "/api/deployments", &token, None).await;
+    assert_eq!(list["items"][0]["name"], "My TickTick; rm -rf /");
+    let (s, clash, text) = call(
+        w,
+        Method::POST,
+        "/api/deployments",
+        &token,
+        Some(json!({"name": "my ticktick (rm -rf)", "package": format!("npm:{PACKAGE}"), "credentials": {"CANARY_TOKEN": "x"}})),
+    )
+    .await;
+    assert_eq!(s, 422, "{text}");
+    let field = clash["error"]["fields"][0].clone();
+    assert_eq!(field["field"], "name", "{clash}");
+    assert!(
+        field["message"]
+            .as_str()
+            .unwrap()
+            .contains("my-ticktick-rm-rf"),
+        "{clash}"
+    );
+    on(w, Method::DELETE, &token, &id, "").await;
 }
