@@ -16,6 +16,10 @@ pub struct AuthConfig {
     pub secret: Secret,
     pub issuer: Option<String>,
     pub audience: Option<String>,
+    /// `AUTH_EMAILS_VERIFIED`: the operator vouches that the identity provider verifies every
+    /// email it puts in a token, so a token's `email` counts as verified without the
+    /// `email_verified` claim. Off by default: an unverified email never links accounts.
+    pub emails_verified: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -144,6 +148,22 @@ impl<F: Fn(&str) -> Option<String>> Reader<'_, F> {
         }
     }
 
+    /// `true` or `false` (any case), else `default` (and the setting named as invalid).
+    fn flag(&mut self, name: &'static str, default: bool) -> bool {
+        let Some(raw) = self.get(name) else {
+            return default;
+        };
+        match raw.to_ascii_lowercase().as_str() {
+            "true" => true,
+            "false" => false,
+            _ => {
+                self.invalid
+                    .push((name, "must be true or false".to_string()));
+                default
+            }
+        }
+    }
+
     fn optional_base_url(&mut self, name: &'static str) -> Option<Url> {
         let raw = self.get(name)?;
         match parse_base_url(&raw) {
@@ -192,10 +212,13 @@ impl Config {
             invalid: Vec::new(),
         };
 
-        let auth = r.shared_secret("AUTH_SECRET").map(|secret| AuthConfig {
+        let auth_secret = r.shared_secret("AUTH_SECRET");
+        let emails_verified = r.flag("AUTH_EMAILS_VERIFIED", false);
+        let auth = auth_secret.map(|secret| AuthConfig {
             secret,
             issuer: r.get("AUTH_JWT_ISSUER"),
             audience: r.get("AUTH_JWT_AUDIENCE"),
+            emails_verified,
         });
         let auth_sync_secret = r.shared_secret("AUTH_SYNC_SECRET");
         let encryption_keys =
@@ -397,6 +420,28 @@ mod tests {
             ["https://app.example.com", "http://localhost:3000"]
         );
         assert_eq!(c.invalid.len(), 2);
+    }
+
+    #[test]
+    fn emails_are_unverified_unless_the_operator_says_the_provider_verifies_them() {
+        let c = cfg(&complete());
+        assert!(c.auth.as_ref().is_some_and(|a| !a.emails_verified));
+        for (raw, want) in [("true", true), (" TRUE ", true), ("false", false)] {
+            let mut p = complete();
+            p.push(("AUTH_EMAILS_VERIFIED", raw));
+            let c = cfg(&p);
+            assert!(c.is_healthy(), "{raw}: {:?}", c.invalid);
+            assert_eq!(c.auth.map(|a| a.emails_verified), Some(want), "{raw}");
+        }
+        for raw in ["yes", "1", "on"] {
+            let mut p = complete();
+            p.push(("AUTH_EMAILS_VERIFIED", raw));
+            let c = cfg(&p);
+            assert_eq!(c.invalid.len(), 1, "{raw}");
+            assert_eq!(c.invalid[0].0, "AUTH_EMAILS_VERIFIED");
+            assert!(!c.invalid[0].1.contains(raw));
+            assert_eq!(c.auth.map(|a| a.emails_verified), Some(false), "{raw}");
+        }
     }
 
     #[test]

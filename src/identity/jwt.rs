@@ -1,11 +1,18 @@
 //! Verification of the frontend's session JWTs: HS256 only, signed with `AUTH_SECRET`,
-//! claims `sub` (required), `email`, `iat`, `exp` (required), `nbf`, and `iss`/`aud` when
-//! the operator pins them. 60 s of clock leeway. Pure: the caller passes the time.
+//! claims `sub` (required), `email`, `email_verified`, `iat`, `exp` (required), `nbf`, and
+//! `iss`/`aud` when the operator pins them. 60 s of clock leeway. Pure: the caller passes
+//! the time.
+//!
+//! An email counts as verified only when the token says `"email_verified": true` (the OIDC
+//! Core standard claim, section 5.1; a JSON boolean, nothing else) or the operator has set
+//! `AUTH_EMAILS_VERIFIED` because their provider verifies every email it issues. Only a
+//! verified email may link a new subject to an existing user (see `users`).
 
 use chrono::{DateTime, Duration, Utc};
 use jwt_compact::alg::{Hs256, Hs256Key};
 use jwt_compact::{AlgorithmExt, TimeOptions, UntrustedToken, ValidationError};
 use serde::Deserialize;
+use serde_json::Value;
 
 use crate::config::AuthConfig;
 use crate::error::AppError;
@@ -82,6 +89,8 @@ impl From<Rejection> for AppError {
 pub struct Identity {
     pub subject: String,
     pub email: Option<String>,
+    /// `email` is present and verified (by the claim or by `AUTH_EMAILS_VERIFIED`).
+    pub email_verified: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -95,6 +104,9 @@ enum Audience {
 struct Custom {
     sub: Option<String>,
     email: Option<String>,
+    /// Kept as raw JSON so `"true"`, `1` or `null` read as "not verified", not as a
+    /// malformed token.
+    email_verified: Option<Value>,
     iss: Option<String>,
     aud: Option<Audience>,
 }
@@ -181,7 +193,13 @@ pub fn verify(config: &AuthConfig, token: &str, now: DateTime<Utc>) -> Result<Id
         .map(str::trim)
         .filter(|e| !e.is_empty() && e.len() <= MAX_EMAIL_LEN && e.contains('@'))
         .map(str::to_ascii_lowercase);
-    Ok(Identity { subject, email })
+    let email_verified = email.is_some()
+        && (config.emails_verified || custom.email_verified == Some(Value::Bool(true)));
+    Ok(Identity {
+        subject,
+        email,
+        email_verified,
+    })
 }
 
 #[cfg(test)]
@@ -191,7 +209,7 @@ mod tests {
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use base64::Engine;
     use hmac::{Hmac, Mac};
-    use serde_json::{json, Value};
+    use serde_json::json;
     use sha2::Sha256;
 
     const SECRET: &str = "test-secret-test-secret-test-secret!";
@@ -201,6 +219,7 @@ mod tests {
             secret: Secret::new(SECRET),
             issuer: None,
             audience: None,
+            emails_verified: false,
         }
     }
 
@@ -233,6 +252,44 @@ mod tests {
         let id = verify(&config(), &token(good_claims()), now()).unwrap();
         assert_eq!(id.subject, "user-1");
         assert_eq!(id.email.as_deref(), Some("ada@example.com"));
+    }
+
+    #[test]
+    fn only_a_boolean_true_email_verified_claim_verifies_the_email() {
+        let verified = |extra: Value| {
+            let mut claims = good_claims();
+            if let (Value::Object(c), Value::Object(e)) = (&mut claims, extra) {
+                c.extend(e);
+            }
+            verify(&config(), &token(claims), now()).map(|id| id.email_verified)
+        };
+        assert_eq!(verified(json!({})), Ok(false));
+        assert_eq!(verified(json!({"email_verified": true})), Ok(true));
+        for not_true in [
+            json!(false),
+            json!("true"),
+            json!(1),
+            json!(null),
+            json!({}),
+        ] {
+            assert_eq!(
+                verified(json!({ "email_verified": not_true })),
+                Ok(false),
+                "{not_true}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_operator_setting_verifies_every_email_but_not_a_missing_one() {
+        let mut c = config();
+        c.emails_verified = true;
+        let id = verify(&c, &token(good_claims()), now()).unwrap();
+        assert!(id.email_verified);
+        let t = now().timestamp();
+        let no_email = token(json!({"sub": "u", "iat": t, "exp": t + 60, "email_verified": true}));
+        let id = verify(&c, &no_email, now()).unwrap();
+        assert_eq!((id.email, id.email_verified), (None, false));
     }
 
     #[test]

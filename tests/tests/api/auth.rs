@@ -224,3 +224,58 @@ async fn hostile_sync_bodies_are_refused_and_write_nothing() {
         1
     );
 }
+
+/// Issue 17 A: a token that merely names someone's email must not reach their account.
+#[tokio::test]
+async fn an_unverified_email_never_reaches_the_synced_user_and_a_verified_one_links() {
+    let email = format!("victim-{}@example.com", unique());
+    let synced = sync(
+        Some(stack().var("AUTH_SYNC_SECRET")),
+        &json!({"email": email}),
+    )
+    .await;
+    assert_eq!(synced.status(), 201);
+    let synced: Value = synced.json().await.unwrap();
+    let victim = synced["user"]["id"].as_str().unwrap().to_string();
+    // The victim, signed in by our user id, keeps something of their own.
+    let put = client()
+        .put(stack().url("/api/settings"))
+        .bearer_auth(stack().token(&victim, None))
+        .json(&json!({"fly_app": "victim-app"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 200);
+
+    let key = stack().var("AUTH_SECRET");
+    let hs = json!({"alg": "HS256", "typ": "JWT"});
+    let unverified = jwt::claims(&format!("attacker|{}", unique()), Some(&email), 600);
+    let attacker = jwt::sign(&hs, &unverified, key);
+    let seen: Value = me(Some(&attacker)).await.json().await.unwrap();
+    assert_ne!(seen["user"]["id"], victim.as_str(), "{seen}");
+    assert_eq!(seen["user"]["email"], Value::Null, "{seen}");
+    let settings: Value = get("/api/settings", Some(&attacker))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(settings["settings"]["fly_app"]["value"], Value::Null);
+    let subject = stack().query(&format!("SELECT subject FROM users WHERE id = '{victim}'"));
+    assert_eq!(subject, vec![json!({"subject": null})]);
+
+    let mut verified = jwt::claims(&format!("github|{}", unique()), Some(&email), 600);
+    verified["email_verified"] = json!(true);
+    let linked: Value = me(Some(&jwt::sign(&hs, &verified, key)))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(linked["user"]["id"], victim.as_str(), "{linked}");
+    let audit = stack().query(&format!(
+        "SELECT action FROM audit_log WHERE user_id = '{victim}'"
+    ));
+    assert!(
+        audit.contains(&json!({"action": "user.linked"})),
+        "{audit:?}"
+    );
+}
