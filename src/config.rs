@@ -10,6 +10,10 @@ use url::Url;
 
 /// HS256 keys shorter than this are refused: a guessable signing key is no key.
 pub const MIN_AUTH_SECRET_LEN: usize = 32;
+/// `AUTH_JWT_MAX_LIFETIME_SECS` when unset: a session token lives at most one day.
+pub const DEFAULT_JWT_MAX_LIFETIME_SECS: u32 = 86_400;
+/// The range `AUTH_JWT_MAX_LIFETIME_SECS` may take: one minute to 30 days.
+pub const JWT_MAX_LIFETIME_RANGE: (u32, u32) = (60, 2_592_000);
 
 #[derive(Debug, Clone)]
 pub struct AuthConfig {
@@ -20,6 +24,9 @@ pub struct AuthConfig {
     /// email it puts in a token, so a token's `email` counts as verified without the
     /// `email_verified` claim. Off by default: an unverified email never links accounts.
     pub emails_verified: bool,
+    /// `AUTH_JWT_MAX_LIFETIME_SECS`: the longest `exp - iat` accepted, and the oldest `iat`
+    /// (plus the clock leeway), so a leaked token is not good for longer than this.
+    pub max_lifetime_secs: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -214,11 +221,17 @@ impl Config {
 
         let auth_secret = r.shared_secret("AUTH_SECRET");
         let emails_verified = r.flag("AUTH_EMAILS_VERIFIED", false);
+        let max_lifetime_secs = r.number(
+            "AUTH_JWT_MAX_LIFETIME_SECS",
+            DEFAULT_JWT_MAX_LIFETIME_SECS,
+            JWT_MAX_LIFETIME_RANGE,
+        );
         let auth = auth_secret.map(|secret| AuthConfig {
             secret,
             issuer: r.get("AUTH_JWT_ISSUER"),
             audience: r.get("AUTH_JWT_AUDIENCE"),
             emails_verified,
+            max_lifetime_secs,
         });
         let auth_sync_secret = r.shared_secret("AUTH_SYNC_SECRET");
         let encryption_keys =
@@ -441,6 +454,27 @@ mod tests {
             assert_eq!(c.invalid[0].0, "AUTH_EMAILS_VERIFIED");
             assert!(!c.invalid[0].1.contains(raw));
             assert_eq!(c.auth.map(|a| a.emails_verified), Some(false), "{raw}");
+        }
+    }
+
+    #[test]
+    fn the_jwt_lifetime_cap_defaults_to_a_day_and_is_range_checked() {
+        let c = cfg(&complete());
+        assert_eq!(c.auth.map(|a| a.max_lifetime_secs), Some(86_400));
+        for (raw, want) in [("60", 60), ("3600", 3600), ("2592000", 2_592_000)] {
+            let mut p = complete();
+            p.push(("AUTH_JWT_MAX_LIFETIME_SECS", raw));
+            let c = cfg(&p);
+            assert!(c.is_healthy(), "{raw}: {:?}", c.invalid);
+            assert_eq!(c.auth.map(|a| a.max_lifetime_secs), Some(want), "{raw}");
+        }
+        for raw in ["59", "2592001", "-1", "1d", "86400.5"] {
+            let mut p = complete();
+            p.push(("AUTH_JWT_MAX_LIFETIME_SECS", raw));
+            let c = cfg(&p);
+            let names: Vec<&str> = c.invalid.iter().map(|(n, _)| *n).collect();
+            assert_eq!(names, ["AUTH_JWT_MAX_LIFETIME_SECS"], "{raw}");
+            assert_eq!(c.auth.map(|a| a.max_lifetime_secs), Some(86_400), "{raw}");
         }
     }
 

@@ -69,10 +69,33 @@ async fn every_bad_token_is_a_401_json_error_with_a_bearer_challenge() {
             "missing sub",
             Some(jwt::sign(
                 &hs,
-                &json!({"email": "a@b.co", "exp": t + 600}),
+                &json!({"email": "a@b.co", "iat": t, "exp": t + 600}),
                 key,
             )),
             "missing_sub",
+        ),
+        (
+            "missing iat",
+            Some(jwt::sign(&hs, &json!({"sub": "u", "exp": t + 600}), key)),
+            "missing_iat",
+        ),
+        (
+            "valid for a year",
+            Some(jwt::sign(
+                &hs,
+                &json!({"sub": "u", "iat": t, "exp": t + 365 * 86_400}),
+                key,
+            )),
+            "token_lifetime_too_long",
+        ),
+        (
+            "issued two days ago",
+            Some(jwt::sign(
+                &hs,
+                &json!({"sub": "u", "iat": t - 2 * 86_400, "exp": t + 600}),
+                key,
+            )),
+            "token_too_old",
         ),
         (
             "missing exp",
