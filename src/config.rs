@@ -29,6 +29,18 @@ pub struct AuthConfig {
     pub max_lifetime_secs: u32,
 }
 
+/// `ENVIRONMENT`: where this Worker runs. Production (the default, and what an unknown
+/// value falls back to) requires `AUTH_JWT_ISSUER` and `AUTH_JWT_AUDIENCE`, so a token
+/// minted with the same key for another application or audience is not accepted here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Environment {
+    Production,
+    Development,
+}
+
+/// The settings without which no session JWT is accepted, in the order they are reported.
+const AUTH_SETTINGS: &[&str] = &["AUTH_SECRET", "AUTH_JWT_ISSUER", "AUTH_JWT_AUDIENCE"];
+
 #[derive(Debug, Clone)]
 pub struct FlyConfig {
     pub api_base: Url,
@@ -67,6 +79,8 @@ pub struct UpstreamBases {
 
 #[derive(Debug, Clone)]
 pub struct Config {
+    pub environment: Environment,
+    /// `None` while a setting it needs is missing or invalid ([`Config::auth_missing`]).
     pub auth: Option<AuthConfig>,
     pub auth_sync_secret: Option<Secret>,
     pub encryption_keys: Option<KeyRing>,
@@ -171,6 +185,23 @@ impl<F: Fn(&str) -> Option<String>> Reader<'_, F> {
         }
     }
 
+    fn environment(&mut self) -> Environment {
+        let Some(raw) = self.get("ENVIRONMENT") else {
+            return Environment::Production;
+        };
+        match raw.to_ascii_lowercase().as_str() {
+            "production" => Environment::Production,
+            "development" => Environment::Development,
+            _ => {
+                self.invalid.push((
+                    "ENVIRONMENT",
+                    "must be production or development".to_string(),
+                ));
+                Environment::Production
+            }
+        }
+    }
+
     fn optional_base_url(&mut self, name: &'static str) -> Option<Url> {
         let raw = self.get(name)?;
         match parse_base_url(&raw) {
@@ -219,17 +250,30 @@ impl Config {
             invalid: Vec::new(),
         };
 
+        let environment = r.environment();
         let auth_secret = r.shared_secret("AUTH_SECRET");
+        let (issuer, audience) = match environment {
+            Environment::Production => (
+                r.required("AUTH_JWT_ISSUER"),
+                r.required("AUTH_JWT_AUDIENCE"),
+            ),
+            Environment::Development => (r.get("AUTH_JWT_ISSUER"), r.get("AUTH_JWT_AUDIENCE")),
+        };
+        // In production an unpinned issuer or audience leaves auth unconfigured (every
+        // signed-in route answers 503 not_configured) rather than accepting any token
+        // signed with the key: fail closed, and health names what to set.
+        let pinned =
+            environment == Environment::Development || (issuer.is_some() && audience.is_some());
         let emails_verified = r.flag("AUTH_EMAILS_VERIFIED", false);
         let max_lifetime_secs = r.number(
             "AUTH_JWT_MAX_LIFETIME_SECS",
             DEFAULT_JWT_MAX_LIFETIME_SECS,
             JWT_MAX_LIFETIME_RANGE,
         );
-        let auth = auth_secret.map(|secret| AuthConfig {
+        let auth = auth_secret.filter(|_| pinned).map(|secret| AuthConfig {
             secret,
-            issuer: r.get("AUTH_JWT_ISSUER"),
-            audience: r.get("AUTH_JWT_AUDIENCE"),
+            issuer,
+            audience,
             emails_verified,
             max_lifetime_secs,
         });
@@ -283,6 +327,7 @@ impl Config {
         };
 
         Config {
+            environment,
             auth,
             auth_sync_secret,
             encryption_keys,
@@ -295,6 +340,19 @@ impl Config {
             missing: r.missing,
             invalid: r.invalid,
         }
+    }
+
+    /// The names of the settings that keep [`Config::auth`] unset, for `not_configured`.
+    pub fn auth_missing(&self) -> Vec<&'static str> {
+        let mut names: Vec<&'static str> = AUTH_SETTINGS
+            .iter()
+            .copied()
+            .filter(|n| self.missing.contains(n) || self.invalid.iter().any(|(i, _)| i == n))
+            .collect();
+        if names.is_empty() && self.auth.is_none() {
+            names.push("AUTH_SECRET");
+        }
+        names
     }
 
     pub fn is_healthy(&self) -> bool {
@@ -357,9 +415,12 @@ mod tests {
         Config::from_lookup(move |k| map.get(k).cloned())
     }
 
+    /// A complete production configuration (no `ENVIRONMENT`: production is the default).
     fn complete() -> Vec<(&'static str, &'static str)> {
         vec![
             ("AUTH_SECRET", "0123456789abcdef0123456789abcdef"),
+            ("AUTH_JWT_ISSUER", "https://app.catwalk.example"),
+            ("AUTH_JWT_AUDIENCE", "catwalk-edge"),
             ("AUTH_SYNC_SECRET", "fedcba9876543210fedcba9876543210"),
             ("ENCRYPTION_KEYS", KEY),
             ("FLY_API_TOKEN", "fo1_token"),
@@ -385,6 +446,8 @@ mod tests {
             c.missing,
             vec![
                 "AUTH_SECRET",
+                "AUTH_JWT_ISSUER",
+                "AUTH_JWT_AUDIENCE",
                 "AUTH_SYNC_SECRET",
                 "ENCRYPTION_KEYS",
                 "FLY_API_TOKEN"
@@ -476,6 +539,60 @@ mod tests {
             assert_eq!(names, ["AUTH_JWT_MAX_LIFETIME_SECS"], "{raw}");
             assert_eq!(c.auth.map(|a| a.max_lifetime_secs), Some(86_400), "{raw}");
         }
+    }
+
+    fn without(names: &[&str]) -> Vec<(&'static str, &'static str)> {
+        let mut p = complete();
+        p.retain(|(k, _)| !names.contains(k));
+        p
+    }
+
+    #[test]
+    fn in_production_an_unpinned_issuer_or_audience_is_missing_and_no_token_is_accepted() {
+        for blank in ["", "  "] {
+            let mut p = without(&["AUTH_JWT_ISSUER", "AUTH_JWT_AUDIENCE"]);
+            p.push(("AUTH_JWT_ISSUER", blank));
+            let c = cfg(&p);
+            assert_eq!(c.missing, ["AUTH_JWT_ISSUER", "AUTH_JWT_AUDIENCE"]);
+            assert!(c.auth.is_none(), "JWTs would be accepted unpinned");
+            assert_eq!(c.auth_missing(), ["AUTH_JWT_ISSUER", "AUTH_JWT_AUDIENCE"]);
+        }
+        let mut p = without(&["AUTH_JWT_AUDIENCE"]);
+        p.push(("ENVIRONMENT", "production"));
+        let c = cfg(&p);
+        assert_eq!(c.missing, ["AUTH_JWT_AUDIENCE"]);
+        assert!(c.auth.is_none());
+    }
+
+    #[test]
+    fn in_development_issuer_and_audience_stay_optional() {
+        let mut p = without(&["AUTH_JWT_ISSUER", "AUTH_JWT_AUDIENCE"]);
+        p.push(("ENVIRONMENT", "Development"));
+        let c = cfg(&p);
+        assert!(c.is_healthy(), "{:?} {:?}", c.missing, c.invalid);
+        assert_eq!(c.environment, Environment::Development);
+        let auth = c.auth.expect("auth configured");
+        assert_eq!((auth.issuer, auth.audience), (None, None));
+    }
+
+    #[test]
+    fn an_unknown_environment_is_invalid_and_treated_as_production() {
+        let mut p = without(&["AUTH_JWT_ISSUER"]);
+        p.push(("ENVIRONMENT", "dev"));
+        let c = cfg(&p);
+        assert_eq!(c.environment, Environment::Production);
+        assert_eq!(c.invalid.len(), 1);
+        assert_eq!(c.invalid[0].0, "ENVIRONMENT");
+        assert_eq!(c.missing, ["AUTH_JWT_ISSUER"]);
+    }
+
+    #[test]
+    fn without_a_signing_key_auth_names_that_key() {
+        let c = cfg(&without(&["AUTH_SECRET"]));
+        assert_eq!(c.auth_missing(), ["AUTH_SECRET"]);
+        let mut p = without(&["AUTH_SECRET"]);
+        p.push(("AUTH_SECRET", "short"));
+        assert_eq!(cfg(&p).auth_missing(), ["AUTH_SECRET"]);
     }
 
     #[test]

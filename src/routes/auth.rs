@@ -57,7 +57,12 @@ pub async fn signed_in(req: &Request, cx: &Ctx) -> AppResult<User> {
         .auth
         .as_ref()
         .ok_or_else(|| AppError::NotConfigured {
-            missing: vec!["AUTH_SECRET".into()],
+            missing: cx
+                .config
+                .auth_missing()
+                .into_iter()
+                .map(String::from)
+                .collect(),
         })?;
     let header = web::header(req, "authorization");
     let token = bearer(header.as_deref())?;

@@ -1,5 +1,5 @@
 use edge_tests::jwt;
-use edge_tests::stack::client;
+use edge_tests::stack::{client, Stack, StackOptions};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -301,4 +301,30 @@ async fn an_unverified_email_never_reaches_the_synced_user_and_a_verified_one_li
         audit.contains(&json!({"action": "user.linked"})),
         "{audit:?}"
     );
+}
+
+/// Issue 17 C: a production stack with no pinned issuer or audience accepts no JWT at all,
+/// and health says which settings to add.
+#[tokio::test]
+async fn in_production_an_unpinned_issuer_and_audience_refuse_every_jwt_and_health_names_them() {
+    let s = Stack::start(StackOptions {
+        vars: vec![("ENVIRONMENT".into(), "production".into())],
+        omit: vec!["AUTH_JWT_ISSUER".into(), "AUTH_JWT_AUDIENCE".into()],
+        ..Default::default()
+    });
+    let health = client().get(s.url("/api/health")).send().await.unwrap();
+    assert_eq!(health.status(), 503);
+    let health: Value = health.json().await.unwrap();
+    assert_eq!(
+        health["missing"],
+        json!(["AUTH_JWT_ISSUER", "AUTH_JWT_AUDIENCE"])
+    );
+    let resp = client()
+        .get(s.url("/api/auth/me"))
+        .bearer_auth(s.token(&format!("prod-{}", unique()), None))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_code(resp, 503).await, "not_configured");
+    s.stop();
 }
