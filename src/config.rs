@@ -10,13 +10,36 @@ use url::Url;
 
 /// HS256 keys shorter than this are refused: a guessable signing key is no key.
 pub const MIN_AUTH_SECRET_LEN: usize = 32;
+/// `AUTH_JWT_MAX_LIFETIME_SECS` when unset: a session token lives at most one day.
+pub const DEFAULT_JWT_MAX_LIFETIME_SECS: u32 = 86_400;
+/// The range `AUTH_JWT_MAX_LIFETIME_SECS` may take: one minute to 30 days.
+pub const JWT_MAX_LIFETIME_RANGE: (u32, u32) = (60, 2_592_000);
 
 #[derive(Debug, Clone)]
 pub struct AuthConfig {
     pub secret: Secret,
     pub issuer: Option<String>,
     pub audience: Option<String>,
+    /// `AUTH_EMAILS_VERIFIED`: the operator vouches that the identity provider verifies every
+    /// email it puts in a token, so a token's `email` counts as verified without the
+    /// `email_verified` claim. Off by default: an unverified email never links accounts.
+    pub emails_verified: bool,
+    /// `AUTH_JWT_MAX_LIFETIME_SECS`: the longest `exp - iat` accepted, and the oldest `iat`
+    /// (plus the clock leeway), so a leaked token is not good for longer than this.
+    pub max_lifetime_secs: u32,
 }
+
+/// `ENVIRONMENT`: where this Worker runs. Production (the default, and what an unknown
+/// value falls back to) requires `AUTH_JWT_ISSUER` and `AUTH_JWT_AUDIENCE`, so a token
+/// minted with the same key for another application or audience is not accepted here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Environment {
+    Production,
+    Development,
+}
+
+/// The settings without which no session JWT is accepted, in the order they are reported.
+const AUTH_SETTINGS: &[&str] = &["AUTH_SECRET", "AUTH_JWT_ISSUER", "AUTH_JWT_AUDIENCE"];
 
 #[derive(Debug, Clone)]
 pub struct FlyConfig {
@@ -56,6 +79,8 @@ pub struct UpstreamBases {
 
 #[derive(Debug, Clone)]
 pub struct Config {
+    pub environment: Environment,
+    /// `None` while a setting it needs is missing or invalid ([`Config::auth_missing`]).
     pub auth: Option<AuthConfig>,
     pub auth_sync_secret: Option<Secret>,
     pub encryption_keys: Option<KeyRing>,
@@ -144,6 +169,39 @@ impl<F: Fn(&str) -> Option<String>> Reader<'_, F> {
         }
     }
 
+    /// `true` or `false` (any case), else `default` (and the setting named as invalid).
+    fn flag(&mut self, name: &'static str, default: bool) -> bool {
+        let Some(raw) = self.get(name) else {
+            return default;
+        };
+        match raw.to_ascii_lowercase().as_str() {
+            "true" => true,
+            "false" => false,
+            _ => {
+                self.invalid
+                    .push((name, "must be true or false".to_string()));
+                default
+            }
+        }
+    }
+
+    fn environment(&mut self) -> Environment {
+        let Some(raw) = self.get("ENVIRONMENT") else {
+            return Environment::Production;
+        };
+        match raw.to_ascii_lowercase().as_str() {
+            "production" => Environment::Production,
+            "development" => Environment::Development,
+            _ => {
+                self.invalid.push((
+                    "ENVIRONMENT",
+                    "must be production or development".to_string(),
+                ));
+                Environment::Production
+            }
+        }
+    }
+
     fn optional_base_url(&mut self, name: &'static str) -> Option<Url> {
         let raw = self.get(name)?;
         match parse_base_url(&raw) {
@@ -192,10 +250,32 @@ impl Config {
             invalid: Vec::new(),
         };
 
-        let auth = r.shared_secret("AUTH_SECRET").map(|secret| AuthConfig {
+        let environment = r.environment();
+        let auth_secret = r.shared_secret("AUTH_SECRET");
+        let (issuer, audience) = match environment {
+            Environment::Production => (
+                r.required("AUTH_JWT_ISSUER"),
+                r.required("AUTH_JWT_AUDIENCE"),
+            ),
+            Environment::Development => (r.get("AUTH_JWT_ISSUER"), r.get("AUTH_JWT_AUDIENCE")),
+        };
+        // In production an unpinned issuer or audience leaves auth unconfigured (every
+        // signed-in route answers 503 not_configured) rather than accepting any token
+        // signed with the key: fail closed, and health names what to set.
+        let pinned =
+            environment == Environment::Development || (issuer.is_some() && audience.is_some());
+        let emails_verified = r.flag("AUTH_EMAILS_VERIFIED", false);
+        let max_lifetime_secs = r.number(
+            "AUTH_JWT_MAX_LIFETIME_SECS",
+            DEFAULT_JWT_MAX_LIFETIME_SECS,
+            JWT_MAX_LIFETIME_RANGE,
+        );
+        let auth = auth_secret.filter(|_| pinned).map(|secret| AuthConfig {
             secret,
-            issuer: r.get("AUTH_JWT_ISSUER"),
-            audience: r.get("AUTH_JWT_AUDIENCE"),
+            issuer,
+            audience,
+            emails_verified,
+            max_lifetime_secs,
         });
         let auth_sync_secret = r.shared_secret("AUTH_SYNC_SECRET");
         let encryption_keys =
@@ -247,6 +327,7 @@ impl Config {
         };
 
         Config {
+            environment,
             auth,
             auth_sync_secret,
             encryption_keys,
@@ -259,6 +340,19 @@ impl Config {
             missing: r.missing,
             invalid: r.invalid,
         }
+    }
+
+    /// The names of the settings that keep [`Config::auth`] unset, for `not_configured`.
+    pub fn auth_missing(&self) -> Vec<&'static str> {
+        let mut names: Vec<&'static str> = AUTH_SETTINGS
+            .iter()
+            .copied()
+            .filter(|n| self.missing.contains(n) || self.invalid.iter().any(|(i, _)| i == n))
+            .collect();
+        if names.is_empty() && self.auth.is_none() {
+            names.push("AUTH_SECRET");
+        }
+        names
     }
 
     pub fn is_healthy(&self) -> bool {
@@ -321,9 +415,12 @@ mod tests {
         Config::from_lookup(move |k| map.get(k).cloned())
     }
 
+    /// A complete production configuration (no `ENVIRONMENT`: production is the default).
     fn complete() -> Vec<(&'static str, &'static str)> {
         vec![
             ("AUTH_SECRET", "0123456789abcdef0123456789abcdef"),
+            ("AUTH_JWT_ISSUER", "https://app.catwalk.example"),
+            ("AUTH_JWT_AUDIENCE", "catwalk-edge"),
             ("AUTH_SYNC_SECRET", "fedcba9876543210fedcba9876543210"),
             ("ENCRYPTION_KEYS", KEY),
             ("FLY_API_TOKEN", "fo1_token"),
@@ -349,6 +446,8 @@ mod tests {
             c.missing,
             vec![
                 "AUTH_SECRET",
+                "AUTH_JWT_ISSUER",
+                "AUTH_JWT_AUDIENCE",
                 "AUTH_SYNC_SECRET",
                 "ENCRYPTION_KEYS",
                 "FLY_API_TOKEN"
@@ -397,6 +496,103 @@ mod tests {
             ["https://app.example.com", "http://localhost:3000"]
         );
         assert_eq!(c.invalid.len(), 2);
+    }
+
+    #[test]
+    fn emails_are_unverified_unless_the_operator_says_the_provider_verifies_them() {
+        let c = cfg(&complete());
+        assert!(c.auth.as_ref().is_some_and(|a| !a.emails_verified));
+        for (raw, want) in [("true", true), (" TRUE ", true), ("false", false)] {
+            let mut p = complete();
+            p.push(("AUTH_EMAILS_VERIFIED", raw));
+            let c = cfg(&p);
+            assert!(c.is_healthy(), "{raw}: {:?}", c.invalid);
+            assert_eq!(c.auth.map(|a| a.emails_verified), Some(want), "{raw}");
+        }
+        for raw in ["yes", "1", "on"] {
+            let mut p = complete();
+            p.push(("AUTH_EMAILS_VERIFIED", raw));
+            let c = cfg(&p);
+            assert_eq!(c.invalid.len(), 1, "{raw}");
+            assert_eq!(c.invalid[0].0, "AUTH_EMAILS_VERIFIED");
+            assert!(!c.invalid[0].1.contains(raw));
+            assert_eq!(c.auth.map(|a| a.emails_verified), Some(false), "{raw}");
+        }
+    }
+
+    #[test]
+    fn the_jwt_lifetime_cap_defaults_to_a_day_and_is_range_checked() {
+        let c = cfg(&complete());
+        assert_eq!(c.auth.map(|a| a.max_lifetime_secs), Some(86_400));
+        for (raw, want) in [("60", 60), ("3600", 3600), ("2592000", 2_592_000)] {
+            let mut p = complete();
+            p.push(("AUTH_JWT_MAX_LIFETIME_SECS", raw));
+            let c = cfg(&p);
+            assert!(c.is_healthy(), "{raw}: {:?}", c.invalid);
+            assert_eq!(c.auth.map(|a| a.max_lifetime_secs), Some(want), "{raw}");
+        }
+        for raw in ["59", "2592001", "-1", "1d", "86400.5"] {
+            let mut p = complete();
+            p.push(("AUTH_JWT_MAX_LIFETIME_SECS", raw));
+            let c = cfg(&p);
+            let names: Vec<&str> = c.invalid.iter().map(|(n, _)| *n).collect();
+            assert_eq!(names, ["AUTH_JWT_MAX_LIFETIME_SECS"], "{raw}");
+            assert_eq!(c.auth.map(|a| a.max_lifetime_secs), Some(86_400), "{raw}");
+        }
+    }
+
+    fn without(names: &[&str]) -> Vec<(&'static str, &'static str)> {
+        let mut p = complete();
+        p.retain(|(k, _)| !names.contains(k));
+        p
+    }
+
+    #[test]
+    fn in_production_an_unpinned_issuer_or_audience_is_missing_and_no_token_is_accepted() {
+        for blank in ["", "  "] {
+            let mut p = without(&["AUTH_JWT_ISSUER", "AUTH_JWT_AUDIENCE"]);
+            p.push(("AUTH_JWT_ISSUER", blank));
+            let c = cfg(&p);
+            assert_eq!(c.missing, ["AUTH_JWT_ISSUER", "AUTH_JWT_AUDIENCE"]);
+            assert!(c.auth.is_none(), "JWTs would be accepted unpinned");
+            assert_eq!(c.auth_missing(), ["AUTH_JWT_ISSUER", "AUTH_JWT_AUDIENCE"]);
+        }
+        let mut p = without(&["AUTH_JWT_AUDIENCE"]);
+        p.push(("ENVIRONMENT", "production"));
+        let c = cfg(&p);
+        assert_eq!(c.missing, ["AUTH_JWT_AUDIENCE"]);
+        assert!(c.auth.is_none());
+    }
+
+    #[test]
+    fn in_development_issuer_and_audience_stay_optional() {
+        let mut p = without(&["AUTH_JWT_ISSUER", "AUTH_JWT_AUDIENCE"]);
+        p.push(("ENVIRONMENT", "Development"));
+        let c = cfg(&p);
+        assert!(c.is_healthy(), "{:?} {:?}", c.missing, c.invalid);
+        assert_eq!(c.environment, Environment::Development);
+        let auth = c.auth.expect("auth configured");
+        assert_eq!((auth.issuer, auth.audience), (None, None));
+    }
+
+    #[test]
+    fn an_unknown_environment_is_invalid_and_treated_as_production() {
+        let mut p = without(&["AUTH_JWT_ISSUER"]);
+        p.push(("ENVIRONMENT", "dev"));
+        let c = cfg(&p);
+        assert_eq!(c.environment, Environment::Production);
+        assert_eq!(c.invalid.len(), 1);
+        assert_eq!(c.invalid[0].0, "ENVIRONMENT");
+        assert_eq!(c.missing, ["AUTH_JWT_ISSUER"]);
+    }
+
+    #[test]
+    fn without_a_signing_key_auth_names_that_key() {
+        let c = cfg(&without(&["AUTH_SECRET"]));
+        assert_eq!(c.auth_missing(), ["AUTH_SECRET"]);
+        let mut p = without(&["AUTH_SECRET"]);
+        p.push(("AUTH_SECRET", "short"));
+        assert_eq!(cfg(&p).auth_missing(), ["AUTH_SECRET"]);
     }
 
     #[test]

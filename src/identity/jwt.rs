@@ -1,11 +1,24 @@
 //! Verification of the frontend's session JWTs: HS256 only, signed with `AUTH_SECRET`,
-//! claims `sub` (required), `email`, `iat`, `exp` (required), `nbf`, and `iss`/`aud` when
-//! the operator pins them. 60 s of clock leeway. Pure: the caller passes the time.
+//! claims `sub`, `iat` and `exp` (all required), `email`, `email_verified`, `nbf`, and
+//! `iss`/`aud` when the operator pins them. 60 s of clock leeway. Pure: the caller passes
+//! the time.
+//!
+//! Lifetime: `exp - iat` may not exceed `AUTH_JWT_MAX_LIFETIME_SECS` (default one day), so
+//! a frontend bug or a leaked key cannot mint a token good for years. A token whose `iat`
+//! is older than that cap (plus leeway) is refused as `token_too_old`; given the other two
+//! checks that can only happen to a token that is also too long-lived, and it is checked
+//! first so an old token is named for what is wrong with it.
+//!
+//! An email counts as verified only when the token says `"email_verified": true` (the OIDC
+//! Core standard claim, section 5.1; a JSON boolean, nothing else) or the operator has set
+//! `AUTH_EMAILS_VERIFIED` because their provider verifies every email it issues. Only a
+//! verified email may link a new subject to an existing user (see `users`).
 
 use chrono::{DateTime, Duration, Utc};
 use jwt_compact::alg::{Hs256, Hs256Key};
 use jwt_compact::{AlgorithmExt, TimeOptions, UntrustedToken, ValidationError};
 use serde::Deserialize;
+use serde_json::Value;
 
 use crate::config::AuthConfig;
 use crate::error::AppError;
@@ -29,6 +42,9 @@ pub enum Rejection {
     NotYetValid,
     IssuedInFuture,
     MissingExpiry,
+    MissingIssuedAt,
+    LifetimeTooLong,
+    TooOld,
     MissingSubject,
     WrongIssuer,
     WrongAudience,
@@ -47,6 +63,9 @@ impl Rejection {
             Self::NotYetValid => "token_not_yet_valid",
             Self::IssuedInFuture => "issued_in_future",
             Self::MissingExpiry => "missing_exp",
+            Self::MissingIssuedAt => "missing_iat",
+            Self::LifetimeTooLong => "token_lifetime_too_long",
+            Self::TooOld => "token_too_old",
             Self::MissingSubject => "missing_sub",
             Self::WrongIssuer => "wrong_issuer",
             Self::WrongAudience => "wrong_audience",
@@ -64,6 +83,9 @@ impl Rejection {
             Self::Expired => "The bearer token has expired.",
             Self::NotYetValid | Self::IssuedInFuture => "The bearer token is not valid yet.",
             Self::MissingExpiry => "The bearer token has no expiry (exp).",
+            Self::MissingIssuedAt => "The bearer token has no issue time (iat).",
+            Self::LifetimeTooLong => "The bearer token is valid for longer than allowed.",
+            Self::TooOld => "The bearer token was issued too long ago; sign in again.",
             Self::MissingSubject => "The bearer token names no subject (sub).",
             Self::WrongIssuer => "The bearer token was issued by someone else.",
             Self::WrongAudience => "The bearer token is meant for another audience.",
@@ -82,6 +104,8 @@ impl From<Rejection> for AppError {
 pub struct Identity {
     pub subject: String,
     pub email: Option<String>,
+    /// `email` is present and verified (by the claim or by `AUTH_EMAILS_VERIFIED`).
+    pub email_verified: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -95,6 +119,9 @@ enum Audience {
 struct Custom {
     sub: Option<String>,
     email: Option<String>,
+    /// Kept as raw JSON so `"true"`, `1` or `null` read as "not verified", not as a
+    /// malformed token.
+    email_verified: Option<Value>,
     iss: Option<String>,
     aud: Option<Audience>,
 }
@@ -147,8 +174,17 @@ pub fn verify(config: &AuthConfig, token: &str, now: DateTime<Utc>) -> Result<Id
             .validate_maturity(&options)
             .map_err(|_| Rejection::NotYetValid)?;
     }
-    if matches!(claims.issued_at, Some(iat) if iat > now + leeway) {
+    let issued_at = claims.issued_at.ok_or(Rejection::MissingIssuedAt)?;
+    if issued_at > now + leeway {
         return Err(Rejection::IssuedInFuture);
+    }
+    let cap = Duration::seconds(i64::from(config.max_lifetime_secs));
+    if now - issued_at > cap + leeway {
+        return Err(Rejection::TooOld);
+    }
+    let expiration = claims.expiration.ok_or(Rejection::MissingExpiry)?;
+    if expiration - issued_at > cap {
+        return Err(Rejection::LifetimeTooLong);
     }
 
     let custom = &claims.custom;
@@ -181,7 +217,13 @@ pub fn verify(config: &AuthConfig, token: &str, now: DateTime<Utc>) -> Result<Id
         .map(str::trim)
         .filter(|e| !e.is_empty() && e.len() <= MAX_EMAIL_LEN && e.contains('@'))
         .map(str::to_ascii_lowercase);
-    Ok(Identity { subject, email })
+    let email_verified = email.is_some()
+        && (config.emails_verified || custom.email_verified == Some(Value::Bool(true)));
+    Ok(Identity {
+        subject,
+        email,
+        email_verified,
+    })
 }
 
 #[cfg(test)]
@@ -191,7 +233,7 @@ mod tests {
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use base64::Engine;
     use hmac::{Hmac, Mac};
-    use serde_json::{json, Value};
+    use serde_json::json;
     use sha2::Sha256;
 
     const SECRET: &str = "test-secret-test-secret-test-secret!";
@@ -201,6 +243,8 @@ mod tests {
             secret: Secret::new(SECRET),
             issuer: None,
             audience: None,
+            emails_verified: false,
+            max_lifetime_secs: 86_400,
         }
     }
 
@@ -233,6 +277,44 @@ mod tests {
         let id = verify(&config(), &token(good_claims()), now()).unwrap();
         assert_eq!(id.subject, "user-1");
         assert_eq!(id.email.as_deref(), Some("ada@example.com"));
+    }
+
+    #[test]
+    fn only_a_boolean_true_email_verified_claim_verifies_the_email() {
+        let verified = |extra: Value| {
+            let mut claims = good_claims();
+            if let (Value::Object(c), Value::Object(e)) = (&mut claims, extra) {
+                c.extend(e);
+            }
+            verify(&config(), &token(claims), now()).map(|id| id.email_verified)
+        };
+        assert_eq!(verified(json!({})), Ok(false));
+        assert_eq!(verified(json!({"email_verified": true})), Ok(true));
+        for not_true in [
+            json!(false),
+            json!("true"),
+            json!(1),
+            json!(null),
+            json!({}),
+        ] {
+            assert_eq!(
+                verified(json!({ "email_verified": not_true })),
+                Ok(false),
+                "{not_true}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_operator_setting_verifies_every_email_but_not_a_missing_one() {
+        let mut c = config();
+        c.emails_verified = true;
+        let id = verify(&c, &token(good_claims()), now()).unwrap();
+        assert!(id.email_verified);
+        let t = now().timestamp();
+        let no_email = token(json!({"sub": "u", "iat": t, "exp": t + 60, "email_verified": true}));
+        let id = verify(&c, &no_email, now()).unwrap();
+        assert_eq!((id.email, id.email_verified), (None, false));
     }
 
     #[test]
@@ -280,11 +362,11 @@ mod tests {
     #[test]
     fn expiry_honours_sixty_seconds_of_leeway() {
         let t = now().timestamp();
-        let just = token(json!({"sub": "u", "exp": t - 59}));
+        let just = token(json!({"sub": "u", "iat": t - 3600, "exp": t - 59}));
         assert!(verify(&config(), &just, now()).is_ok());
-        let late = token(json!({"sub": "u", "exp": t - 61}));
+        let late = token(json!({"sub": "u", "iat": t - 3600, "exp": t - 61}));
         assert_eq!(verify(&config(), &late, now()), Err(Rejection::Expired));
-        let no_exp = token(json!({"sub": "u"}));
+        let no_exp = token(json!({"sub": "u", "iat": t}));
         assert_eq!(
             verify(&config(), &no_exp, now()),
             Err(Rejection::MissingExpiry)
@@ -294,7 +376,7 @@ mod tests {
     #[test]
     fn not_before_and_issued_at_in_the_future_are_refused() {
         let t = now().timestamp();
-        let nbf = token(json!({"sub": "u", "exp": t + 600, "nbf": t + 120}));
+        let nbf = token(json!({"sub": "u", "iat": t, "exp": t + 600, "nbf": t + 120}));
         assert_eq!(verify(&config(), &nbf, now()), Err(Rejection::NotYetValid));
         let iat = token(json!({"sub": "u", "exp": t + 600, "iat": t + 120}));
         assert_eq!(
@@ -304,12 +386,75 @@ mod tests {
     }
 
     #[test]
+    fn a_token_without_an_issue_time_is_refused() {
+        let t = now().timestamp();
+        let no_iat = token(json!({"sub": "u", "exp": t + 600}));
+        assert_eq!(
+            verify(&config(), &no_iat, now()),
+            Err(Rejection::MissingIssuedAt)
+        );
+        assert_eq!(Rejection::MissingIssuedAt.reason(), "missing_iat");
+    }
+
+    #[test]
+    fn a_token_valid_for_longer_than_the_cap_is_refused() {
+        let t = now().timestamp();
+        let cap = 86_400;
+        let at_cap = token(json!({"sub": "u", "iat": t - 100, "exp": t - 100 + cap}));
+        assert!(verify(&config(), &at_cap, now()).is_ok());
+        let over = token(json!({"sub": "u", "iat": t - 100, "exp": t - 100 + cap + 1}));
+        assert_eq!(
+            verify(&config(), &over, now()),
+            Err(Rejection::LifetimeTooLong)
+        );
+        let forever = token(json!({"sub": "u", "iat": t, "exp": t + 10 * 365 * 86_400}));
+        assert_eq!(
+            verify(&config(), &forever, now()),
+            Err(Rejection::LifetimeTooLong)
+        );
+        let mut short = config();
+        short.max_lifetime_secs = 600;
+        let hour = token(json!({"sub": "u", "iat": t, "exp": t + 3600}));
+        assert_eq!(
+            verify(&short, &hour, now()),
+            Err(Rejection::LifetimeTooLong)
+        );
+    }
+
+    #[test]
+    fn a_token_issued_longer_ago_than_the_cap_and_leeway_is_refused() {
+        let t = now().timestamp();
+        let cap = 86_400;
+        let old = token(json!({"sub": "u", "iat": t - cap - LEEWAY_SECS - 1, "exp": t + 600}));
+        assert_eq!(verify(&config(), &old, now()), Err(Rejection::TooOld));
+        for iat in [0, -1_000_000_000_000_i64] {
+            let ancient = token(json!({"sub": "u", "iat": iat, "exp": t + 600}));
+            let got = verify(&config(), &ancient, now());
+            assert!(
+                matches!(got, Err(Rejection::TooOld | Rejection::Malformed)),
+                "{iat}: {got:?}"
+            );
+        }
+        let far = token(json!({"sub": "u", "iat": t, "exp": 1_000_000_000_000_i64}));
+        assert_eq!(
+            verify(&config(), &far, now()),
+            Err(Rejection::LifetimeTooLong)
+        );
+        let mut short = config();
+        short.max_lifetime_secs = 600;
+        let stale = token(json!({"sub": "u", "iat": t - 600 - LEEWAY_SECS - 1, "exp": t + 60}));
+        assert_eq!(verify(&short, &stale, now()), Err(Rejection::TooOld));
+        let recent = token(json!({"sub": "u", "iat": t - 500, "exp": t + 100}));
+        assert!(verify(&short, &recent, now()).is_ok());
+    }
+
+    #[test]
     fn a_missing_or_blank_subject_is_refused() {
         let t = now().timestamp();
         for claims in [
-            json!({"exp": t + 60}),
-            json!({"sub": " ", "exp": t + 60}),
-            json!({"sub": "a\nb", "exp": t + 60}),
+            json!({"iat": t, "exp": t + 60}),
+            json!({"sub": " ", "iat": t, "exp": t + 60}),
+            json!({"sub": "a\nb", "iat": t, "exp": t + 60}),
         ] {
             assert_eq!(
                 verify(&config(), &token(claims), now()),
@@ -343,17 +488,19 @@ mod tests {
         c.audience = Some("catwalk-edge".into());
         let t = now().timestamp();
         let ok = token(
-            json!({"sub": "u", "exp": t + 60, "iss": "https://catwalk.example", "aud": ["x", "catwalk-edge"]}),
+            json!({"sub": "u", "iat": t, "exp": t + 60, "iss": "https://catwalk.example", "aud": ["x", "catwalk-edge"]}),
         );
         assert!(verify(&c, &ok, now()).is_ok());
-        let bad_iss =
-            token(json!({"sub": "u", "exp": t + 60, "iss": "evil", "aud": "catwalk-edge"}));
+        let bad_iss = token(
+            json!({"sub": "u", "iat": t, "exp": t + 60, "iss": "evil", "aud": "catwalk-edge"}),
+        );
         assert_eq!(verify(&c, &bad_iss, now()), Err(Rejection::WrongIssuer));
         let bad_aud = token(
-            json!({"sub": "u", "exp": t + 60, "iss": "https://catwalk.example", "aud": "other"}),
+            json!({"sub": "u", "iat": t, "exp": t + 60, "iss": "https://catwalk.example", "aud": "other"}),
         );
         assert_eq!(verify(&c, &bad_aud, now()), Err(Rejection::WrongAudience));
-        let no_aud = token(json!({"sub": "u", "exp": t + 60, "iss": "https://catwalk.example"}));
+        let no_aud =
+            token(json!({"sub": "u", "iat": t, "exp": t + 60, "iss": "https://catwalk.example"}));
         assert_eq!(verify(&c, &no_aud, now()), Err(Rejection::WrongAudience));
     }
 }

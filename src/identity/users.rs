@@ -2,10 +2,16 @@
 //! memory in tests), and the rules that map a verified JWT or a synced profile to one row.
 //!
 //! A JWT's `sub` is either our own user id (the frontend got it from sync-user) or an
-//! external subject we have not seen. Unknown subjects are linked to an existing row with
-//! the same email that has no subject yet, else a new row is created: "created on first
-//! sight". `last_seen_at` is refreshed at most every [`TOUCH_INTERVAL_MS`] so ordinary
-//! requests do not each cost a D1 write.
+//! external subject we have not seen. An unknown subject whose email is *verified* (see
+//! [`Identity::email_verified`]) is linked to the existing row with that email if it has no
+//! subject yet (a row made by sync-user gets its subject on its first verified sign-in);
+//! otherwise a new row is created: "created on first sight".
+//!
+//! An unverified email is never trusted with anything: it links nothing (else whoever can
+//! get a token carrying someone's address would take over their account and deployments)
+//! and is not stored on the new row either (else it could squat the address, and the
+//! owner's later sync-user would land on the squatter's row). `last_seen_at` is refreshed
+//! at most every [`TOUCH_INTERVAL_MS`] so ordinary requests do not each cost a D1 write.
 
 use serde::{Deserialize, Serialize};
 
@@ -77,18 +83,17 @@ pub async fn resolve<S: UserStore>(
         }
         return Ok((user, Outcome::Existing));
     }
-    if let Some(email) = &identity.email {
+    let verified_email = identity
+        .email
+        .as_deref()
+        .filter(|_| identity.email_verified);
+    if let Some(email) = verified_email {
         if let Some(user) = store.link_subject(email, &identity.subject, now).await? {
             return Ok((user, Outcome::Linked));
         }
     }
     let (user, created) = store
-        .insert(
-            &new_id()?,
-            &identity.subject,
-            identity.email.as_deref(),
-            now,
-        )
+        .insert(&new_id()?, &identity.subject, verified_email, now)
         .await?;
     Ok((
         user,
@@ -242,6 +247,15 @@ mod tests {
         Identity {
             subject: sub.into(),
             email: email.map(str::to_string),
+            email_verified: false,
+        }
+    }
+
+    fn verified(sub: &str, email: &str) -> Identity {
+        Identity {
+            subject: sub.into(),
+            email: Some(email.into()),
+            email_verified: true,
         }
     }
 
@@ -286,13 +300,13 @@ mod tests {
     }
 
     #[test]
-    fn an_unknown_subject_links_to_a_synced_row_with_the_same_email() {
+    fn an_unknown_subject_with_a_verified_email_links_to_a_synced_row_with_that_email() {
         let store = MemoryUsers::default();
         let profile = profile("a@x.io", Some("A"));
         block_on(store.upsert_profile("usr_9", &profile, 0)).unwrap();
         let (u, o) = block_on(resolve(
             &store,
-            &ident("ext-7", Some("a@x.io")),
+            &verified("ext-7", "a@x.io"),
             10,
             id("usr_new"),
         ))
@@ -302,22 +316,85 @@ mod tests {
     }
 
     #[test]
-    fn an_email_held_by_another_subject_is_not_taken_over() {
+    fn an_unverified_email_never_claims_the_synced_row_that_holds_it() {
         let store = MemoryUsers::default();
-        block_on(resolve(
-            &store,
-            &ident("s1", Some("a@x.io")),
-            0,
-            id("usr_1"),
-        ))
-        .unwrap();
+        let victim = profile("victim@x.io", Some("Victim"));
+        block_on(store.upsert_profile("usr_victim", &victim, 0)).unwrap();
         let (u, o) = block_on(resolve(
             &store,
-            &ident("s2", Some("a@x.io")),
-            0,
-            id("usr_2"),
+            &ident("attacker", Some("victim@x.io")),
+            10,
+            id("usr_attacker"),
         ))
         .unwrap();
+        assert_eq!((u.id.as_str(), o), ("usr_attacker", Outcome::Created));
+        assert_eq!((u.subject.as_deref(), u.email), (Some("attacker"), None));
+        let rows = store.rows.borrow();
+        let held = rows.iter().find(|r| r.id == "usr_victim").unwrap();
+        assert_eq!(held.subject, None, "the synced row was claimed");
+        assert_eq!(held.email.as_deref(), Some("victim@x.io"));
+    }
+
+    #[test]
+    fn a_synced_row_gets_its_subject_only_on_the_first_verified_sign_in() {
+        let store = MemoryUsers::default();
+        block_on(store.upsert_profile("usr_9", &profile("a@x.io", None), 0)).unwrap();
+        let (first, _) = block_on(resolve(
+            &store,
+            &ident("unverified", Some("a@x.io")),
+            1,
+            id("usr_other"),
+        ))
+        .unwrap();
+        assert_eq!(first.id, "usr_other");
+        let (linked, o) = block_on(resolve(
+            &store,
+            &verified("real", "a@x.io"),
+            2,
+            id("usr_new"),
+        ))
+        .unwrap();
+        assert_eq!((linked.id.as_str(), o), ("usr_9", Outcome::Linked));
+        let (again, o) = block_on(resolve(
+            &store,
+            &ident("unverified", Some("a@x.io")),
+            3,
+            id("usr_x"),
+        ))
+        .unwrap();
+        assert_eq!((again.id.as_str(), o), ("usr_other", Outcome::Existing));
+    }
+
+    #[test]
+    fn an_unverified_email_is_not_stored_so_it_cannot_be_squatted() {
+        let store = MemoryUsers::default();
+        let (u, o) = block_on(resolve(
+            &store,
+            &ident("squatter", Some("later@x.io")),
+            0,
+            id("usr_squat"),
+        ))
+        .unwrap();
+        assert_eq!((o, u.email), (Outcome::Created, None));
+        // The real owner's sync then makes a row of their own, not the squatter's.
+        let (synced, created) =
+            block_on(store.upsert_profile("usr_owner", &profile("later@x.io", None), 1)).unwrap();
+        assert!(created);
+        assert_eq!(synced.id, "usr_owner");
+    }
+
+    #[test]
+    fn a_verified_email_is_stored_on_a_new_row() {
+        let store = MemoryUsers::default();
+        let (u, o) = block_on(resolve(&store, &verified("s", "a@x.io"), 0, id("usr_1"))).unwrap();
+        assert_eq!((o, u.email.as_deref()), (Outcome::Created, Some("a@x.io")));
+    }
+
+    #[test]
+    fn an_email_held_by_another_subject_is_not_taken_over() {
+        let store = MemoryUsers::default();
+        block_on(resolve(&store, &verified("s1", "a@x.io"), 0, id("usr_1"))).unwrap();
+        let (u, o) = block_on(resolve(&store, &verified("s2", "a@x.io"), 0, id("usr_2"))).unwrap();
         assert_eq!((u.id.as_str(), o), ("usr_2", Outcome::Created));
         assert_eq!(u.email, None);
     }

@@ -27,10 +27,19 @@ pub fn user_json(u: &User) -> Value {
     })
 }
 
-async fn audit_new_user(cx: &Ctx, db: &worker::D1Database, user: &User, via: &str, now: i64) {
+/// Audits `user.created` (first sight, by JWT or sync) or `user.linked` (a JWT's new subject
+/// joined to a synced row by its verified email).
+async fn audit_user(
+    cx: &Ctx,
+    db: &worker::D1Database,
+    user: &User,
+    action: &str,
+    via: &str,
+    now: i64,
+) {
     let event = Event {
         user_id: Some(&user.id),
-        action: "user.created",
+        action,
         resource: Some(&user.id),
         metadata: json!({ "via": via }),
     };
@@ -48,7 +57,12 @@ pub async fn signed_in(req: &Request, cx: &Ctx) -> AppResult<User> {
         .auth
         .as_ref()
         .ok_or_else(|| AppError::NotConfigured {
-            missing: vec!["AUTH_SECRET".into()],
+            missing: cx
+                .config
+                .auth_missing()
+                .into_iter()
+                .map(String::from)
+                .collect(),
         })?;
     let header = web::header(req, "authorization");
     let token = bearer(header.as_deref())?;
@@ -63,8 +77,10 @@ pub async fn signed_in(req: &Request, cx: &Ctx) -> AppResult<User> {
             json!({ "user_id": user.id, "linked": outcome == Outcome::Linked }),
         );
     }
-    if outcome == Outcome::Created {
-        audit_new_user(cx, &db, &user, "jwt", now).await;
+    match outcome {
+        Outcome::Created => audit_user(cx, &db, &user, "user.created", "jwt", now).await,
+        Outcome::Linked => audit_user(cx, &db, &user, "user.linked", "jwt", now).await,
+        Outcome::Existing => {}
     }
     Ok(user)
 }
@@ -94,7 +110,7 @@ pub async fn sync_user(mut req: Request, cx: &mut Ctx) -> AppResult<Response> {
         crate::identity::users::UserStore::upsert_profile(&store, &new_id("usr")?, &profile, now)
             .await?;
     if created {
-        audit_new_user(cx, &db, &user, "sync", now).await;
+        audit_user(cx, &db, &user, "user.created", "sync", now).await;
     }
     web::json(
         if created { 201 } else { 200 },

@@ -1,5 +1,5 @@
 use edge_tests::jwt;
-use edge_tests::stack::client;
+use edge_tests::stack::{client, Stack, StackOptions};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -69,10 +69,33 @@ async fn every_bad_token_is_a_401_json_error_with_a_bearer_challenge() {
             "missing sub",
             Some(jwt::sign(
                 &hs,
-                &json!({"email": "a@b.co", "exp": t + 600}),
+                &json!({"email": "a@b.co", "iat": t, "exp": t + 600}),
                 key,
             )),
             "missing_sub",
+        ),
+        (
+            "missing iat",
+            Some(jwt::sign(&hs, &json!({"sub": "u", "exp": t + 600}), key)),
+            "missing_iat",
+        ),
+        (
+            "valid for a year",
+            Some(jwt::sign(
+                &hs,
+                &json!({"sub": "u", "iat": t, "exp": t + 365 * 86_400}),
+                key,
+            )),
+            "token_lifetime_too_long",
+        ),
+        (
+            "issued two days ago",
+            Some(jwt::sign(
+                &hs,
+                &json!({"sub": "u", "iat": t - 2 * 86_400, "exp": t + 600}),
+                key,
+            )),
+            "token_too_old",
         ),
         (
             "missing exp",
@@ -223,4 +246,85 @@ async fn hostile_sync_bodies_are_refused_and_write_nothing() {
         stack().query("SELECT COUNT(*) AS n FROM sqlite_master WHERE name = 'users'")[0]["n"],
         1
     );
+}
+
+/// Issue 17 A: a token that merely names someone's email must not reach their account.
+#[tokio::test]
+async fn an_unverified_email_never_reaches_the_synced_user_and_a_verified_one_links() {
+    let email = format!("victim-{}@example.com", unique());
+    let synced = sync(
+        Some(stack().var("AUTH_SYNC_SECRET")),
+        &json!({"email": email}),
+    )
+    .await;
+    assert_eq!(synced.status(), 201);
+    let synced: Value = synced.json().await.unwrap();
+    let victim = synced["user"]["id"].as_str().unwrap().to_string();
+    // The victim, signed in by our user id, keeps something of their own.
+    let put = client()
+        .put(stack().url("/api/settings"))
+        .bearer_auth(stack().token(&victim, None))
+        .json(&json!({"fly_app": "victim-app"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 200);
+
+    let key = stack().var("AUTH_SECRET");
+    let hs = json!({"alg": "HS256", "typ": "JWT"});
+    let unverified = jwt::claims(&format!("attacker|{}", unique()), Some(&email), 600);
+    let attacker = jwt::sign(&hs, &unverified, key);
+    let seen: Value = me(Some(&attacker)).await.json().await.unwrap();
+    assert_ne!(seen["user"]["id"], victim.as_str(), "{seen}");
+    assert_eq!(seen["user"]["email"], Value::Null, "{seen}");
+    let settings: Value = get("/api/settings", Some(&attacker))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(settings["settings"]["fly_app"]["value"], Value::Null);
+    let subject = stack().query(&format!("SELECT subject FROM users WHERE id = '{victim}'"));
+    assert_eq!(subject, vec![json!({"subject": null})]);
+
+    let mut verified = jwt::claims(&format!("github|{}", unique()), Some(&email), 600);
+    verified["email_verified"] = json!(true);
+    let linked: Value = me(Some(&jwt::sign(&hs, &verified, key)))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(linked["user"]["id"], victim.as_str(), "{linked}");
+    let audit = stack().query(&format!(
+        "SELECT action FROM audit_log WHERE user_id = '{victim}'"
+    ));
+    assert!(
+        audit.contains(&json!({"action": "user.linked"})),
+        "{audit:?}"
+    );
+}
+
+/// Issue 17 C: a production stack with no pinned issuer or audience accepts no JWT at all,
+/// and health says which settings to add.
+#[tokio::test]
+async fn in_production_an_unpinned_issuer_and_audience_refuse_every_jwt_and_health_names_them() {
+    let s = Stack::start(StackOptions {
+        vars: vec![("ENVIRONMENT".into(), "production".into())],
+        omit: vec!["AUTH_JWT_ISSUER".into(), "AUTH_JWT_AUDIENCE".into()],
+        ..Default::default()
+    });
+    let health = client().get(s.url("/api/health")).send().await.unwrap();
+    assert_eq!(health.status(), 503);
+    let health: Value = health.json().await.unwrap();
+    assert_eq!(
+        health["missing"],
+        json!(["AUTH_JWT_ISSUER", "AUTH_JWT_AUDIENCE"])
+    );
+    let resp = client()
+        .get(s.url("/api/auth/me"))
+        .bearer_auth(s.token(&format!("prod-{}", unique()), None))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_code(resp, 503).await, "not_configured");
+    s.stop();
 }
