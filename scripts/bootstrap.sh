@@ -71,4 +71,9 @@ fi
 if [ ! -f .dev.vars ]; then
   say "generating .dev.vars with fresh random secrets"
   scripts/gen-dev-vars.sh > .dev.vars
+elif ! grep -q '^ENVIRONMENT=' .dev.vars; then
+  # .dev.vars from before ENVIRONMENT existed: local development is not production
+  # (which requires a pinned JWT issuer and audience).
+  say "adding ENVIRONMENT=development to .dev.vars"
+  printf 'ENVIRONMENT="development"\n' >> .dev.vars
 fi

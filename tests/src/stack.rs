@@ -104,6 +104,8 @@ fn default_vars() -> BTreeMap<String, String> {
         ("ENCRYPTION_KEYS", format!("t1:{key}")),
         ("FLY_API_TOKEN", format!("test_{}", random_hex(16))),
         ("FLY_APP", "catwalk-test".to_string()),
+        // wrangler.toml says production, where unpinned JWT issuer/audience refuse tokens.
+        ("ENVIRONMENT", "development".to_string()),
         (
             "ALLOWED_ORIGINS",
             "http://localhost:3000,https://app.catwalk.test".to_string(),
