@@ -204,18 +204,21 @@ pub fn stored_config(launch: &Launch, region: Option<&str>, target: &Target) -> 
     json!({ "launch": launch, "region": region, "app": target.app, "account": target.account })
 }
 
-/// The runner's MCP endpoint behind the Fly proxy of the deployment's app: the operator's
-/// app through `FLY_INGRESS_BASE` (or `https://{app}.fly.dev`), a person's own app through
-/// its `fly.dev` name.
+/// The runner's MCP endpoint behind the Fly proxy of the deployment's app: the app's own
+/// `https://{app}.fly.dev`, unless `FLY_INGRESS_BASE` names one ingress for every app (the
+/// local machines service, or a proxy of the operator's that routes by app and
+/// `fly-force-instance-id`).
 pub fn ingress_url(config: &Config, stored: &str) -> String {
     let app = serde_json::from_str::<Value>(stored)
         .ok()
         .and_then(|v| v.get("app").and_then(Value::as_str).map(str::to_string));
-    let operator = config.fly.app.as_deref();
-    let base = match (app.as_deref(), &config.fly.ingress_base) {
-        (Some(a), _) if Some(a) != operator => format!("https://{a}.fly.dev"),
-        (_, Some(b)) => b.as_str().trim_end_matches('/').to_string(),
-        _ => format!("https://{}.fly.dev", operator.unwrap_or("invalid")),
+    let base = match (
+        &config.fly.ingress_base,
+        app.as_deref().or(config.fly.app.as_deref()),
+    ) {
+        (Some(b), _) => b.as_str().trim_end_matches('/').to_string(),
+        (None, Some(a)) => format!("https://{a}.fly.dev"),
+        (None, None) => "https://invalid.fly.dev".to_string(),
     };
     format!("{base}/mcp")
 }
@@ -698,4 +701,43 @@ pub async fn prepare_retry(
         json!({ "deployment": d.id, "from": old.app, "to": new.app }),
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(pairs: &[(&str, &str)]) -> Config {
+        Config::from_lookup(|name| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        })
+    }
+
+    #[test]
+    fn each_app_is_reached_at_its_own_fly_dev_unless_one_ingress_serves_all() {
+        let prod = cfg(&[("FLY_APP", "catwalk-machines")]);
+        assert_eq!(
+            ingress_url(&prod, r#"{"app": "catwalk-machines"}"#),
+            "https://catwalk-machines.fly.dev/mcp"
+        );
+        assert_eq!(
+            ingress_url(&prod, r#"{"app": "personal"}"#),
+            "https://personal.fly.dev/mcp"
+        );
+        assert_eq!(
+            ingress_url(&prod, "{}"),
+            "https://catwalk-machines.fly.dev/mcp"
+        );
+        let local = cfg(&[
+            ("FLY_APP", "catwalk-test"),
+            ("FLY_INGRESS_BASE", "http://127.0.0.1:4280/"),
+        ]);
+        assert_eq!(
+            ingress_url(&local, r#"{"app": "personal"}"#),
+            "http://127.0.0.1:4280/mcp"
+        );
+    }
 }
