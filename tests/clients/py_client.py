@@ -9,6 +9,7 @@ Scenarios:
   auto      the SDK's default auto mode: stateless probe, then fall back to the handshake
   progress  trigger-long-running-operation, recording when each progress notification arrives
   sampling  a tool that asks the client to sample; our callback answers
+  call      ARG = {"tool": NAME, "arguments": {...}}: tools/list, then that one call
 """
 
 import asyncio
@@ -104,7 +105,23 @@ async def sampling(url, token, _arg):
     return await with_session(url, token, body, sampling_callback=on_sample)
 
 
-SCENARIOS = {"basic": basic, "auto": auto, "progress": progress, "sampling": sampling}
+async def call(url, token, arg):
+    wanted = json.loads(arg)
+
+    async def body(session, init):
+        tools = await session.list_tools()
+        result = await session.call_tool(wanted["tool"], wanted.get("arguments", {}))
+        return {
+            "server": init.server_info.name,
+            "tools": sorted(t.name for t in tools.tools),
+            "text": text_of(result),
+            "is_error": bool(result.isError),
+        }
+
+    return await with_session(url, token, body)
+
+
+SCENARIOS = {"basic": basic, "auto": auto, "progress": progress, "sampling": sampling, "call": call}
 
 if __name__ == "__main__":
     url, token, scenario = sys.argv[1], sys.argv[2], sys.argv[3]

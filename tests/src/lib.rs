@@ -12,6 +12,7 @@
 pub mod clients;
 pub mod fake;
 pub mod guard;
+pub mod npm;
 pub mod runner;
 pub mod stack;
 
