@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use edge_tests::runner::{everything_launch, Machines};
+use edge_tests::runner::{everything_launch, Machines, EVERYTHING_PACKAGE, EVERYTHING_VERSION};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -446,13 +446,16 @@ async fn the_workers_create_body_starts_a_serving_machine() {
     use catwalk_edge::deploy::fly::{create_body, MachineSpec, METADATA_KEY};
     let dir = tempfile::tempdir().unwrap();
     let m = Machines::start(&dir.path().join("state"), 300);
-    let launch: Value = serde_json::from_str(&everything_launch()).unwrap();
+    // The runtime form a deployment uses; npx finds the pinned version in node_modules.
+    let launch = serde_json::from_value(json!({"runtime": "npm", "package": EVERYTHING_PACKAGE,
+        "version": EVERYTHING_VERSION, "args": ["stdio"]}))
+    .unwrap();
     let creds = vec![("ACME_TOKEN".to_string(), "canary".to_string())];
     let body = create_body(&MachineSpec {
         deployment_id: "dep_contract",
         image: "registry.fly.io/catwalk-machines:runner-test",
         region: None,
-        launch,
+        launch: &launch,
         credentials: &creds,
         upstream_secret: SECRET,
         memory_mb: 256,
