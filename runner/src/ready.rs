@@ -7,8 +7,8 @@
 //!    `catwalk-runner`) and given [`crate::serve::ServeConfig::ready_timeout`]
 //!    (`CATWALK_READY_TIMEOUT_SECS`, default 300 s: a first install can download) to answer;
 //! 3. on a result it is sent `notifications/initialized` and ended (stdin closed, TERM to
-//!    its process group, KILL after a grace period); the runner is `ready` once it is gone,
-//!    and only then starts its warm spares (see [`crate::session`]). The probe is never
+//!    its process group, KILL after a grace period); once it is gone the warm spares are
+//!    spawned (see [`crate::session`]) and the runner is `ready`. The probe is never
 //!    handed to a client: a client must negotiate its own `initialize`.
 //!
 //! The phases are `starting` → `ready` | `failed`; `failed` is final for this process (the

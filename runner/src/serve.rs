@@ -362,8 +362,10 @@ pub async fn run(cfg: ServeConfig, shutdown: watch::Receiver<bool>) -> std::io::
         };
         match prepared {
             Ok(()) => {
-                boot.phase.send_replace(Phase::Ready);
+                // Spawned (not yet proven) before `ready`, so that requests held until
+                // now find a spare in place.
                 boot.sessions.warm_up().await;
+                boot.phase.send_replace(Phase::Ready);
             }
             Err(reason) => {
                 boot.phase.send_replace(Phase::Failed(reason));

@@ -82,6 +82,9 @@ pub const KILL_GRACE: Duration = Duration::from_secs(2);
 pub const SPARE_PING_ID: &str = "catwalk-runner/spare-ping";
 /// A taken spare is replaced once its session answered, or after this long at most.
 pub const REFILL_AFTER: Duration = Duration::from_secs(5);
+/// How long a client at the session limit waits for a spare that is being spawned.
+const SPARE_SPAWN_WAIT: Duration = Duration::from_millis(5);
+const SPARE_SPAWN_WAIT_TRIES: u32 = 40;
 
 /// What the table needs to know to start and bound sessions.
 #[derive(Debug, Clone)]
@@ -682,37 +685,52 @@ impl Sessions {
         self: &Arc<Self>,
         requested_version: &str,
     ) -> Result<Arc<Session>, StartError> {
-        let spare = {
-            let mut t = lock(&self.table);
-            let at = t
-                .spares
-                .iter()
-                .position(|s| s.is_proven() && !s.is_closed())
-                .or_else(|| t.spares.iter().position(|s| !s.is_closed()));
-            let spare = at.and_then(|i| t.spares.remove(i));
-            if let Some(s) = &spare {
-                t.sessions.insert(s.id.clone(), s.clone());
-            }
-            spare
-        };
-        let session = match spare {
-            Some(s) => {
-                *lock(&s.version) = requested_version.to_string();
-                s.touch();
-                s
-            }
-            None => {
-                if let Some(wait) = self.backoff() {
-                    return Err(StartError::BackingOff(wait));
+        let mut waited = 0;
+        let session = loop {
+            let taken = {
+                let mut t = lock(&self.table);
+                let at = t
+                    .spares
+                    .iter()
+                    .position(|s| s.is_proven() && !s.is_closed())
+                    .or_else(|| t.spares.iter().position(|s| !s.is_closed()));
+                match at.and_then(|i| t.spares.remove(i)) {
+                    Some(s) => {
+                        t.sessions.insert(s.id.clone(), s.clone());
+                        Ok(s)
+                    }
+                    None => Err(t.starting_spares > 0),
                 }
-                {
-                    let mut t = lock(&self.table);
-                    if t.children() >= self.limits.max_sessions {
+            };
+            match taken {
+                Ok(s) => {
+                    *lock(&s.version) = requested_version.to_string();
+                    s.touch();
+                    break s;
+                }
+                Err(spare_coming) => {
+                    if let Some(wait) = self.backoff() {
+                        return Err(StartError::BackingOff(wait));
+                    }
+                    let full = {
+                        let mut t = lock(&self.table);
+                        let full = t.children() >= self.limits.max_sessions;
+                        if !full {
+                            t.starting_sessions += 1;
+                        }
+                        full
+                    };
+                    if !full {
+                        break self.spawn(Role::Session, requested_version).await?;
+                    }
+                    // At the limit only because a spare is being spawned this instant:
+                    // it is there within milliseconds, take it then.
+                    if !spare_coming || waited >= SPARE_SPAWN_WAIT_TRIES {
                         return Err(StartError::Full);
                     }
-                    t.starting_sessions += 1;
+                    waited += 1;
+                    tokio::time::sleep(SPARE_SPAWN_WAIT).await;
                 }
-                self.spawn(Role::Session, requested_version).await?
             }
         };
         let (first_tx, first_rx) = oneshot::channel();
