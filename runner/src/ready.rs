@@ -77,6 +77,8 @@ enum Answer {
     Error(Option<i64>),
     /// Its stdout ended first.
     Closed,
+    /// It wrote a line longer than any message we accept.
+    Oversized,
 }
 
 /// Kills the probe's whole process group when dropped (also when the wait is cancelled
@@ -151,6 +153,10 @@ async fn probe(sessions: &Sessions, timeout: Duration) -> Result<Duration, Strin
             "the MCP server answered initialize with error {code}"
         )),
         Ok(Answer::Error(None)) => Err("the MCP server answered initialize with an error".into()),
+        Ok(Answer::Oversized) => Err(format!(
+            "the MCP server wrote a message over {} MiB before answering initialize",
+            MAX_MESSAGE_BYTES >> 20
+        )),
         Ok(Answer::Closed) => Err(match exit_status(&mut child, EXIT_WAIT).await {
             Some(how) => format!("the MCP server exited before answering initialize ({how})"),
             None => "the MCP server closed its output before answering initialize".into(),
@@ -173,8 +179,11 @@ async fn read_answer(stdout: ChildStdout, ring: &LogRing) -> Answer {
             .read_until(b'\n', &mut line)
             .await
             .unwrap_or(0);
-        if n == 0 || line.len() > MAX_MESSAGE_BYTES {
+        if n == 0 {
             return Answer::Closed;
+        }
+        if line.len() > MAX_MESSAGE_BYTES {
+            return Answer::Oversized;
         }
         let Ok(msg) = serde_json::from_slice::<Value>(&line) else {
             let text = String::from_utf8_lossy(&line);
