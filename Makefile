@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 export WRANGLER_SEND_METRICS := false
 
-.PHONY: dev test token build bootstrap lint unit integration bench bench-analyze bench-deploy bench-gateway
+.PHONY: dev test token build bootstrap lint unit integration bench bench-ready bench-analyze bench-deploy bench-gateway
 
 bootstrap:
 	@scripts/bootstrap.sh
@@ -28,6 +28,12 @@ integration: build
 # Runner vs mcp-proxy vs supergateway vs the server's own HTTP mode (prints a table).
 bench: bootstrap
 	bench/run.sh
+
+# The runner's first initialize without / with a warm spare, and wake -> first answer for
+# an npm and a PyPI server (prints a table; see bench/src/ready.rs).
+bench-ready: bootstrap
+	cargo build --quiet --release -p catwalk-runner -p mcp-bench
+	"$${CARGO_TARGET_DIR:-target}/release/ready-bench"
 
 test: lint build
 	cargo test --workspace

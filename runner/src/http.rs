@@ -43,7 +43,7 @@ pub fn empty(status: u16) -> Response<Body> {
     full(status, "", Bytes::new())
 }
 
-pub fn header<'a>(req: &'a Request<Incoming>, name: &str) -> Option<&'a str> {
+pub fn header<'a, B>(req: &'a Request<B>, name: &str) -> Option<&'a str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
 

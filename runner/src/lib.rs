@@ -2,19 +2,24 @@
 //! the local stand-in for the Fly Machines API that runs each "machine" as a runner process.
 //!
 //! - [`launch`]: the launch spec → argv (never a shell) and the child's environment;
-//! - [`session`]: one child per MCP session and the routing of every message;
+//! - [`ready`]: the readiness probe at boot (`starting` → `ready` | `failed`);
+//! - [`session`]: one child per MCP session, the warm spares, and the routing of every
+//!   message;
 //! - [`bounded`]: the FIFO (count and bytes) behind its replay buffer and backlog;
 //! - [`serve`]: MCP Streamable HTTP on `/mcp`, `/health`, `/logs`;
 //! - [`ring`]: the child's stderr, bounded and masked;
 //! - [`lines`]: reading that stderr with a byte cap per line;
 //! - [`machines`]: the local Fly Machines API stand-in and its ingress;
-//! - [`http`]: shared HTTP plumbing.
+//! - [`http`]: shared HTTP plumbing;
+//! - [`clock`]: wall-clock time as RFC 3339 text.
 
 pub mod bounded;
+pub mod clock;
 pub mod http;
 pub mod launch;
 pub mod lines;
 pub mod machines;
+pub mod ready;
 pub mod ring;
 pub mod serve;
 pub mod session;

@@ -1,5 +1,6 @@
 //! The child's stderr, kept in a bounded ring (lines and bytes) with credential values
 //! masked before they are stored, served to the gateway at the authenticated `/logs`.
+//! Every line carries the wall-clock time it was stored (Unix ms).
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -18,7 +19,8 @@ pub struct LogRing {
 }
 
 struct Inner {
-    lines: VecDeque<String>,
+    /// (stored at, Unix ms; the masked line).
+    lines: VecDeque<(i64, String)>,
     bytes: usize,
     dropped: u64,
 }
@@ -80,12 +82,13 @@ impl LogRing {
             }
             line.truncate(cut);
         }
+        let at = crate::clock::now_ms();
         let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         g.bytes += line.len();
-        g.lines.push_back(line);
+        g.lines.push_back((at, line));
         while g.lines.len() > self.max_lines || g.bytes > self.max_bytes {
             match g.lines.pop_front() {
-                Some(old) => {
+                Some((_, old)) => {
                     g.bytes -= old.len();
                     g.dropped += 1;
                 }
@@ -94,10 +97,23 @@ impl LogRing {
         }
     }
 
-    /// The kept lines, oldest first, and how many older ones were dropped.
-    pub fn snapshot(&self) -> (Vec<String>, u64) {
+    /// The most lines the ring keeps.
+    pub fn capacity(&self) -> usize {
+        self.max_lines
+    }
+
+    /// The newest `n` kept lines with their times, oldest first, and how many lines the
+    /// ring itself has dropped so far (lines left out because of `n` are not counted).
+    pub fn tail(&self, n: usize) -> (Vec<(i64, String)>, u64) {
         let g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        (g.lines.iter().cloned().collect(), g.dropped)
+        let skip = g.lines.len().saturating_sub(n);
+        (g.lines.iter().skip(skip).cloned().collect(), g.dropped)
+    }
+
+    /// Every kept line, oldest first, and how many older ones were dropped.
+    pub fn snapshot(&self) -> (Vec<String>, u64) {
+        let (lines, dropped) = self.tail(usize::MAX);
+        (lines.into_iter().map(|(_, l)| l).collect(), dropped)
     }
 }
 
@@ -138,6 +154,11 @@ mod tests {
             ring.snapshot(),
             (vec!["line 2".into(), "line 3".into(), "line 4".into()], 2)
         );
+        let (tail, dropped) = ring.tail(2);
+        let texts: Vec<&str> = tail.iter().map(|(_, l)| l.as_str()).collect();
+        assert_eq!((texts, dropped), (vec!["line 3", "line 4"], 2));
+        assert!(tail.iter().all(|(at, _)| *at > 1_700_000_000_000));
+        assert_eq!(ring.tail(100).0.len(), 3);
         let small = LogRing::new(100, 10, vec![]);
         small.push("0123456789abcdef");
         small.push("xyz");

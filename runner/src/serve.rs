@@ -3,6 +3,31 @@
 //! nothing secret) and `/logs` (the child's masked stderr). `/mcp` and `/logs` require
 //! `Authorization: Bearer <CATWALK_UPSTREAM_SECRET>`.
 //!
+//! Boot. The runner listens at once, then prepares its server (see [`crate::ready`]):
+//! `starting` until a probe child answered `initialize`, then `ready` (and warm spares
+//! are started, see [`crate::session`]), or `failed` with a short reason. So a machine is
+//! reachable, and its `/health` answers, while the package installs.
+//!
+//! `GET /health` (open; the phase, counts and the reason only — no stderr, no env):
+//! - `200 {"status": "ready", "sessions": 1, "spares": 1, "uptime_s": 42}`
+//! - `503 {"status": "starting", "sessions": 0, "spares": 0, "uptime_s": 3}`
+//! - `503 {"status": "failed", "reason": "no answer to initialize within 300 s", "sessions": 0, "spares": 0, "uptime_s": 301}`
+//!
+//! `sessions` counts client sessions; `spares` the warm spares that answered their ping.
+//!
+//! `/mcp` while not ready. A request that arrives while `starting` (a machine woken by
+//! that very request) is held until `ready` and then served as usual, for at most
+//! `CATWALK_WAKE_WAIT_SECS`; past that it gets `503`, `Retry-After`, and a JSON-RPC error
+//! (`-32000`, the id of its first request echoed) saying the server is still starting.
+//! While `failed`, every `/mcp` request gets `503` and a JSON-RPC error with the reason.
+//!
+//! `GET /logs[?lines=N]` (authenticated): the newest `N` lines (1 ..= the ring's 2000,
+//! default 200) of the children's masked stderr and the runner's notes about them, oldest
+//! first: `{"lines": [{"ts": "2026-12-02T17:00:00.123Z", "line": "[probe] …"}], "dropped": 0}`.
+//! Each line starts with its child's tag: `[probe]` for the readiness probe, the first 8
+//! characters of the session id otherwise. `dropped` counts lines the ring has evicted
+//! (not those left out by `lines`). A bad `lines` is `400 {"error": "…"}`.
+//!
 //! Settings (environment; all are removed from the child's environment):
 //! | variable | default | meaning |
 //! | --- | --- | --- |
@@ -19,6 +44,9 @@
 //! | `CATWALK_ALLOWED_ORIGINS` | none | browser origins allowed to call `/mcp` directly |
 //! | `CATWALK_CHILD_UID` / `CATWALK_CHILD_GID` | unset | run every MCP server as this uid / gid (set both, neither 0); the runner must be root to switch and refuses to start otherwise |
 //! | `CATWALK_CHILD_HOME` | unset | with `CATWALK_CHILD_UID`: the child's `HOME` and working directory (npx / uv caches) |
+//! | `CATWALK_READY_TIMEOUT_SECS` | 300 | how long the readiness probe may take to answer `initialize` (a first install downloads) |
+//! | `CATWALK_SPARES` | 1 | warm spares kept once ready (0 disables); they count against `CATWALK_MAX_SESSIONS` |
+//! | `CATWALK_WAKE_WAIT_SECS` | 60 | how long a `/mcp` request that arrives while starting is held (0: not held) |
 //!
 //! Listen address. On a Fly Machine, Fly Proxy (which serves `https://{app}.fly.dev` and
 //! honours `fly-force-instance-id`) reaches a service "through a private IPv4 address on
@@ -52,10 +80,18 @@ use tokio::sync::watch;
 
 use crate::http::{self, Body, BodyError};
 use crate::launch::{self, ChildUser};
+use crate::ready::{self, Phase};
 use crate::ring::LogRing;
 use crate::session::{Limits, Posted, Sessions, StartError};
 
 pub const KEEPALIVE: Duration = Duration::from_secs(15);
+/// Log ring bounds: lines and bytes.
+pub const LOG_LINES: usize = 2000;
+pub const LOG_BYTES: usize = 512 * 1024;
+/// Lines `/logs` returns without `?lines=`.
+pub const DEFAULT_LOG_LINES: usize = 200;
+/// `Retry-After` for a request refused because the server is still starting.
+const STARTING_RETRY_AFTER_SECS: u64 = 5;
 
 /// Resident memory of one session's MCP server, measured with `bench/run.sh`: npm
 /// `server-everything` under node takes 68 MiB per session; 80 leaves headroom.
@@ -136,6 +172,8 @@ pub struct ServeConfig {
     pub limits: Limits,
     pub max_body: usize,
     pub allowed_origins: Vec<String>,
+    pub ready_timeout: Duration,
+    pub wake_wait: Duration,
 }
 
 fn env_num<T: std::str::FromStr>(
@@ -184,7 +222,13 @@ impl ServeConfig {
                 replay_events: env_num(&get, "CATWALK_REPLAY_EVENTS", 512)?,
                 replay_bytes: env_num(&get, "CATWALK_REPLAY_BYTES", 4 * 1024 * 1024)?,
                 idle_timeout: Duration::from_secs(env_num(&get, "CATWALK_IDLE_TIMEOUT_SECS", 900)?),
+                spares: env_num(&get, "CATWALK_SPARES", 1)?,
             },
+            ready_timeout: match env_num(&get, "CATWALK_READY_TIMEOUT_SECS", 300u64)? {
+                0 => return Err("CATWALK_READY_TIMEOUT_SECS must be at least 1".into()),
+                secs => Duration::from_secs(secs),
+            },
+            wake_wait: Duration::from_secs(env_num(&get, "CATWALK_WAKE_WAIT_SECS", 60)?),
             max_body: env_num(&get, "CATWALK_MAX_BODY_BYTES", 4 * 1024 * 1024)?,
             allowed_origins: get("CATWALK_ALLOWED_ORIGINS")
                 .map(|v| {
@@ -202,6 +246,57 @@ struct App {
     cfg: ServeConfig,
     sessions: Arc<Sessions>,
     started: Instant,
+    phase: watch::Sender<Phase>,
+}
+
+/// Why a `/mcp` request cannot be served yet.
+enum NotReady {
+    Starting,
+    Failed(String),
+}
+
+impl App {
+    /// Waits (at most `CATWALK_WAKE_WAIT_SECS`) until the server is prepared.
+    async fn until_ready(&self) -> Result<(), NotReady> {
+        let mut rx = self.phase.subscribe();
+        let settled =
+            tokio::time::timeout(self.cfg.wake_wait, rx.wait_for(|p| *p != Phase::Starting)).await;
+        match settled {
+            Ok(Ok(phase)) => match &*phase {
+                Phase::Failed(reason) => Err(NotReady::Failed(reason.clone())),
+                _ => Ok(()),
+            },
+            _ => Err(NotReady::Starting),
+        }
+    }
+}
+
+/// The answer to a `/mcp` request that cannot be served (`id`: its first request's).
+fn not_ready(why: NotReady, id: Option<&Value>) -> Response<Body> {
+    match why {
+        NotReady::Starting => {
+            let mut r = rpc_error(
+                503,
+                id,
+                jsonrpc::SERVER_ERROR,
+                "The MCP server is still starting; retry shortly.",
+                Some(json!({"status": "starting"})),
+            );
+            http::set_header(
+                &mut r,
+                "retry-after",
+                &STARTING_RETRY_AFTER_SECS.to_string(),
+            );
+            r
+        }
+        NotReady::Failed(reason) => rpc_error(
+            503,
+            id,
+            jsonrpc::SERVER_ERROR,
+            &format!("The MCP server failed to start: {reason}."),
+            Some(json!({"status": "failed", "reason": reason})),
+        ),
+    }
 }
 
 fn rpc_error(
@@ -236,7 +331,7 @@ pub async fn run(cfg: ServeConfig, shutdown: watch::Receiver<bool>) -> std::io::
         .map(|(_, v)| v.clone())
         .chain(std::iter::once(cfg.secret.clone()))
         .collect();
-    let ring = Arc::new(LogRing::new(2000, 512 * 1024, secrets));
+    let ring = Arc::new(LogRing::new(LOG_LINES, LOG_BYTES, secrets));
     let sessions = Sessions::new(
         cfg.limits.clone(),
         cfg.argv.clone(),
@@ -253,6 +348,29 @@ pub async fn run(cfg: ServeConfig, shutdown: watch::Receiver<bool>) -> std::io::
         cfg,
         sessions: sessions.clone(),
         started: Instant::now(),
+        phase: watch::channel(Phase::Starting).0,
+    });
+
+    // Prepare the server while already answering /health (see `ready`).
+    let boot = app.clone();
+    let mut stop = shutdown.clone();
+    tokio::spawn(async move {
+        let prepared = tokio::select! {
+            r = ready::prepare(&boot.sessions, boot.cfg.ready_timeout) => r,
+            // Dropping the probe kills its process group.
+            _ = stop.wait_for(|s| *s) => return,
+        };
+        match prepared {
+            Ok(()) => {
+                // Spawned (not yet proven) before `ready`, so that requests held until
+                // now find a spare in place.
+                boot.sessions.warm_up().await;
+                boot.phase.send_replace(Phase::Ready);
+            }
+            Err(reason) => {
+                boot.phase.send_replace(Phase::Failed(reason));
+            }
+        }
     });
 
     let reaper = sessions.clone();
@@ -274,9 +392,7 @@ pub async fn run(cfg: ServeConfig, shutdown: watch::Receiver<bool>) -> std::io::
         Duration::from_secs(10),
     )
     .await;
-    for s in sessions.all() {
-        s.terminate();
-    }
+    sessions.terminate_all();
     // Give children their grace period before the runtime (and kill_on_drop) ends them.
     tokio::time::sleep(Duration::from_millis(200)).await;
     Ok(())
@@ -284,10 +400,7 @@ pub async fn run(cfg: ServeConfig, shutdown: watch::Receiver<bool>) -> std::io::
 
 async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
     match req.uri().path() {
-        "/health" => http::json(
-            200,
-            &json!({"status": "ok", "sessions": app.sessions.len(), "uptime_s": app.started.elapsed().as_secs()}),
-        ),
+        "/health" => health(&app),
         "/mcp" | "/logs" if !http::bearer_ok(&req, &app.cfg.secret) => {
             let mut r = rpc_error(
                 401,
@@ -318,14 +431,19 @@ async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
                 None,
             )
         }
-        "/logs" => {
-            let (lines, dropped) = app.sessions.ring.snapshot();
-            http::json(200, &json!({"lines": lines, "dropped": dropped}))
-        }
+        "/logs" => logs(&app, &req),
         "/mcp" => match *req.method() {
             Method::POST => post(app, req).await,
-            Method::GET => get(app, req),
-            Method::DELETE => delete(app, req),
+            Method::GET | Method::DELETE => {
+                if let Err(why) = app.until_ready().await {
+                    return not_ready(why, None);
+                }
+                if req.method() == Method::GET {
+                    get(app, req)
+                } else {
+                    delete(app, req)
+                }
+            }
             _ => {
                 let mut r = rpc_error(
                     405,
@@ -342,12 +460,58 @@ async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
     }
 }
 
+fn health(app: &App) -> Response<Body> {
+    let phase = app.phase.borrow().clone();
+    let mut body = json!({
+        "status": phase.name(),
+        "sessions": app.sessions.len(),
+        "spares": app.sessions.spares_ready(),
+        "uptime_s": app.started.elapsed().as_secs(),
+    });
+    if let Phase::Failed(reason) = &phase {
+        body["reason"] = json!(reason);
+    }
+    http::json(if phase == Phase::Ready { 200 } else { 503 }, &body)
+}
+
+/// `?lines=N` of a `/logs` request: absent → the default; otherwise 1 ..= `max`.
+pub fn log_lines_param(query: Option<&str>, max: usize) -> Result<usize, String> {
+    let given = query
+        .unwrap_or_default()
+        .split('&')
+        .filter_map(|kv| kv.split_once('=').or(Some((kv, ""))))
+        .find(|(k, _)| *k == "lines")
+        .map(|(_, v)| v);
+    match given {
+        None => Ok(DEFAULT_LOG_LINES.min(max)),
+        Some(v) => v
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=max).contains(n))
+            .ok_or_else(|| format!("lines must be a whole number from 1 to {max}")),
+    }
+}
+
+fn logs(app: &App, req: &Request<Incoming>) -> Response<Body> {
+    let ring = &app.sessions.ring;
+    let n = match log_lines_param(req.uri().query(), ring.capacity()) {
+        Ok(n) => n,
+        Err(why) => return http::json(400, &json!({"error": why})),
+    };
+    let (lines, dropped) = ring.tail(n);
+    let lines: Vec<Value> = lines
+        .into_iter()
+        .map(|(at, line)| json!({"ts": crate::clock::rfc3339_ms(at), "line": line}))
+        .collect();
+    http::json(200, &json!({"lines": lines, "dropped": dropped}))
+}
+
 /// An early answer (boxed: a response is large and errors should be cheap to carry).
 type Refusal = Box<Response<Body>>;
 
-fn session_from(
+fn session_from<B>(
     app: &App,
-    req: &Request<Incoming>,
+    req: &Request<B>,
 ) -> Result<Option<Arc<crate::session::Session>>, Refusal> {
     let Some(id) = http::header(req, HEADER_SESSION_ID) else {
         return Ok(None);
@@ -375,7 +539,7 @@ fn session_required(id: Option<&Value>) -> Response<Body> {
 }
 
 /// After initialize, `MCP-Protocol-Version` (absent means 2025-03-26) must be a revision we serve.
-fn check_version(req: &Request<Incoming>) -> Result<(), Refusal> {
+fn check_version<B>(req: &Request<B>) -> Result<(), Refusal> {
     match http::header(req, HEADER_PROTOCOL_VERSION) {
         Some(v) if !version::is_handshake(v) => Err(Box::new(rpc_error(
             400,
@@ -415,17 +579,10 @@ async fn post(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
             None,
         );
     }
-    let session = match session_from(&app, &req) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
-    if session.is_some() {
-        if let Err(r) = check_version(&req) {
-            return *r;
-        }
-    }
+    let (parts, body) = req.into_parts();
+    let req = Request::from_parts(parts, ());
     let header_version = http::header(&req, HEADER_PROTOCOL_VERSION).map(str::to_string);
-    let body = match http::read_capped(req.into_body(), app.cfg.max_body).await {
+    let body = match http::read_capped(body, app.cfg.max_body).await {
         Ok(b) => b,
         Err(BodyError::TooLarge) => {
             return rpc_error(413, None, jsonrpc::SERVER_ERROR, "Payload Too Large.", None)
@@ -479,6 +636,22 @@ async fn post(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
         Kind::Request { id, method } if method == "initialize" => Some(id.clone()),
         _ => None,
     });
+    if let Err(why) = app.until_ready().await {
+        let first = kinds.iter().find_map(|k| match k {
+            Kind::Request { id, .. } => Some(id),
+            _ => None,
+        });
+        return not_ready(why, first);
+    }
+    let session = match session_from(&app, &req) {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    if session.is_some() {
+        if let Err(r) = check_version(&req) {
+            return *r;
+        }
+    }
 
     let (session, is_new) = match (session, initialize) {
         (Some(_), Some(id)) => {
@@ -506,7 +679,7 @@ async fn post(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
                 .and_then(Value::as_str)
                 .unwrap_or(version::DEFAULT_VERSION)
                 .to_string();
-            match app.sessions.start(&requested) {
+            match app.sessions.start(&requested).await {
                 Ok(s) => (s, true),
                 Err(StartError::Full) => {
                     let mut r = rpc_error(
@@ -690,6 +863,57 @@ mod tests {
         assert!(ServeConfig::from_env(env(half))
             .unwrap_err()
             .contains("CATWALK_CHILD_GID"));
+    }
+
+    #[test]
+    fn readiness_settings_have_defaults_and_are_checked() {
+        let base = [
+            ("CATWALK_LAUNCH", r#"{"argv":["node","x.js"]}"#),
+            ("CATWALK_UPSTREAM_SECRET", "0123456789abcdef"),
+        ];
+        let with = |extra: &[(&'static str, &'static str)]| {
+            let all: Vec<(&str, &str)> = base.iter().chain(extra).copied().collect();
+            ServeConfig::from_env(move |k| {
+                all.iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            })
+        };
+        let cfg = with(&[]).unwrap();
+        assert_eq!(cfg.ready_timeout, Duration::from_secs(300));
+        assert_eq!(cfg.wake_wait, Duration::from_secs(60));
+        assert_eq!(cfg.limits.spares, 1);
+        let cfg = with(&[("CATWALK_SPARES", "0"), ("CATWALK_WAKE_WAIT_SECS", "0")]).unwrap();
+        assert_eq!((cfg.limits.spares, cfg.wake_wait), (0, Duration::ZERO));
+        for (name, bad) in [
+            ("CATWALK_READY_TIMEOUT_SECS", "0"),
+            ("CATWALK_READY_TIMEOUT_SECS", "soon"),
+            ("CATWALK_SPARES", "-1"),
+            ("CATWALK_WAKE_WAIT_SECS", "1.5"),
+        ] {
+            let err = with(&[(name, bad)]).unwrap_err();
+            assert!(err.contains(name), "{name}={bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_logs_line_count_defaults_to_200_and_stays_within_the_ring() {
+        assert_eq!(log_lines_param(None, 2000), Ok(200));
+        assert_eq!(log_lines_param(Some("x=1"), 2000), Ok(200));
+        assert_eq!(log_lines_param(Some("lines=1"), 2000), Ok(1));
+        assert_eq!(log_lines_param(Some("a=b&lines=2000"), 2000), Ok(2000));
+        assert_eq!(log_lines_param(None, 50), Ok(50));
+        for bad in [
+            "lines=0",
+            "lines=2001",
+            "lines=-3",
+            "lines=ten",
+            "lines=",
+            "lines",
+        ] {
+            let err = log_lines_param(Some(bad), 2000).unwrap_err();
+            assert!(err.contains("1 to 2000"), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -16,6 +16,38 @@
 //! bounded by events and bytes, so a client that lost a stream resumes it with
 //! `Last-Event-ID` and gets only that stream's missed events (a dropped connection is not
 //! a cancellation). The backlog is bounded the same way (see [`crate::bounded`]).
+//!
+//! ## Warm spares
+//! Starting an MCP server is the slow part of a new session (node or python loading the
+//! package: hundreds of milliseconds, more under `npx` / `uvx`). Once the runner is ready
+//! (see [`crate::ready`]) the table keeps [`Limits::spares`] children *spawned but not
+//! initialized*. Each is sent one `ping` with the runner-reserved id [`SPARE_PING_ID`]
+//! right after it starts — the MCP specification allows `ping` before `initialize`, and the
+//! TypeScript SDK (`server-everything`) and Python SDK (`mcp-server-time`) servers answer
+//! it — and is counted as loaded ("proven") once it answers.
+//!
+//! A client's `initialize` takes a spare (a proven one first, else the oldest) instead of
+//! spawning; its `initialize` is then written to that child unchanged, exactly as it would
+//! be to a fresh one. Why the semantics are preserved:
+//! - the child has received nothing but a `ping`, which changes no MCP state: protocol
+//!   version, client capabilities and client info are negotiated by the client's own
+//!   `initialize`, never by the runner (a pre-initialized child would have fixed them);
+//! - the ping's answer never reaches a client: it is recognised by its id while it is
+//!   outstanding and dropped, also when it arrives after the hand-over; a client request
+//!   reusing that id meanwhile is refused like any id already in flight;
+//! - anything else the child printed before the hand-over (a log notification) waits in
+//!   the session's backlog, as it would for a child started on demand;
+//! - the session id is the spare's, minted when it was spawned and used for its log tag.
+//!
+//! A new spare is started in the background once the taken one has sent its first answer
+//! (the `initialize` result; at most [`REFILL_AFTER`] later), so that loading it does not
+//! compete for CPU with the handshake it is meant to speed up. Spares count against
+//! [`Limits::max_sessions`] (each is a process with its memory): a spare is only started
+//! while sessions + spares stay under the limit, and a client always takes a spare before
+//! a new child is started, so the limit on clients is unchanged. A spare that exits on its
+//! own counts as an early crash, so a server that cannot stay up is backed off instead of
+//! respawned in a loop. With no spare at hand (`CATWALK_SPARES=0`, a burst, back-off) a
+//! fresh child is started as before.
 
 use std::collections::{HashMap, VecDeque};
 use std::process::Stdio;
@@ -28,7 +60,7 @@ use mcp_wire::jsonrpc::{self, classify, id_key, Kind};
 use mcp_wire::sse::{self, Event};
 use mcp_wire::version;
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::{mpsc, oneshot};
 
@@ -45,7 +77,14 @@ const BACKLOG_CAP: usize = 256;
 /// Finished streams remembered for resumption.
 const DONE_STREAMS_CAP: usize = 64;
 /// How long a child gets between SIGTERM and SIGKILL.
-const KILL_GRACE: Duration = Duration::from_secs(2);
+pub const KILL_GRACE: Duration = Duration::from_secs(2);
+/// The id of the runner's own `ping` to a warm spare (see the module docs).
+pub const SPARE_PING_ID: &str = "catwalk-runner/spare-ping";
+/// A taken spare is replaced once its session answered, or after this long at most.
+pub const REFILL_AFTER: Duration = Duration::from_secs(5);
+/// How long a client at the session limit waits for a spare that is being spawned.
+const SPARE_SPAWN_WAIT: Duration = Duration::from_millis(5);
+const SPARE_SPAWN_WAIT_TRIES: u32 = 40;
 
 /// What the table needs to know to start and bound sessions.
 #[derive(Debug, Clone)]
@@ -55,6 +94,8 @@ pub struct Limits {
     /// Bytes of SSE frames kept for replay, and (separately) of messages in the backlog.
     pub replay_bytes: usize,
     pub idle_timeout: Duration,
+    /// Warm spares kept once ready (0: none); they count against `max_sessions`.
+    pub spares: usize,
 }
 
 /// How a POST's answers are delivered.
@@ -112,6 +153,18 @@ pub struct Session {
     last_active: Mutex<Instant>,
     pgid: Option<i32>,
     closed: AtomicBool,
+    /// The runner's `ping` to this child while it is a warm spare, until answered.
+    ping: Mutex<Option<Ping>>,
+    /// The spare answered its ping: the server is loaded.
+    proven: AtomicBool,
+    /// Fired by the first answer to a client request (see [`Sessions::start`]).
+    first_answer: Mutex<Option<oneshot::Sender<()>>>,
+}
+
+/// An outstanding runner `ping`: its id key and when it was sent.
+struct Ping {
+    key: String,
+    sent: Instant,
 }
 
 /// Outcome of a client POST.
@@ -159,6 +212,11 @@ impl Session {
 
     pub fn has_pending(&self) -> bool {
         !lock(&self.state).pending.is_empty()
+    }
+
+    /// A warm spare that answered the runner's ping.
+    pub fn is_proven(&self) -> bool {
+        self.proven.load(Ordering::SeqCst)
     }
 
     fn priming(&self) -> bool {
@@ -230,14 +288,23 @@ impl Session {
             .is_some_and(|s| s.sink.is_some() && !s.done)
     }
 
-    /// Routes one message from the child.
-    pub fn from_server(&self, msg: Value) {
+    /// Routes one message from the child. Returns how long the answer took when the
+    /// message was the answer to the runner's own ping (which goes to no client).
+    pub fn from_server(&self, msg: Value) -> Option<Duration> {
+        if let Kind::Response { id } = classify(&msg) {
+            let mut ping = lock(&self.ping);
+            if ping.as_ref().is_some_and(|p| p.key == id_key(&id)) {
+                self.proven.store(true, Ordering::SeqCst);
+                return ping.take().map(|p| p.sent.elapsed());
+            }
+        }
         let mut st = lock(&self.state);
         match classify(&msg) {
             Kind::Response { id } => {
-                let Some((stream, _)) = st.pending.remove(&id_key(&id)) else {
-                    return;
-                };
+                let (stream, _) = st.pending.remove(&id_key(&id))?;
+                if let Some(first) = lock(&self.first_answer).take() {
+                    let _ = first.send(());
+                }
                 if let Some(v) = msg
                     .pointer("/result/protocolVersion")
                     .and_then(Value::as_str)
@@ -270,6 +337,7 @@ impl Session {
             Kind::Request { .. } => self.to_client_unrelated(&mut st, msg, true),
             Kind::Invalid => {}
         }
+        None
     }
 
     /// A server request blocks the call in flight until answered, so without a GET stream it
@@ -306,6 +374,12 @@ impl Session {
                 _ => None,
             })
             .collect();
+        let reserved = lock(&self.ping)
+            .as_ref()
+            .is_some_and(|p| requests.iter().any(|(id, _)| id_key(id) == p.key));
+        if reserved {
+            return Err("a request with this id is already in flight".into());
+        }
         let posted = if requests.is_empty() {
             Posted::Accepted
         } else {
@@ -426,14 +500,41 @@ const CRASH_WINDOW: Duration = Duration::from_secs(60);
 const CRASHES_BEFORE_BACKOFF: usize = 3;
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
+/// Every child the runner has: client sessions, warm spares, and the ones being spawned
+/// (reserved under the lock so that concurrent starts cannot pass the limit together).
+#[derive(Default)]
+struct Table {
+    sessions: HashMap<String, Arc<Session>>,
+    spares: VecDeque<Arc<Session>>,
+    starting_sessions: usize,
+    starting_spares: usize,
+}
+
+impl Table {
+    fn children(&self) -> usize {
+        self.sessions.len() + self.spares.len() + self.starting_sessions + self.starting_spares
+    }
+}
+
+/// What a new child is for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Session,
+    Spare,
+}
+
 pub struct Sessions {
-    map: Mutex<HashMap<String, Arc<Session>>>,
+    table: Mutex<Table>,
     pub limits: Limits,
     argv: Vec<String>,
     env: Vec<(String, String)>,
     user: Option<ChildUser>,
     pub ring: Arc<LogRing>,
     crashes: Mutex<Crashes>,
+    /// Spares are kept (set once ready, cleared at shutdown).
+    warm: AtomicBool,
+    /// A refill is already waiting for a back-off to pass.
+    refill_waiting: AtomicBool,
 }
 
 pub enum StartError {
@@ -451,34 +552,101 @@ impl Sessions {
         ring: Arc<LogRing>,
     ) -> Arc<Self> {
         Arc::new(Self {
-            map: Mutex::new(HashMap::new()),
+            table: Mutex::new(Table::default()),
             limits,
             argv,
             env,
             user,
             ring,
             crashes: Mutex::new(Crashes::default()),
+            warm: AtomicBool::new(false),
+            refill_waiting: AtomicBool::new(false),
         })
     }
 
-    pub fn get(&self, id: &str) -> Option<Arc<Session>> {
-        lock(&self.map).get(id).filter(|s| !s.is_closed()).cloned()
+    /// The program the launch spec runs (`npx`, `uvx`, `node`, …), for messages.
+    pub fn program(&self) -> &str {
+        self.argv.first().map(String::as_str).unwrap_or_default()
     }
 
+    /// The command for one MCP server child: the launch argv (never a shell), the child's
+    /// environment only, its own process group, and its own uid / gid when configured.
+    pub fn command(&self) -> Command {
+        let mut cmd = Command::new(self.program());
+        cmd.args(self.argv.iter().skip(1))
+            .env_clear()
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true);
+        // Under its own uid the server cannot read the runner's /proc/<pid>/environ (which
+        // holds the upstream secret) nor signal or trace the runner.
+        if let Some(user) = &self.user {
+            cmd.uid(user.uid).gid(user.gid);
+            if let Some(home) = &user.home {
+                cmd.env("HOME", home).current_dir(home);
+            }
+        }
+        cmd
+    }
+
+    pub fn get(&self, id: &str) -> Option<Arc<Session>> {
+        lock(&self.table)
+            .sessions
+            .get(id)
+            .filter(|s| !s.is_closed())
+            .cloned()
+    }
+
+    /// Client sessions (spares not included).
     pub fn len(&self) -> usize {
-        lock(&self.map).len()
+        lock(&self.table).sessions.len()
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    pub fn remove(&self, id: &str) -> Option<Arc<Session>> {
-        lock(&self.map).remove(id)
+    /// Warm spares that have answered their ping.
+    pub fn spares_ready(&self) -> usize {
+        lock(&self.table)
+            .spares
+            .iter()
+            .filter(|s| s.is_proven() && !s.is_closed())
+            .count()
     }
 
+    /// Forgets a session or a spare.
+    pub fn remove(&self, id: &str) -> Option<Arc<Session>> {
+        let mut t = lock(&self.table);
+        if let Some(s) = t.sessions.remove(id) {
+            return Some(s);
+        }
+        let at = t.spares.iter().position(|s| s.id == id)?;
+        t.spares.remove(at)
+    }
+
+    /// Client sessions (spares not included).
     pub fn all(&self) -> Vec<Arc<Session>> {
-        lock(&self.map).values().cloned().collect()
+        lock(&self.table).sessions.values().cloned().collect()
+    }
+
+    /// Shutdown: no more spares; every session and spare is terminated.
+    pub fn terminate_all(&self) {
+        self.warm.store(false, Ordering::SeqCst);
+        let everyone: Vec<Arc<Session>> = {
+            let t = lock(&self.table);
+            t.sessions
+                .values()
+                .chain(t.spares.iter())
+                .cloned()
+                .collect()
+        };
+        for s in everyone {
+            s.terminate();
+        }
     }
 
     fn backoff(&self) -> Option<Duration> {
@@ -510,49 +678,183 @@ impl Sessions {
         }
     }
 
-    /// Starts a child for a new session; the caller then posts `initialize` to it.
-    pub fn start(self: &Arc<Self>, requested_version: &str) -> Result<Arc<Session>, StartError> {
-        if let Some(wait) = self.backoff() {
-            return Err(StartError::BackingOff(wait));
-        }
-        if self.len() >= self.limits.max_sessions {
-            return Err(StartError::Full);
-        }
-        let mut rnd = [0u8; 16];
-        getrandom::getrandom(&mut rnd).map_err(|e| StartError::Spawn(e.to_string()))?;
-        let id = mcp_wire::session::from_random(&rnd);
+    /// A child for a new client session: a warm spare if there is one, else a fresh child.
+    /// The caller then posts the client's `initialize` to it. Once the session has sent
+    /// its first answer, spares are topped up again in the background.
+    pub async fn start(
+        self: &Arc<Self>,
+        requested_version: &str,
+    ) -> Result<Arc<Session>, StartError> {
+        let mut waited = 0;
+        let session = loop {
+            let taken = {
+                let mut t = lock(&self.table);
+                let at = t
+                    .spares
+                    .iter()
+                    .position(|s| s.is_proven() && !s.is_closed())
+                    .or_else(|| t.spares.iter().position(|s| !s.is_closed()));
+                match at.and_then(|i| t.spares.remove(i)) {
+                    Some(s) => {
+                        t.sessions.insert(s.id.clone(), s.clone());
+                        Ok(s)
+                    }
+                    None => Err(t.starting_spares > 0),
+                }
+            };
+            match taken {
+                Ok(s) => {
+                    *lock(&s.version) = requested_version.to_string();
+                    s.touch();
+                    break s;
+                }
+                Err(spare_coming) => {
+                    if let Some(wait) = self.backoff() {
+                        return Err(StartError::BackingOff(wait));
+                    }
+                    let full = {
+                        let mut t = lock(&self.table);
+                        let full = t.children() >= self.limits.max_sessions;
+                        if !full {
+                            t.starting_sessions += 1;
+                        }
+                        full
+                    };
+                    if !full {
+                        break self.spawn(Role::Session, requested_version).await?;
+                    }
+                    // At the limit only because a spare is being spawned this instant:
+                    // it is there within milliseconds, take it then.
+                    if !spare_coming || waited >= SPARE_SPAWN_WAIT_TRIES {
+                        return Err(StartError::Full);
+                    }
+                    waited += 1;
+                    tokio::time::sleep(SPARE_SPAWN_WAIT).await;
+                }
+            }
+        };
+        let (first_tx, first_rx) = oneshot::channel();
+        *lock(&session.first_answer) = Some(first_tx);
+        let table = self.clone();
+        tokio::spawn(async move {
+            // Ok or Err (the session ended first) alike: time to top up.
+            let _ = tokio::time::timeout(REFILL_AFTER, first_rx).await;
+            table.refill();
+        });
+        Ok(session)
+    }
 
-        let mut cmd = Command::new(&self.argv[0]);
-        cmd.args(&self.argv[1..])
-            .env_clear()
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .kill_on_drop(true);
-        // Under its own uid the server cannot read the runner's /proc/<pid>/environ (which
-        // holds the upstream secret) nor signal or trace the runner.
-        if let Some(user) = &self.user {
-            cmd.uid(user.uid).gid(user.gid);
-            if let Some(home) = &user.home {
-                cmd.env("HOME", home).current_dir(home);
+    /// Starts keeping warm spares (the runner is ready).
+    pub async fn warm_up(self: &Arc<Self>) {
+        self.warm.store(true, Ordering::SeqCst);
+        self.fill_spares().await;
+    }
+
+    /// [`Self::fill_spares`] in a task of its own. (Children's exit watchers call this: a
+    /// plain function keeps the async types of filling and spawning from nesting.)
+    pub fn refill(self: &Arc<Self>) {
+        let table = self.clone();
+        tokio::spawn(async move { table.fill_spares().await });
+    }
+
+    /// Starts spares until there are [`Limits::spares`] of them or the session limit is
+    /// reached; during a crash back-off, tries again once it has passed.
+    pub async fn fill_spares(self: &Arc<Self>) {
+        while self.warm.load(Ordering::SeqCst) {
+            if let Some(wait) = self.backoff() {
+                if !self.refill_waiting.swap(true, Ordering::SeqCst) {
+                    let table = self.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(wait).await;
+                        table.refill_waiting.store(false, Ordering::SeqCst);
+                        table.refill();
+                    });
+                }
+                return;
+            }
+            {
+                let mut t = lock(&self.table);
+                if t.spares.len() + t.starting_spares >= self.limits.spares
+                    || t.children() >= self.limits.max_sessions
+                {
+                    return;
+                }
+                t.starting_spares += 1;
+            }
+            match self.spawn(Role::Spare, version::DEFAULT_VERSION).await {
+                Ok(_) => {}
+                Err(StartError::Spawn(why)) => {
+                    self.ring
+                        .push(&format!("could not start a warm spare: {why}"));
+                    return;
+                }
+                Err(_) => return,
             }
         }
-        let mut child: Child = cmd
-            .spawn()
-            .map_err(|e| StartError::Spawn(format!("{}: {e}", self.argv[0])))?;
-        let pgid = child.id().map(|p| p as i32);
+    }
+
+    /// Spawns a child for `role` (whose slot the caller reserved in the table), wires its
+    /// pipes and watches its exit. A spare is sent the runner's ping before anything else.
+    async fn spawn(
+        self: &Arc<Self>,
+        role: Role,
+        version: &str,
+    ) -> Result<Arc<Session>, StartError> {
+        let release = |t: &mut Table| match role {
+            Role::Session => t.starting_sessions -= 1,
+            Role::Spare => t.starting_spares -= 1,
+        };
+        let mut rnd = [0u8; 16];
+        if let Err(e) = getrandom::getrandom(&mut rnd) {
+            release(&mut lock(&self.table));
+            return Err(StartError::Spawn(e.to_string()));
+        }
+        let id = mcp_wire::session::from_random(&rnd);
+        let mut child: Child = match self.command().spawn() {
+            Ok(c) => c,
+            Err(e) => {
+                release(&mut lock(&self.table));
+                return Err(StartError::Spawn(format!("{}: {e}", self.program())));
+            }
+        };
+        let mut stdin = child.stdin.take();
+        let mut ping = None;
+        if role == Role::Spare {
+            let request =
+                serde_json::json!({"jsonrpc": "2.0", "id": SPARE_PING_ID, "method": "ping"});
+            let line = format!("{request}\n");
+            ping = Some(Ping {
+                key: id_key(&Value::from(SPARE_PING_ID)),
+                sent: Instant::now(),
+            });
+            // A fresh pipe takes a line at once; if the child is already gone its exit
+            // watcher below cleans up.
+            if let Some(pipe) = stdin.as_mut() {
+                let _ = pipe.write_all(line.as_bytes()).await;
+            }
+        }
         let session = Arc::new(Session {
             id: id.clone(),
-            version: Mutex::new(requested_version.to_string()),
-            stdin: tokio::sync::Mutex::new(child.stdin.take()),
+            version: Mutex::new(version.to_string()),
+            stdin: tokio::sync::Mutex::new(stdin),
             state: Mutex::new(State::new(&self.limits)),
             last_active: Mutex::new(Instant::now()),
-            pgid,
+            pgid: child.id().map(|p| p as i32),
             closed: AtomicBool::new(false),
+            ping: Mutex::new(ping),
+            proven: AtomicBool::new(false),
+            first_answer: Mutex::new(None),
         });
-        lock(&self.map).insert(id.clone(), session.clone());
+        {
+            let mut t = lock(&self.table);
+            release(&mut t);
+            match role {
+                Role::Session => {
+                    t.sessions.insert(id.clone(), session.clone());
+                }
+                Role::Spare => t.spares.push_back(session.clone()),
+            }
+        }
         self.wire(session.clone(), &mut child);
 
         let table = self.clone();
@@ -580,6 +882,8 @@ impl Sessions {
                 // Reap anything the server left behind in its group.
                 unsafe { libc::kill(-pgid, libc::SIGKILL) };
             }
+            // A slot is free (or a spare is gone): top up.
+            table.refill();
         });
         Ok(session)
     }
@@ -613,7 +917,15 @@ impl Sessions {
                         break;
                     }
                     match serde_json::from_slice::<Value>(&line) {
-                        Ok(msg) => s.from_server(msg),
+                        Ok(msg) => {
+                            if let Some(took) = s.from_server(msg) {
+                                ring.push(&format!(
+                                    "[{}] warm spare ready (answered ping in {} ms)",
+                                    short(&s.id),
+                                    took.as_millis()
+                                ));
+                            }
+                        }
                         Err(_) => {
                             let text = String::from_utf8_lossy(&line);
                             let text = text.trim_end();
@@ -629,25 +941,7 @@ impl Sessions {
             });
         }
         if let Some(stderr) = child.stderr.take() {
-            let ring = self.ring.clone();
-            let tag = short(&session.id).to_string();
-            tokio::spawn(async move {
-                // Bounded per line (see `lines`), and not UTF-8-strict: a reader that
-                // stopped at the first bad byte would leave the pipe full and the child
-                // blocked on its next write.
-                let mut reader = BufReader::with_capacity(STDERR_LINE_BYTES, stderr);
-                let mut line = Vec::with_capacity(STDERR_LINE_BYTES);
-                while let Ok(Some(cut)) =
-                    read_capped_line(&mut reader, STDERR_LINE_BYTES, &mut line).await
-                {
-                    let text = format!("[{tag}] {}", String::from_utf8_lossy(&line));
-                    if cut {
-                        ring.push_truncated(&text);
-                    } else {
-                        ring.push(&text);
-                    }
-                }
-            });
+            pipe_stderr(stderr, self.ring.clone(), short(&session.id).to_string());
         }
     }
 
@@ -671,6 +965,29 @@ impl Sessions {
     }
 }
 
+/// Copies a child's stderr into the ring, each line prefixed with `[tag]`. Bounded per
+/// line (see `lines`), and not UTF-8-strict: a reader that stopped at the first bad byte
+/// would leave the pipe full and the child blocked on its next write.
+pub fn pipe_stderr(
+    stderr: impl AsyncRead + Unpin + Send + 'static,
+    ring: Arc<LogRing>,
+    tag: String,
+) {
+    tokio::spawn(async move {
+        let mut reader = BufReader::with_capacity(STDERR_LINE_BYTES, stderr);
+        let mut line = Vec::with_capacity(STDERR_LINE_BYTES);
+        while let Ok(Some(cut)) = read_capped_line(&mut reader, STDERR_LINE_BYTES, &mut line).await
+        {
+            let text = format!("[{tag}] {}", String::from_utf8_lossy(&line));
+            if cut {
+                ring.push_truncated(&text);
+            } else {
+                ring.push(&text);
+            }
+        }
+    });
+}
+
 fn short(id: &str) -> &str {
     &id[..id.len().min(8)]
 }
@@ -689,6 +1006,7 @@ mod tests {
             replay_events,
             replay_bytes,
             idle_timeout: Duration::from_secs(60),
+            spares: 0,
         };
         Session {
             id: "0".repeat(32),
@@ -698,6 +1016,9 @@ mod tests {
             last_active: Mutex::new(Instant::now()),
             pgid: None,
             closed: AtomicBool::new(false),
+            ping: Mutex::new(None),
+            proven: AtomicBool::new(false),
+            first_answer: Mutex::new(None),
         }
     }
 
@@ -731,6 +1052,41 @@ mod tests {
         assert_eq!(frames.len(), 3);
         assert!(frames[0].contains("id: 1-18\n"), "{}", &frames[0][..40]);
         assert!(frames[2].contains("\"19:x"));
+    }
+
+    #[tokio::test]
+    async fn the_answer_to_the_spare_ping_reaches_no_client_even_after_the_hand_over() {
+        let s = detached(512, 4 * MIB);
+        *lock(&s.ping) = Some(Ping {
+            key: id_key(&json!(SPARE_PING_ID)),
+            sent: Instant::now(),
+        });
+        let mut get = s.get(None);
+        // While the ping is out, a client request cannot take its id.
+        let clash = json!({"jsonrpc": "2.0", "id": SPARE_PING_ID, "method": "tools/list"});
+        let refused = s.post(vec![clash], true).await.err().unwrap_or_default();
+        assert!(refused.contains("already in flight"), "{refused}");
+        // The client's own request is in flight when the late ping answer arrives.
+        lock(&s.state)
+            .pending
+            .insert(id_key(&json!(1)), (99, json!(1)));
+        let answer = json!({"jsonrpc": "2.0", "id": SPARE_PING_ID, "result": {}});
+        assert!(
+            s.from_server(answer.clone()).is_some(),
+            "recognised as the ping"
+        );
+        assert!(s.is_proven());
+        assert!(
+            received(&mut get).is_empty(),
+            "the ping answer went to a client"
+        );
+        assert_eq!(
+            lock(&s.state).pending.len(),
+            1,
+            "the client's request is untouched"
+        );
+        // Answered once: the same id is an ordinary id again (and routed as one).
+        assert!(s.from_server(answer).is_none());
     }
 
     #[test]

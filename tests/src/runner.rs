@@ -262,3 +262,46 @@ pub fn publish_everything(fake: &crate::fake::FakeServer) {
         ),
     );
 }
+
+impl Machines {
+    /// Like [`Machines::start`], with more variables in the service's own environment (it
+    /// also inherits the test process's): what a machine may or may not inherit from its host.
+    pub fn start_with_env(
+        state_dir: &Path,
+        idle_stop_secs: u64,
+        extra: &[(&str, &str)],
+    ) -> Machines {
+        let port = free_port();
+        let token = format!("fm2_{}", random_hex(16));
+        let (port_s, idle_s, dir_s) = (
+            port.to_string(),
+            idle_stop_secs.to_string(),
+            state_dir.display().to_string(),
+        );
+        let mut env: Vec<(&str, &str)> = vec![
+            ("CATWALK_MACHINES_TOKEN", &token),
+            ("PORT", &port_s),
+            ("CATWALK_STATE_DIR", &dir_s),
+            ("CATWALK_IDLE_STOP_SECS", &idle_s),
+        ];
+        env.extend_from_slice(extra);
+        let process = Guarded::spawn(
+            &binary().display().to_string(),
+            &["machines"],
+            &repo_root(),
+            &env,
+            &state_dir.with_extension("log"),
+        )
+        .expect("spawn machines");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "machines service not listening");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Machines {
+            base_url: format!("http://127.0.0.1:{port}"),
+            token,
+            process,
+        }
+    }
+}

@@ -19,8 +19,12 @@
 //! / `autostart`, `restart.policy` / `max_retries`. Everything else is stored and echoed.
 //!
 //! Ingress, like Fly's proxy: any other path with `fly-force-instance-id: <id>` is streamed
-//! to that machine (SSE unbuffered). A stopped machine with `autostart` is started first;
-//! one with `autostop` is stopped after `CATWALK_IDLE_STOP_SECS` without traffic.
+//! to that machine (SSE unbuffered) — `/mcp`, and also the runner's `/health` and `/logs`,
+//! which the Worker polls after `started` until the runner is `ready` (or `failed`, then it
+//! reads `/logs`). Only `/health` *without* that header is this service's own. A stopped
+//! machine with `autostart` is started first; one with `autostop` is stopped after
+//! `CATWALK_IDLE_STOP_SECS` without traffic. A machine is `started` as soon as its runner
+//! listens, which it does before its MCP server is prepared, like on Fly.
 //!
 //! Records persist as JSON under `CATWALK_STATE_DIR`; after a restart of this service,
 //! machines that were running come back `stopped` (their processes are gone) and start again.
@@ -31,6 +35,23 @@
 //! | `PORT` / `CATWALK_BIND` | 4280 / 127.0.0.1 | listen address (API and ingress) |
 //! | `CATWALK_STATE_DIR` | `.state/machines` | where records persist |
 //! | `CATWALK_IDLE_STOP_SECS` | 300 | idle time before an `autostop` machine stops |
+//! | `CATWALK_MACHINE_PATH` | unset | directories (`:`-separated, made absolute) put in front of each machine's `PATH`, e.g. a project's `.tools/bin` holding `uvx` |
+//!
+//! A machine's environment. A Fly Machine gets its image's environment plus its config's
+//! `env`; here the image is this host, so each machine's runner starts with a named
+//! allow-list of this service's environment ([`passed_through`]), then the machine's
+//! config `env` on top (it wins), then `PORT` / `CATWALK_BIND`. The runner hands all of it
+//! but its own `CATWALK_*` settings to the MCP server, so these reach `npx` / `uvx` too:
+//!
+//! | variables | why a machine needs them |
+//! | --- | --- |
+//! | `PATH` (with `CATWALK_MACHINE_PATH` in front), `HOME`, `LANG`, `TMPDIR`, `NODE_PATH` | find `node` / `npx` / `uvx` where this host has them; a home and temp dir for their caches |
+//! | `SSL_CERT_FILE`, `SSL_CERT_DIR`, `NODE_EXTRA_CA_CERTS`, `REQUESTS_CA_BUNDLE`, `CURL_CA_BUNDLE` | trust the same CAs as the host: behind a TLS-inspecting proxy (a corporate laptop, these dev machines) `uvx` fails with "invalid peer certificate: UnknownIssuer" without them |
+//! | `HTTP_PROXY`, `HTTPS_PROXY`, `NO_PROXY`, `ALL_PROXY` (upper or lower case) | reach the registries the way the host does |
+//! | `npm_config_*` / `NPM_CONFIG_*`, `UV_*`, `PIP_*` | the host's package-index settings: registry mirror, cafile, cache dir, native TLS |
+//!
+//! Nothing else of the host's environment (its tokens, this service's own settings) reaches
+//! a machine. On Fly the image sets the equivalent (see `Dockerfile`).
 
 pub mod model;
 
@@ -49,6 +70,7 @@ use serde_json::{json, Value};
 use tokio::process::Child;
 use tokio::sync::watch;
 
+use crate::clock::{now_ms, rfc3339};
 use crate::http::{self, Body, BodyError};
 use model::{event, honoured, image_ref, metadata_matches, ulid_like, Machine};
 
@@ -60,6 +82,66 @@ const STOP_GRACE: Duration = Duration::from_secs(10);
 const RESTART_STOP_WAIT: Duration = Duration::from_secs(15);
 const MAX_API_BODY: usize = 1024 * 1024;
 
+/// Host variables a machine inherits by exact name (see the module docs).
+const PASSED_NAMES: &[&str] = &[
+    "PATH",
+    "HOME",
+    "LANG",
+    "TMPDIR",
+    "NODE_PATH",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "NODE_EXTRA_CA_CERTS",
+    "REQUESTS_CA_BUNDLE",
+    "CURL_CA_BUNDLE",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "ALL_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+    "all_proxy",
+];
+/// Host variables a machine inherits by prefix: package-index settings.
+const PASSED_PREFIXES: &[&str] = &["npm_config_", "NPM_CONFIG_", "UV_", "PIP_"];
+
+/// Whether a host variable is passed to every machine.
+pub fn passed_through(name: &str) -> bool {
+    PASSED_NAMES.contains(&name) || PASSED_PREFIXES.iter().any(|p| name.starts_with(p))
+}
+
+/// The part of the host's environment a machine starts with: the allow-list, with
+/// `machine_path` in front of `PATH`.
+pub fn machine_env(
+    host: impl Iterator<Item = (String, String)>,
+    machine_path: Option<&str>,
+) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = host.filter(|(k, _)| passed_through(k)).collect();
+    if let Some(front) = machine_path.filter(|p| !p.is_empty()) {
+        match env.iter_mut().find(|(k, _)| k == "PATH") {
+            Some((_, path)) if !path.is_empty() => *path = format!("{front}:{path}"),
+            Some((_, path)) => *path = front.to_string(),
+            None => env.push(("PATH".into(), front.to_string())),
+        }
+    }
+    env
+}
+
+/// `CATWALK_MACHINE_PATH` with every entry made absolute (a machine's runner, and its
+/// child under another working directory, must find the same directories).
+fn absolute_path_list(list: &str) -> Result<String, String> {
+    list.split(':')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            std::path::absolute(p)
+                .map(|a| a.display().to_string())
+                .map_err(|e| format!("CATWALK_MACHINE_PATH entry {p:?}: {e}"))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(|v| v.join(":"))
+}
+
 #[derive(Debug, Clone)]
 pub struct MachinesConfig {
     pub token: String,
@@ -67,6 +149,8 @@ pub struct MachinesConfig {
     pub state_dir: PathBuf,
     pub idle_stop: Duration,
     pub runner_bin: PathBuf,
+    /// `CATWALK_MACHINE_PATH`, absolute.
+    pub machine_path: Option<String>,
 }
 
 impl MachinesConfig {
@@ -99,6 +183,10 @@ impl MachinesConfig {
                 .unwrap_or_else(|| PathBuf::from(".state/machines")),
             idle_stop: Duration::from_secs(idle),
             runner_bin,
+            machine_path: get("CATWALK_MACHINE_PATH")
+                .map(|p| absolute_path_list(&p))
+                .transpose()?
+                .filter(|p| !p.is_empty()),
         })
     }
 }
@@ -142,34 +230,6 @@ pub struct Service {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
-/// RFC 3339 UTC without a date library: days-from-civil in reverse.
-fn rfc3339(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
 }
 
 fn fly_error(status: u16, code: &str, message: &str) -> Response<Body> {
@@ -266,18 +326,10 @@ impl Service {
         let mut cmd = tokio::process::Command::new(&self.cfg.runner_bin);
         cmd.arg("serve")
             .env_clear()
-            .envs(std::env::vars().filter(|(k, _)| {
-                matches!(
-                    k.as_str(),
-                    "PATH"
-                        | "HOME"
-                        | "LANG"
-                        | "TMPDIR"
-                        | "NODE_PATH"
-                        | "npm_config_cache"
-                        | "UV_CACHE_DIR"
-                )
-            }))
+            .envs(machine_env(
+                std::env::vars(),
+                self.cfg.machine_path.as_deref(),
+            ))
             .envs(h.env.iter().map(|(k, v)| (k, v)))
             .env("PORT", port.to_string())
             .env("CATWALK_BIND", "127.0.0.1")
@@ -482,7 +534,7 @@ fn authorized(req: &Request<Incoming>, token: &str) -> bool {
 
 async fn handle(svc: Arc<Service>, req: Request<Incoming>) -> Response<Body> {
     let path = req.uri().path().to_string();
-    if path == "/health" {
+    if path == "/health" && http::header(&req, "fly-force-instance-id").is_none() {
         return http::json(
             200,
             &json!({"status": "ok", "machines": lock(&svc.machines).len()}),
@@ -1009,5 +1061,67 @@ impl Drop for InFlight {
             live.in_flight = live.in_flight.saturating_sub(1);
             live.last_traffic = Instant::now();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host() -> impl Iterator<Item = (String, String)> {
+        [
+            ("PATH", "/usr/bin"),
+            ("SSL_CERT_FILE", "/etc/proxy-ca.pem"),
+            ("NODE_EXTRA_CA_CERTS", "/etc/proxy-ca.pem"),
+            ("https_proxy", "http://proxy:3128"),
+            ("HTTPS_PROXY", "http://proxy:3128"),
+            ("npm_config_cafile", "/etc/proxy-ca.pem"),
+            ("NPM_CONFIG_REGISTRY", "https://mirror"),
+            ("UV_NATIVE_TLS", "1"),
+            ("PIP_INDEX_URL", "https://mirror/simple"),
+            ("GITHUB_TOKEN", "ghp_host_secret"),
+            ("CATWALK_MACHINES_TOKEN", "fm2_x"),
+            ("AWS_SECRET_ACCESS_KEY", "x"),
+            ("Https_Proxy", "mixed case is not a convention"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+    }
+
+    #[test]
+    fn a_machine_inherits_the_hosts_tls_proxy_and_package_index_settings_only() {
+        let env = machine_env(host(), None);
+        let names: Vec<&str> = env.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "PATH",
+                "SSL_CERT_FILE",
+                "NODE_EXTRA_CA_CERTS",
+                "https_proxy",
+                "HTTPS_PROXY",
+                "npm_config_cafile",
+                "NPM_CONFIG_REGISTRY",
+                "UV_NATIVE_TLS",
+                "PIP_INDEX_URL"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_machine_path_goes_in_front_of_path() {
+        let env = machine_env(host(), Some("/repo/.tools/bin"));
+        let path = env
+            .iter()
+            .find(|(k, _)| k == "PATH")
+            .map(|(_, v)| v.as_str());
+        assert_eq!(path, Some("/repo/.tools/bin:/usr/bin"));
+        let bare = machine_env(std::iter::empty(), Some("/x"));
+        assert_eq!(bare, [("PATH".to_string(), "/x".to_string())]);
+        let list = absolute_path_list(".tools/bin::/opt/bin").unwrap_or_default();
+        let entries: Vec<&str> = list.split(':').collect();
+        assert_eq!(entries.len(), 2, "{list}");
+        assert!(entries[0].starts_with('/') && entries[0].ends_with("/.tools/bin"));
+        assert_eq!(entries[1], "/opt/bin");
     }
 }

@@ -4,9 +4,9 @@
 use std::time::Duration;
 
 use edge_tests::runner::Runner;
-use serde_json::{json, Value};
+use serde_json::json;
 
-use crate::raw::{client, init_body, post};
+use crate::raw::{init_body, log_lines, post};
 
 /// Reports, on stderr, its ids, its HOME and whether it could read its parent's (the
 /// runner's) environment and found the upstream secret there; then exits.
@@ -22,7 +22,8 @@ try {
 process.stderr.write(`probe uid=${process.getuid()} gid=${process.getgid()} environ=${environ} home=${process.env.HOME} cwd=${process.cwd()}\n`);
 "#;
 
-/// Starts a session (the probe runs, then exits) and returns its report from `/logs`.
+/// Starts the runner (its readiness probe runs the script, which exits: the runner is
+/// `failed`, but the report is in) and returns the report from `/logs`.
 async fn probe(env: &[(&str, &str)]) -> String {
     let launch = json!({"argv": ["node", "-e", PROBE]}).to_string();
     let r = Runner::start(&launch, env);
@@ -31,22 +32,10 @@ async fn probe(env: &[(&str, &str)]) -> String {
         .send()
         .await;
     for _ in 0..100 {
-        let v: Value = client()
-            .get(format!("{}/logs", r.base_url))
-            .bearer_auth(&r.secret)
-            .send()
+        let found = log_lines(&r.base_url, &r.secret)
             .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let found = v["lines"]
-            .as_array()
             .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .find(|l| l.contains("probe uid="))
-            .map(str::to_string);
+            .find(|l| l.contains("probe uid="));
         if let Some(line) = found {
             return line;
         }

@@ -3,9 +3,9 @@
 use std::time::Duration;
 
 use edge_tests::runner::{server_everything, Runner};
-use serde_json::{json, Value};
+use serde_json::json;
 
-use crate::raw::{client, open_session};
+use crate::raw::{log_lines, open_session};
 
 /// Peak resident memory of a process, from /proc (`VmHWM`), in KiB.
 fn peak_rss_kib(pid: u32) -> u64 {
@@ -19,21 +19,7 @@ fn peak_rss_kib(pid: u32) -> u64 {
 }
 
 async fn logs(r: &Runner) -> Vec<String> {
-    let v: Value = client()
-        .get(format!("{}/logs", r.base_url))
-        .bearer_auth(&r.secret)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    v["lines"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l.as_str().unwrap_or_default().to_string())
-        .collect()
+    log_lines(&r.base_url, &r.secret).await
 }
 
 #[tokio::test]
@@ -43,7 +29,8 @@ async fn a_128_mib_stderr_line_is_cut_to_8_kib_without_the_runner_holding_it() {
     let script = "head -c 134217728 /dev/zero | tr '\\0' x >&2; printf '\\nafter the long line\\n' >&2; exec node \"$0\" stdio";
     let launch = json!({"argv": ["sh", "-c", script, server_everything().display().to_string()]})
         .to_string();
-    let r = Runner::start(&launch, &[]);
+    // No spare: the probe and the session each print the line, which is enough.
+    let r = Runner::start(&launch, &[("CATWALK_SPARES", "0")]);
     open_session(&r.mcp_url(), &r.secret).await;
     let peak = peak_rss_kib(r.pid().expect("runner pid"));
     assert!(

@@ -3,7 +3,9 @@
 
 use std::time::{Duration, Instant};
 
-use edge_tests::runner::{everything_launch, Machines};
+use edge_tests::runner::{
+    everything_launch, server_everything, Machines, EVERYTHING_PACKAGE, EVERYTHING_VERSION,
+};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -446,12 +448,11 @@ async fn the_workers_create_body_starts_a_serving_machine() {
     use catwalk_edge::deploy::fly::{create_body, MachineSpec, METADATA_KEY};
     let dir = tempfile::tempdir().unwrap();
     let m = Machines::start(&dir.path().join("state"), 300);
-    // The runtime form the Worker sends; npx finds server-everything in the repository's
-    // node_modules (the machine's working directory), as in every deployment test.
+    // The runtime form a deployment uses; npx finds the pinned version in node_modules.
     let launch = launch_spec::LaunchSpec {
         runtime: launch_spec::Runtime::Npm,
-        package: "@modelcontextprotocol/server-everything".into(),
-        version: None,
+        package: EVERYTHING_PACKAGE.into(),
+        version: Some(EVERYTHING_VERSION.into()),
         args: vec!["stdio".into()],
     };
     let creds = vec![("ACME_TOKEN".to_string(), "canary".to_string())];
@@ -480,4 +481,121 @@ async fn the_workers_create_body_starts_a_serving_machine() {
         "a retried create can find the machine by metadata"
     );
     assert_eq!(ingress_initialize(&m, &id).await.status(), 200);
+}
+
+/// What the Worker does after `started`: poll the machine's own `/health` through ingress
+/// until `ready`, and read its `/logs` (here: also that the machine's MCP server got the
+/// host's TLS / proxy / package-index settings, `CATWALK_MACHINE_PATH` in front of `PATH`,
+/// the machine's config env over the host's, and nothing else of the host's environment).
+#[tokio::test]
+async fn ingress_serves_the_machines_health_and_logs_and_machines_get_the_hosts_tls_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let tools = dir.path().join("tools-bin");
+    std::fs::create_dir_all(&tools).unwrap();
+    let tools_s = tools.display().to_string();
+    let m = Machines::start_with_env(
+        &dir.path().join("state"),
+        300,
+        &[
+            ("CATWALK_MACHINE_PATH", &tools_s),
+            ("npm_config_catwalk_probe", "npm-setting"),
+            ("UV_CATWALK_PROBE", "uv-setting"),
+            ("PIP_CATWALK_PROBE", "pip-setting"),
+            ("no_proxy", "catwalk.test"),
+            ("UV_INDEX_URL", "https://host.invalid/simple"),
+            ("UNLISTED_HOST_SECRET", "must-not-reach-a-machine"),
+        ],
+    );
+    // The MCP server writes its environment to a file before it starts.
+    let env_file = dir.path().join("child.env");
+    let script = r#"env > "$0"; exec node "$1" stdio"#;
+    let mut body = create_body("envcheck", false);
+    body["config"]["env"]["CATWALK_LAUNCH"] = json!(json!({"argv": ["sh", "-c", script,
+        env_file.display().to_string(), server_everything().display().to_string()]})
+    .to_string());
+    body["config"]["env"]["UV_INDEX_URL"] = json!("https://config.invalid/simple");
+    let (status, machine) = api(&m, reqwest::Method::POST, "/machines", Some(body)).await;
+    assert_eq!(status, 200, "{machine}");
+    let id = machine["id"].as_str().unwrap().to_string();
+    assert_eq!(wait(&m, &id, "started", "").await, 200);
+
+    let machine_health = || {
+        client()
+            .get(format!("{}/health", m.base_url))
+            .header("fly-force-instance-id", &id)
+            .send()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let ready = loop {
+        let resp = machine_health().await.unwrap();
+        let code = resp.status().as_u16();
+        let h: Value = resp.json().await.unwrap();
+        assert!(
+            matches!(
+                (code, h["status"].as_str()),
+                (503, Some("starting")) | (200, Some("ready"))
+            ),
+            "{code} {h}"
+        );
+        if code == 200 {
+            break h;
+        }
+        assert!(Instant::now() < deadline, "never ready: {h}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(ready["sessions"], 0);
+    let own = client()
+        .get(format!("{}/health", m.base_url))
+        .send()
+        .await
+        .unwrap();
+    let own: Value = own.json().await.unwrap();
+    assert_eq!(
+        own["status"], "ok",
+        "without the header: the service's own health"
+    );
+
+    let logs = client()
+        .get(format!("{}/logs?lines=5", m.base_url))
+        .header("fly-force-instance-id", &id)
+        .bearer_auth(SECRET)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logs.status(), 200);
+    let logs: Value = logs.json().await.unwrap();
+    assert!(logs["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|l| l["line"].as_str().unwrap().starts_with("[probe] ready")));
+
+    let env = std::fs::read_to_string(&env_file).unwrap();
+    let var = |name: &str| {
+        env.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}=")))
+            .map(str::to_string)
+    };
+    assert_eq!(
+        var("npm_config_catwalk_probe").as_deref(),
+        Some("npm-setting")
+    );
+    assert_eq!(var("UV_CATWALK_PROBE").as_deref(), Some("uv-setting"));
+    assert_eq!(var("PIP_CATWALK_PROBE").as_deref(), Some("pip-setting"));
+    assert_eq!(var("no_proxy").as_deref(), Some("catwalk.test"));
+    assert_eq!(
+        var("UV_INDEX_URL").as_deref(),
+        Some("https://config.invalid/simple"),
+        "the machine's config env wins"
+    );
+    for name in ["SSL_CERT_FILE", "NODE_EXTRA_CA_CERTS", "REQUESTS_CA_BUNDLE"] {
+        if let Ok(host) = std::env::var(name) {
+            assert_eq!(var(name), Some(host), "{name}");
+        }
+    }
+    let path = var("PATH").unwrap_or_default();
+    assert!(path.starts_with(&format!("{tools_s}:")), "{path}");
+    assert_eq!(var("UNLISTED_HOST_SECRET"), None);
+    assert_eq!(var("CATWALK_MACHINES_TOKEN"), None);
+    assert_eq!(var("CATWALK_UPSTREAM_SECRET"), None);
 }

@@ -6,5 +6,6 @@ mod isolation;
 mod limits;
 mod machines;
 mod raw;
+mod ready;
 mod sdk;
 mod wire;

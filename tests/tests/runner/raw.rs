@@ -104,3 +104,53 @@ pub async fn read_all(resp: Response) -> Vec<Event> {
 pub fn json_of(e: &Event) -> Value {
     serde_json::from_str(&e.data).unwrap_or(Value::Null)
 }
+
+/// `GET {base}/health` (open): its status code and body.
+pub async fn health(base: &str) -> (u16, Value) {
+    let resp = client().get(format!("{base}/health")).send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+/// Polls `/health` until `done` holds for its body; panics with the last body after `within`.
+pub async fn wait_health(base: &str, within: Duration, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let (_, body) = health(base).await;
+        if done(&body) {
+            return body;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "/health never got there: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits until `/health` says `status` (`ready` or `failed`) and returns its body.
+pub async fn wait_status(base: &str, status: &str) -> Value {
+    wait_health(base, Duration::from_secs(60), |h| h["status"] == status).await
+}
+
+/// `GET {base}/logs{query}` with the secret: the whole JSON answer.
+pub async fn logs_json(base: &str, secret: &str, query: &str) -> Value {
+    let resp = client()
+        .get(format!("{base}/logs{query}"))
+        .bearer_auth(secret)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    resp.json().await.unwrap()
+}
+
+/// The text of the newest `/logs` lines (all the ring keeps).
+pub async fn log_lines(base: &str, secret: &str) -> Vec<String> {
+    logs_json(base, secret, "?lines=2000").await["lines"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|l| l["line"].as_str().map(str::to_string))
+        .collect()
+}

@@ -5,7 +5,10 @@ use std::time::Duration;
 use edge_tests::runner::{children, server_everything, Runner};
 use serde_json::{json, Value};
 
-use crate::raw::{client, init_body, json_of, open_session, post, read_all, Events};
+use crate::raw::{
+    client, health, init_body, json_of, log_lines, open_session, post, read_all, wait_health,
+    wait_status, Events,
+};
 
 #[tokio::test]
 async fn mcp_and_logs_need_the_upstream_secret_and_health_is_open_and_quiet() {
@@ -30,6 +33,7 @@ async fn mcp_and_logs_need_the_upstream_secret_and_health_is_open_and_quiet() {
             .unwrap();
         assert_eq!(wrong.status(), 401, "{path}");
     }
+    wait_status(&r.base_url, "ready").await;
     let health = client()
         .get(format!("{}/health", r.base_url))
         .send()
@@ -101,7 +105,7 @@ async fn a_stateless_request_gets_the_answer_that_makes_clients_fall_back() {
 
 #[tokio::test]
 async fn each_session_gets_its_own_process_and_delete_ends_it() {
-    let r = Runner::everything(&[]);
+    let r = Runner::everything(&[("CATWALK_SPARES", "0")]);
     let a = open_session(&r.mcp_url(), &r.secret).await;
     let b = open_session(&r.mcp_url(), &r.secret).await;
     assert_ne!(a, b);
@@ -144,7 +148,7 @@ async fn each_session_gets_its_own_process_and_delete_ends_it() {
 
 #[tokio::test]
 async fn a_child_killed_mid_call_answers_with_a_json_rpc_error_and_a_new_session_works() {
-    let r = Runner::everything(&[]);
+    let r = Runner::everything(&[("CATWALK_SPARES", "0")]);
     let sid = open_session(&r.mcp_url(), &r.secret).await;
     let call = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {
         "name": "trigger-long-running-operation", "arguments": {"duration": 10, "steps": 10}, "_meta": {"progressToken": "p7"}}});
@@ -228,16 +232,7 @@ async fn the_childs_stderr_is_served_with_credentials_masked() {
     open_session(&r.mcp_url(), &r.secret).await;
     let mut lines = String::new();
     for _ in 0..50 {
-        let v: Value = client()
-            .get(format!("{}/logs", r.base_url))
-            .bearer_auth(&r.secret)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        lines = v["lines"].to_string();
+        lines = log_lines(&r.base_url, &r.secret).await.join("\n");
         if lines.contains("connecting with") {
             break;
         }
@@ -333,45 +328,66 @@ async fn oversized_and_malformed_posts_are_refused() {
     assert_eq!(no_accept.status(), 406);
 }
 
+/// A server that passes the readiness probe and then dies at every start: its warm spares
+/// count as crashes, so they are backed off instead of respawned in a loop, and a client's
+/// initialize during the back-off gets 503 with `Retry-After`.
 #[tokio::test]
 async fn a_server_that_keeps_dying_at_start_is_backed_off() {
-    let launch = json!({"argv": ["node", "-e", "process.exit(3)"]}).to_string();
+    let marker = tempfile::tempdir().unwrap();
+    let once = marker.path().join("started-once").display().to_string();
+    // The first run (the probe) serves; every later one exits at once.
+    let script = r#"if [ -e "$0" ]; then exit 3; fi; touch "$0"; exec node "$1" stdio"#;
+    let launch =
+        json!({"argv": ["sh", "-c", script, once, server_everything().display().to_string()]})
+            .to_string();
     let r = Runner::start(&launch, &[]);
-    let mut statuses = Vec::new();
-    for _ in 0..5 {
+    wait_status(&r.base_url, "ready").await;
+    let resp = loop {
         let resp = post(&r.mcp_url(), &r.secret, None, &init_body())
             .send()
             .await
             .unwrap();
-        let status = resp.status().as_u16();
-        let retry = resp
-            .headers()
-            .get("retry-after")
-            .map(|v| v.to_str().unwrap().to_string());
-        let body: Value = if status == 200 {
-            read_all(resp)
-                .await
-                .last()
-                .map(json_of)
-                .unwrap_or(Value::Null)
-        } else {
-            resp.json().await.unwrap_or(Value::Null)
-        };
-        assert!(
-            body["error"].is_object(),
-            "every attempt fails with a JSON-RPC error: {body}"
-        );
-        statuses.push((status, retry));
+        if resp.status() == 503 {
+            break resp;
+        }
         tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let (last_status, retry) = statuses.last().cloned().unwrap();
-    assert_eq!(last_status, 503, "{statuses:?}");
-    assert!(retry.unwrap().parse::<u64>().unwrap() >= 1);
+    };
+    let retry: u64 = resp.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry >= 1);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["id"], 0);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("backing off"),
+        "{body}"
+    );
+    // While backing off, nothing is respawned.
+    let exits = |lines: &[String]| {
+        lines
+            .iter()
+            .filter(|l| l.contains("MCP server exited"))
+            .count()
+    };
+    let before = exits(&log_lines(&r.base_url, &r.secret).await);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = exits(&log_lines(&r.base_url, &r.secret).await);
+    assert_eq!(
+        before, after,
+        "children kept being started during the back-off"
+    );
+    assert!(before <= 6, "{before} children exited before the back-off");
+    assert_eq!(health(&r.base_url).await.1["status"], "ready");
 }
 
 #[tokio::test]
 async fn idle_sessions_are_reaped() {
-    let r = Runner::everything(&[("CATWALK_IDLE_TIMEOUT_SECS", "1")]);
+    let r = Runner::everything(&[("CATWALK_IDLE_TIMEOUT_SECS", "1"), ("CATWALK_SPARES", "0")]);
     let sid = open_session(&r.mcp_url(), &r.secret).await;
     assert_eq!(r.session_processes().len(), 1);
     tokio::time::sleep(Duration::from_millis(2500)).await;
@@ -398,9 +414,13 @@ async fn sigterm_stops_the_runner_and_its_children() {
     let r = Runner::everything(&[]);
     open_session(&r.mcp_url(), &r.secret).await;
     open_session(&r.mcp_url(), &r.secret).await;
+    wait_health(&r.base_url, Duration::from_secs(20), |h| {
+        h["sessions"] == 2 && h["spares"] == 1
+    })
+    .await;
     let runner = r.pid().expect("runner pid");
     let kids = r.session_processes();
-    assert_eq!(kids.len(), 2);
+    assert_eq!(kids.len(), 3, "two sessions and the warm spare");
     unsafe { libc::kill(runner as i32, libc::SIGTERM) };
     for _ in 0..60 {
         let alive = |p: u32| {
@@ -438,7 +458,11 @@ async fn sessions_past_the_limit_are_refused_with_retry_after() {
 
 #[tokio::test]
 async fn a_foreign_origin_is_refused_as_a_dns_rebinding_defence() {
-    let r = Runner::everything(&[("CATWALK_ALLOWED_ORIGINS", "https://app.catwalk.test")]);
+    let r = Runner::everything(&[
+        ("CATWALK_ALLOWED_ORIGINS", "https://app.catwalk.test"),
+        ("CATWALK_SPARES", "0"),
+    ]);
+    wait_status(&r.base_url, "ready").await;
     let evil = post(&r.mcp_url(), &r.secret, None, &init_body())
         .header("origin", "http://evil.example")
         .send()
