@@ -115,7 +115,7 @@ async def call(url, token, arg):
             "server": init.server_info.name,
             "tools": sorted(t.name for t in tools.tools),
             "text": text_of(result),
-            "is_error": bool(result.isError),
+            "is_error": bool(result.is_error),
         }
 
     return await with_session(url, token, body)

@@ -8,6 +8,7 @@ mod deployments;
 mod edge;
 mod gateway;
 mod health;
+mod readiness;
 mod security;
 mod storage;
 mod support;
