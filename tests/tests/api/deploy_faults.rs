@@ -43,7 +43,8 @@ async fn creates_then(
     (id, settled)
 }
 
-async fn run_cron(w: &World) {
+/// Runs the reconcile cron once on `w`'s stack.
+pub async fn run_cron(w: &World) {
     let r = edge_tests::stack::client()
         .get(w.stack.url("/__scheduled"))
         .query(&[("cron", "*/5 * * * *")])

@@ -187,6 +187,28 @@ pub async fn machine(w: &World, machine_id: &str) -> Value {
         .unwrap()
 }
 
+/// Stops a machine behind the Worker's back (as Fly's auto-stop would) and waits until the
+/// local Fly API says `stopped`.
+pub async fn stop_machine(w: &World, machine_id: &str) {
+    let stop = client()
+        .post(w.machines.api(&format!("/machines/{machine_id}/stop")))
+        .bearer_auth(&w.machines.token)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stop.status(), 200);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let m = machine(w, machine_id).await;
+        if m["state"] == "stopped" {
+            return;
+        }
+        assert!(Instant::now() < deadline, "never stopped: {m}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 pub fn sha256_hex(s: &str) -> String {
     catwalk_edge::deploy::token::digest(s)
 }

@@ -296,23 +296,7 @@ async fn a_machine_stopped_mid_session_is_woken_and_the_session_recovered() {
     .await;
     assert_eq!(s, 200);
     // Stopped behind the gateway's back, as Fly's auto-stop would.
-    let stop = edge_tests::stack::client()
-        .post(w.machines.api(&format!("/machines/{}/stop", d.machine)))
-        .bearer_auth(&w.machines.token)
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(stop.status(), 200);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let m = crate::deployments::machine(w, &d.machine).await;
-        if m["state"] == "stopped" {
-            break;
-        }
-        assert!(Instant::now() < deadline, "never stopped: {m}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    crate::deployments::stop_machine(w, &d.machine).await;
     let (s, h, m, text) = post(
         &d.url,
         &[("authorization", &auth)],
@@ -718,19 +702,7 @@ async fn an_unauthenticated_request_cannot_touch_a_session() {
         .unwrap();
     assert_eq!(planted.status(), 401);
     // The machine stops behind the gateway's back: the runner forgets every session.
-    let stop = edge_tests::stack::client()
-        .post(w.machines.api(&format!("/machines/{}/stop", d.machine)))
-        .bearer_auth(&w.machines.token)
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(stop.status(), 200);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while crate::deployments::machine(&w, &d.machine).await["state"] != "stopped" {
-        assert!(Instant::now() < deadline, "never stopped");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    crate::deployments::stop_machine(&w, &d.machine).await;
     // An authenticated request that states no version: the stored one is used to recover.
     let resp = edge_tests::stack::client()
         .post(&d.url)

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use reqwest::Method;
 use serde_json::{json, Value};
 
+use crate::deploy_faults::run_cron;
 use crate::deployments::{
     call, deploy_running, machine, machines_of, on, person, wait_for, world, World,
 };
@@ -37,16 +38,6 @@ async fn in_app(w: &World, app: &str, deployment: &str) -> Vec<Value> {
         .filter(|m| m["state"] != "destroyed")
         .cloned()
         .collect()
-}
-
-async fn run_cron(w: &World) {
-    let r = edge_tests::stack::client()
-        .get(w.stack.url("/__scheduled"))
-        .query(&[("cron", "*/5 * * * *")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
 }
 
 /// Finding 3: set your own Fly account, then delete deployments made in the operator's:
