@@ -24,6 +24,7 @@ pub mod durable;
 pub mod edge;
 pub mod lifecycle;
 pub mod platform;
+pub mod proxy;
 pub mod routes;
 pub mod store;
 

@@ -632,10 +632,7 @@ async fn post(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
             None,
         );
     }
-    let initialize = kinds.iter().find_map(|k| match k {
-        Kind::Request { id, method } if method == "initialize" => Some(id.clone()),
-        _ => None,
-    });
+    let initialize = messages.iter().find_map(jsonrpc::initialize);
     if let Err(why) = app.until_ready().await {
         let first = kinds.iter().find_map(|k| match k {
             Kind::Request { id, .. } => Some(id),
@@ -654,17 +651,18 @@ async fn post(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
     }
 
     let (session, is_new) = match (session, initialize) {
-        (Some(_), Some(id)) => {
+        (Some(_), Some(init)) => {
             return rpc_error(
                 400,
-                Some(&id),
+                Some(&init.id),
                 jsonrpc::INVALID_REQUEST,
                 "Invalid Request: the session is already initialized.",
                 None,
             )
         }
         (Some(s), None) => (s, false),
-        (None, Some(id)) => {
+        (None, Some(init)) => {
+            let id = init.id;
             if messages.len() != 1 {
                 return rpc_error(
                     400,
@@ -674,11 +672,9 @@ async fn post(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
                     None,
                 );
             }
-            let requested = messages[0]
-                .pointer("/params/protocolVersion")
-                .and_then(Value::as_str)
-                .unwrap_or(version::DEFAULT_VERSION)
-                .to_string();
+            let requested = init
+                .requested_version
+                .unwrap_or_else(|| version::DEFAULT_VERSION.to_string());
             match app.sessions.start(&requested).await {
                 Ok(s) => (s, true),
                 Err(StartError::Full) => {

@@ -24,7 +24,7 @@ use crate::lifecycle::{self, operator, schedule_provision, target_of};
 use crate::platform::env;
 use crate::platform::log::Logger;
 use crate::platform::upstream::FetchUpstream;
-use crate::store::d1::int;
+use crate::proxy::gate;
 use crate::store::deployments::{self as store};
 use crate::time::now_ms;
 
@@ -37,7 +37,7 @@ pub async fn run(worker_env: &Env, log: &Logger) -> AppResult<()> {
     let config = env::config(worker_env);
     let mut summary = json!({});
     for (step, result) in [
-        ("stuck", stuck(worker_env).await),
+        ("stuck", stuck(worker_env, log).await),
         ("reschedule", reschedule(worker_env).await),
         ("deleting", deleting(worker_env, &config, log).await),
         ("machines", machines(worker_env, &config, log).await),
@@ -58,19 +58,38 @@ pub async fn run(worker_env: &Env, log: &Logger) -> AppResult<()> {
     Ok(())
 }
 
-async fn stuck(worker_env: &Env) -> AppResult<u64> {
+const STUCK_MESSAGE: &str = "Deployment did not finish within 30 minutes; restart or delete it.";
+
+async fn stuck(worker_env: &Env, log: &Logger) -> AppResult<u64> {
     let db = env::db(worker_env)?;
-    let now = now_ms();
-    let result = db
-        .prepare(
-            "UPDATE deployments SET status = 'failed', updated_at = ?1, \
-             error_message = 'Deployment did not finish within 30 minutes; restart or delete it.' \
-             WHERE status IN ('pending', 'deploying') AND updated_at <= ?2",
+    let from = [Status::Pending, Status::Deploying];
+    let rows = store::in_states(&db, &from, now_ms() - STUCK_AFTER_MS, BATCH).await?;
+    let mut failed = 0;
+    for d in &rows {
+        let changed = store::transition(
+            &db,
+            &d.id,
+            &from,
+            Status::Failed,
+            Some(STUCK_MESSAGE),
+            now_ms(),
         )
-        .bind(&[int(now), int(now - STUCK_AFTER_MS)])?
-        .run()
         .await?;
-    Ok(result.meta()?.and_then(|m| m.changes).unwrap_or(0) as u64)
+        if changed {
+            failed += 1;
+            gate::forget(worker_env, log, &d.id).await;
+            lifecycle::audit(
+                &db,
+                log,
+                &d.owner_id,
+                "deployment.failed",
+                &d.id,
+                json!({ "by": "system", "reason": STUCK_MESSAGE }),
+            )
+            .await;
+        }
+    }
+    Ok(failed)
 }
 
 async fn reschedule(worker_env: &Env) -> AppResult<u64> {
@@ -101,6 +120,7 @@ async fn deleting(worker_env: &Env, config: &Config, log: &Logger) -> AppResult<
     let mut done = 0;
     for d in &rows {
         if lifecycle::teardown(&db, config, log, &up, d).await.is_ok() {
+            gate::forget_deleted(worker_env, log, &d.id).await;
             done += 1;
         }
     }
@@ -133,6 +153,7 @@ async fn machines(worker_env: &Env, config: &Config, log: &Logger) -> AppResult<
             store::transition(&db, &d.id, &from, Status::Failed, Some(message), now_ms()).await?;
         if changed {
             failed += 1;
+            gate::forget(worker_env, log, &d.id).await;
             log.warn(
                 "machine_lost",
                 json!({ "deployment": d.id, "machine": machine_id, "was": d.status }),

@@ -78,9 +78,35 @@ pub fn create_body(spec: &MachineSpec<'_>) -> Value {
     body
 }
 
+/// The Cloudflare location hint nearest a Fly region, so a deployment's gateway object is
+/// created close to its machine (the hot path's object hop and machine hop then share a
+/// continent). Unknown regions get no hint (Cloudflare places the object near the caller).
+pub fn location_hint(region: &str) -> Option<&'static str> {
+    Some(match region {
+        "sea" | "sjc" | "lax" | "den" | "phx" | "yvr" | "qro" => "wnam",
+        "iad" | "ewr" | "bos" | "ord" | "atl" | "mia" | "dfw" | "yyz" | "yul" => "enam",
+        "gru" | "gig" | "scl" | "eze" | "bog" => "sam",
+        "lhr" | "ams" | "fra" | "cdg" | "mad" | "arn" => "weur",
+        "waw" | "otp" => "eeur",
+        "nrt" | "hkg" | "sin" | "bom" => "apac",
+        "syd" => "oc",
+        "jnb" => "afr",
+        _ => return None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fly_regions_map_to_the_nearest_location_hint() {
+        assert_eq!(location_hint("ord"), Some("enam"));
+        assert_eq!(location_hint("sjc"), Some("wnam"));
+        assert_eq!(location_hint("fra"), Some("weur"));
+        assert_eq!(location_hint("syd"), Some("oc"));
+        assert_eq!(location_hint("nowhere"), None);
+    }
     use launch_spec::Runtime;
 
     fn launch() -> LaunchSpec {

@@ -61,7 +61,10 @@ impl DurableObject for Deployer {
             Redactor::new(config.secret_values()),
             random_hex(8).unwrap_or_default(),
         );
-        match provision(&self.env, &config, &mut log, &id).await {
+        let outcome = provision(&self.env, &config, &mut log, &id).await;
+        // Whatever the outcome, the gateway reads the deployment afresh.
+        crate::proxy::gate::forget(&self.env, &log, &id).await;
+        match outcome {
             Ok(()) => {
                 storage.delete(DEPLOYMENT_KEY).await?;
             }

@@ -3,4 +3,4 @@
 
 pub mod analysis_lock;
 pub mod deployer;
-pub mod mcp_session;
+pub mod mcp_gateway;

@@ -3,9 +3,11 @@
 //! can show instead of a bare proxy error.
 
 use mcp_wire::jsonrpc::{error_response, INTERNAL_ERROR, SERVER_ERROR};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Failure {
     /// The deployment is stopped by its owner.
     Stopped,

@@ -4,12 +4,13 @@
 //! credentials and platform headers — so `Mcp-Method`, `Mcp-Name` and every
 //! `Mcp-Param-*` pass untouched) and back.
 
-use mcp_wire::jsonrpc::{classify, Kind};
-use mcp_wire::version::is_stateless;
+use mcp_wire::jsonrpc::{classify, initialize, Kind, INITIALIZE};
+use mcp_wire::version::{is_stateless, HEADER_PROTOCOL_VERSION, HEADER_SESSION_ID};
 use serde_json::Value;
 
-/// Where the token came from (for the access log; never the token itself).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Where the token came from (for the audit log; never the token itself).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum TokenSource {
     Bearer,
     Header,
@@ -65,7 +66,7 @@ pub struct Message {
 
 impl Message {
     pub fn is_initialize(&self) -> bool {
-        self.method.as_deref() == Some("initialize") && self.id.is_some()
+        self.method.as_deref() == Some(INITIALIZE) && self.id.is_some()
     }
 }
 
@@ -96,10 +97,7 @@ pub fn message(body: &[u8]) -> Message {
                 .then(|| v.pointer("/params/name").and_then(Value::as_str))
                 .flatten()
                 .map(bounded_tool_name),
-            requested_version: (method == "initialize")
-                .then(|| v.pointer("/params/protocolVersion").and_then(Value::as_str))
-                .flatten()
-                .map(str::to_string),
+            requested_version: initialize(&v).and_then(|i| i.requested_version),
             id: Some(id),
             method: Some(method),
         },
@@ -136,7 +134,7 @@ fn request_header_dropped(name: &str) -> bool {
             | "upgrade"
             | "content-length"
             | "origin"
-            | "mcp-session-id"
+            | HEADER_SESSION_ID
             | "fly-force-instance-id"
             | "fly-prefer-instance-id"
             | "x-forwarded-for"
@@ -155,7 +153,7 @@ pub fn forward_request_header(name: &str) -> bool {
 pub fn forward_response_header(name: &str) -> bool {
     matches!(
         name.to_ascii_lowercase().as_str(),
-        "content-type" | "cache-control" | "mcp-protocol-version" | "retry-after"
+        "content-type" | "cache-control" | HEADER_PROTOCOL_VERSION | "retry-after"
     )
 }
 

@@ -2,6 +2,8 @@
 //! `Access-Control-Allow-Origin` (echoed, never `*`, because requests carry credentials);
 //! preflights from anywhere else are refused with 403.
 
+use mcp_wire::version;
+
 /// Request headers a browser may send (lowercase). `Mcp-Param-*` is a family: any name
 /// with that prefix is allowed, as the 2026-07-28 transport defines open-ended ones.
 const ALLOWED_HEADERS: &[&str] = &[
@@ -9,11 +11,11 @@ const ALLOWED_HEADERS: &[&str] = &[
     "content-type",
     "x-request-id",
     "x-access-token",
-    "mcp-session-id",
-    "mcp-protocol-version",
-    "mcp-method",
-    "mcp-name",
-    "last-event-id",
+    version::HEADER_SESSION_ID,
+    version::HEADER_PROTOCOL_VERSION,
+    version::HEADER_METHOD,
+    version::HEADER_NAME,
+    version::HEADER_LAST_EVENT_ID,
 ];
 const ALLOWED_METHODS: &str = "GET, POST, PUT, DELETE, OPTIONS";
 const EXPOSED_HEADERS: &str =
@@ -29,7 +31,7 @@ pub fn is_allowed(origin: &str, allowed: &[String]) -> bool {
 
 fn header_allowed(name: &str) -> bool {
     let n = name.trim().to_ascii_lowercase();
-    ALLOWED_HEADERS.contains(&n.as_str()) || n.starts_with("mcp-param-")
+    ALLOWED_HEADERS.contains(&n.as_str()) || n.starts_with(version::HEADER_PARAM_PREFIX)
 }
 
 /// Headers for an allowed preflight. Requested headers outside the allowlist are left

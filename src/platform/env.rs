@@ -10,7 +10,7 @@ use crate::error::{AppError, AppResult};
 
 pub const DB: &str = "DB";
 pub const CACHE: &str = "CACHE";
-pub const MCP_SESSIONS: &str = "MCP_SESSIONS";
+pub const MCP_GATEWAYS: &str = "MCP_GATEWAYS";
 pub const ANALYSIS_LOCKS: &str = "ANALYSIS_LOCKS";
 pub const DEPLOYERS: &str = "DEPLOYERS";
 /// Per-deployment request limit of the MCP gateway (`[[ratelimits]]`).
@@ -38,8 +38,8 @@ pub fn cache(env: &Env) -> AppResult<KvStore> {
     Ok(env.kv(CACHE)?)
 }
 
-pub fn sessions(env: &Env) -> AppResult<ObjectNamespace> {
-    Ok(env.durable_object(MCP_SESSIONS)?)
+pub fn gateways(env: &Env) -> AppResult<ObjectNamespace> {
+    Ok(env.durable_object(MCP_GATEWAYS)?)
 }
 
 pub fn analysis_locks(env: &Env) -> AppResult<ObjectNamespace> {

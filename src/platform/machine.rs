@@ -6,31 +6,13 @@
 use std::time::Duration;
 
 use futures_util::future::{select, Either};
-use serde::{Deserialize, Serialize};
 use worker::{AbortController, Delay, Fetch, Headers, Method, Request, RequestInit};
 
 use crate::gateway::failure::Failure;
+pub use crate::gateway::link::MachineLink;
 
 /// How long a machine may take to start answering (a woken machine boots first).
 pub const HEAD_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// Where and how to reach one deployment's runner. Travels to the session object in its
-/// internal requests; never logged.
-#[derive(Clone, Serialize, Deserialize)]
-pub struct MachineLink {
-    pub url: String,
-    pub machine_id: String,
-    pub secret: String,
-}
-
-impl std::fmt::Debug for MachineLink {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MachineLink")
-            .field("url", &self.url)
-            .field("machine_id", &self.machine_id)
-            .finish()
-    }
-}
 
 impl MachineLink {
     /// A small JSON GET to another path of the runner (`/health`, `/logs?lines=…`) through
@@ -84,7 +66,7 @@ impl MachineLink {
         set("authorization", &format!("Bearer {}", self.secret))?;
         set("fly-force-instance-id", &self.machine_id)?;
         if let Some(s) = session {
-            set("mcp-session-id", s)?;
+            set(mcp_wire::version::HEADER_SESSION_ID, s)?;
         }
         let mut init = RequestInit::new();
         init.with_method(method).with_headers(h);

@@ -18,6 +18,7 @@ use crate::ids::{new_id, random_hex};
 use crate::lifecycle::{self, account_for_new, audit, ring, target_of, Account};
 use crate::platform::upstream::FetchUpstream;
 use crate::platform::{env, web};
+use crate::proxy::gate;
 use crate::routes::analyze::plan_for;
 use crate::routes::auth::signed_in;
 use crate::routes::Ctx;
@@ -135,6 +136,8 @@ pub async fn create(mut req: Request, cx: &mut Ctx) -> AppResult<Response> {
         now_ms(),
     )
     .await?;
+    // The deployment's gateway object is created near where its machine will run.
+    gate::place(&cx.env, &cx.log, &id, request.region.as_deref()).await;
     if let Err(e) = lifecycle::schedule_provision(&cx.env, &id).await {
         // The row stays `deploying`; the reconcile cron schedules it again.
         cx.log.error(
@@ -208,8 +211,11 @@ pub async fn delete(req: Request, cx: &mut Ctx, id: Option<&str>) -> AppResult<R
     let db = env::db(&cx.env)?;
     let all: Vec<Status> = Status::ALL.to_vec();
     store::transition(&db, &d.id, &all, Status::Deleting, None, now_ms()).await?;
+    // The URL stops answering now, not when the machine is gone.
+    gate::forget(&cx.env, &cx.log, &d.id).await;
     let up = FetchUpstream::default();
     lifecycle::teardown(&db, &cx.config, &cx.log, &up, &d).await?;
+    gate::forget_deleted(&cx.env, &cx.log, &d.id).await;
     audit(
         &db,
         &cx.log,
@@ -250,6 +256,8 @@ pub async fn rotate_token(req: Request, cx: &mut Ctx, id: Option<&str>) -> AppRe
             message: "The deployment is being deleted.".into(),
         });
     }
+    // The old token fails on the very next request.
+    gate::forget(&cx.env, &cx.log, &d.id).await;
     audit(
         &db,
         &cx.log,
@@ -350,6 +358,7 @@ pub async fn act(
             now_ms(),
         )
         .await?;
+        gate::forget(&cx.env, &cx.log, &d.id).await;
         lifecycle::schedule_provision(&cx.env, &d.id).await?;
     } else {
         let machine = d
@@ -372,6 +381,7 @@ pub async fn act(
                 message: "The deployment changed meanwhile; read it again.".into(),
             });
         }
+        gate::forget(&cx.env, &cx.log, &d.id).await;
     }
     audit(
         &db,
@@ -439,6 +449,7 @@ pub async fn put_credentials(
             .map_err(FlyError::into_app)?;
     }
     store::put_sealed(&db, Record::Env, &d.id, &sealed, now_ms()).await?;
+    gate::forget(&cx.env, &cx.log, &d.id).await;
     audit(
         &db,
         &cx.log,

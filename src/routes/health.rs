@@ -76,7 +76,7 @@ async fn probe_kv(cx: &Ctx) -> AppResult<Value> {
 
 async fn probe_durable_object(cx: &Ctx) -> AppResult<Value> {
     let mut resp =
-        env::post_to_object(&env::sessions(&cx.env)?, PROBE_OBJECT, "/probe", None).await?;
+        env::post_to_object(&env::gateways(&cx.env)?, PROBE_OBJECT, "/probe", None).await?;
     if resp.status_code() != 200 {
         return Err(AppError::internal(format!(
             "probe object answered {}",

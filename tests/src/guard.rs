@@ -27,6 +27,11 @@ pub struct Guarded {
 }
 
 impl Guarded {
+    /// The process group every process of this child belongs to.
+    pub fn pgid(&self) -> i32 {
+        self.pgid
+    }
+
     /// Spawns `program args…` with stdout and stderr appended to `log`.
     pub fn spawn(
         program: &str,

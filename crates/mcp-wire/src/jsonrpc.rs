@@ -70,6 +70,32 @@ pub fn error_response(id: Option<&Value>, code: i64, message: &str, data: Option
     json!({ "jsonrpc": "2.0", "id": id.cloned().unwrap_or(Value::Null), "error": error })
 }
 
+/// The handshake's first request.
+pub const INITIALIZE: &str = "initialize";
+
+/// An `initialize` request: its id and the protocol revision it asks for (absent when the
+/// client names none; servers then assume [`crate::version::DEFAULT_VERSION`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Initialize {
+    pub id: Value,
+    pub requested_version: Option<String>,
+}
+
+/// The message as an `initialize` request, if it is one (a notification named
+/// `initialize` is not: the handshake needs an id to answer).
+pub fn initialize(msg: &Value) -> Option<Initialize> {
+    match classify(msg) {
+        Kind::Request { id, method } if method == INITIALIZE => Some(Initialize {
+            id,
+            requested_version: msg
+                .pointer("/params/protocolVersion")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+        }),
+        _ => None,
+    }
+}
+
 /// The `progressToken` a request asked progress to be reported under, if any.
 pub fn progress_token(request: &Value) -> Option<&Value> {
     request.pointer("/params/_meta/progressToken")
@@ -78,6 +104,30 @@ pub fn progress_token(request: &Value) -> Option<&Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn initialize_is_a_request_with_an_id_and_names_its_version() {
+        let i = initialize(
+            &json!({"jsonrpc": "2.0", "id": 7, "method": "initialize", "params": {"protocolVersion": "2025-06-18"}}),
+        );
+        assert_eq!(
+            i,
+            Some(Initialize {
+                id: json!(7),
+                requested_version: Some("2025-06-18".into())
+            })
+        );
+        let bare = initialize(&json!({"jsonrpc": "2.0", "id": "a", "method": "initialize"}));
+        assert_eq!(bare.and_then(|i| i.requested_version), None);
+        assert_eq!(
+            initialize(&json!({"jsonrpc": "2.0", "method": "initialize"})),
+            None
+        );
+        assert_eq!(
+            initialize(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"})),
+            None
+        );
+    }
 
     #[test]
     fn the_three_message_kinds_are_told_apart() {

@@ -15,15 +15,9 @@ use edge_tests::stack::{client, Stack, StackOptions};
 use serde_json::{json, Value};
 
 fn unlimited(doc: &mut toml::Table) {
-    // The benchmark itself would trip the production rate limit.
-    let limiter: toml::Table =
-        "name = \"MCP_RATE_LIMITER\"\nnamespace_id = \"1001\"\nsimple = { limit = 100000000, period = 60 }"
-            .parse()
-            .expect("toml");
-    doc.insert(
-        "ratelimits".into(),
-        toml::Value::Array(vec![toml::Value::Table(limiter)]),
-    );
+    // The benchmark itself would trip the production rate limits.
+    edge_tests::stack::set_rate_limit(doc, "MCP_RATE_LIMITER", 100_000_000);
+    edge_tests::stack::set_rate_limit(doc, "ANALYZE_RATE_LIMITER", 100_000_000);
 }
 
 fn load(label: &str, url: &str, headers: &[String], secs: &str, levels: &str) -> Vec<Value> {
@@ -51,9 +45,21 @@ fn load(label: &str, url: &str, headers: &[String], secs: &str, levels: &str) ->
         .collect()
 }
 
-/// The floor under wrangler dev: `GET /api/health` (no storage, no upstream) latency.
-async fn floor(url: &str, levels: &str) {
+/// One concurrency level of the floor.
+struct Floor {
+    c: usize,
+    p50: f64,
+    p99: f64,
+    per_s: f64,
+    cpu_ms: f64,
+}
+
+/// The floor under wrangler dev: `GET /api/health` (no storage, no upstream) latency,
+/// throughput and workerd CPU per request.
+async fn floor(stack: &Stack, url: &str, levels: &str) -> Vec<Floor> {
+    let mut out = Vec::new();
     for c in levels.split(',').filter_map(|l| l.parse::<usize>().ok()) {
+        let cpu = stack.workerd_cpu_secs();
         let end = Instant::now() + Duration::from_secs(3);
         let tasks: Vec<_> = (0..c)
             .map(|_| {
@@ -76,13 +82,20 @@ async fn floor(url: &str, levels: &str) {
             all.extend(t.await.unwrap_or_default());
         }
         all.sort_by(f64::total_cmp);
+        let f = Floor {
+            c,
+            p50: all[all.len() / 2],
+            p99: all[all.len() * 99 / 100],
+            per_s: all.len() as f64 / 3.0,
+            cpu_ms: (stack.workerd_cpu_secs() - cpu) * 1000.0 / all.len() as f64,
+        };
         println!(
-            "wrangler dev floor (GET /api/health) c={c}: p50 {:.2} ms, p99 {:.2} ms, {:.0} req/s",
-            all[all.len() / 2],
-            all[all.len() * 99 / 100],
-            all.len() as f64 / 3.0
+            "wrangler dev floor (GET /api/health) c={c}: p50 {:.2} ms, p99 {:.2} ms, {:.0} req/s, workerd CPU {:.2} ms/request",
+            f.p50, f.p99, f.per_s, f.cpu_ms
         );
+        out.push(f);
     }
+    out
 }
 
 /// Median of each `Server-Timing` part over 100 sequential echo calls through the gateway.
@@ -187,7 +200,10 @@ async fn main() {
         .json()
         .await
         .expect("json");
-    let id = created["id"].as_str().expect("created").to_string();
+    let id = created["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("create failed: {created}"))
+        .to_string();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let d = stack
@@ -206,7 +222,7 @@ async fn main() {
     );
     let runner = Runner::everything(&[("CATWALK_MAX_SESSIONS", "200")]);
 
-    floor(&stack.url("/api/health"), &levels).await;
+    let floors = floor(&stack, &stack.url("/api/health"), &levels).await;
     breakdown(&gateway_url, &access).await;
     let direct = load(
         "direct-runner",
@@ -215,6 +231,7 @@ async fn main() {
         &secs,
         &levels,
     );
+    let cpu = stack.workerd_cpu_secs();
     let gateway = load(
         "gateway",
         &gateway_url,
@@ -222,6 +239,8 @@ async fn main() {
         &secs,
         &levels,
     );
+    let gateway_calls: f64 = gateway.iter().filter_map(|r| r["calls"].as_f64()).sum();
+    let gateway_cpu_ms = (stack.workerd_cpu_secs() - cpu) * 1000.0 / gateway_calls.max(1.0);
     // The same deployment's runner through the machines service's ingress alone (our local
     // stand-in for Fly's proxy, which the gateway path also crosses).
     let listed: Value = c
@@ -294,6 +313,7 @@ async fn main() {
             }
         }
     }
+    goals(&floors, &direct, &gateway, &proxied, gateway_cpu_ms);
     let wasm = edge_tests::repo_root().join("build/index_bg.wasm");
     if let Ok(bytes) = std::fs::read(&wasm) {
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
@@ -306,4 +326,49 @@ async fn main() {
         );
     }
     stack.stop();
+}
+
+/// The issue-12 targets, each computed from this run's own numbers.
+fn goals(floors: &[Floor], direct: &[Value], gateway: &[Value], proxied: &[Value], cpu_ms: f64) {
+    let at = |rows: &[Value], phase: &str, c: u64, k: &str| {
+        find(rows, phase, c)
+            .and_then(|r| r[k].as_f64())
+            .unwrap_or(f64::NAN)
+    };
+    let floor_at = |c: usize| floors.iter().find(|f| f.c == c);
+    println!("\ntargets (issue 12), from this run:");
+    if let Some(f1) = floor_at(1) {
+        let base50 = f1.p50 + at(proxied, "load", 1, "p50_ms");
+        let base99 = f1.p99 + at(proxied, "load", 1, "p99_ms");
+        let (g50, g99) = (
+            at(gateway, "load", 1, "p50_ms"),
+            at(gateway, "load", 1, "p99_ms"),
+        );
+        println!(
+            "  c=1 echo added over (floor + ingress alone): p50 {:.2} ms (target <= 3), p99 {:.2} ms (target <= 10)",
+            g50 - base50,
+            g99 - base99
+        );
+    }
+    if let Some(f32) = floor_at(32) {
+        let per_s = at(gateway, "load", 32, "calls_per_s");
+        println!(
+            "  c=32 throughput: gateway {:.0}/s vs floor {:.0}/s = {:.0}% (target >= 70%)",
+            per_s,
+            f32.per_s,
+            100.0 * per_s / f32.per_s
+        );
+    }
+    let (d, g) = (
+        at(direct, "first_event", 32, "p50_ms"),
+        at(gateway, "first_event", 32, "p50_ms"),
+    );
+    println!(
+        "  c=32 first SSE event p50: gateway {g:.2} ms vs direct {d:.2} ms = {:.2}x (target <= 2x)",
+        g / d
+    );
+    let floor_cpu = floors.first().map(|f| f.cpu_ms).unwrap_or(f64::NAN);
+    println!(
+        "  workerd CPU per proxied request: {cpu_ms:.2} ms (Worker + gateway object + runtime; the floor's own request costs {floor_cpu:.2} ms; target <= 2)"
+    );
 }

@@ -575,7 +575,10 @@ async fn rotation_replaces_the_token_at_once_and_shows_it_only_there() {
     let (_, got, _) = on(w, Method::GET, &token, &id, "").await;
     assert!(!got.to_string().contains(&new[4..]) && !got.to_string().contains(&old[4..]));
     let (_, audit, _) = call(w, Method::GET, "/api/audit?limit=1", &token, None).await;
-    assert_eq!(audit["items"][0]["action"], "deployment.token_rotated");
+    assert_eq!(
+        audit["items"][0]["action"], "deployment.token_rotated",
+        "{audit}"
+    );
     assert!(audit["next_cursor"].is_string());
     let (_, page2, _) = call(
         w,
