@@ -59,6 +59,8 @@ pub struct FlyConfig {
 pub struct Limits {
     /// Deployments one person may hold at once (`MAX_DEPLOYMENTS_PER_USER`).
     pub deployments_per_user: u32,
+    /// MCP requests per minute one deployment serves (`MCP_RATE_LIMIT`).
+    pub mcp_requests_per_minute: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -307,6 +309,7 @@ impl Config {
         };
         let limits = Limits {
             deployments_per_user: r.number("MAX_DEPLOYMENTS_PER_USER", 10, (1, 1000)),
+            mcp_requests_per_minute: r.number("MCP_RATE_LIMIT", 600, (1, 1_000_000)),
         };
         let llm = LlmConfig {
             api_base: r.base_url("LLM_API_BASE", "https://openrouter.ai/api/v1"),

@@ -35,6 +35,7 @@ use crate::error::AppError;
 use crate::gateway::authority::{self, Authority, Verdict};
 use crate::gateway::failure::Failure;
 use crate::gateway::link::MachineLink;
+use crate::gateway::rate::Bucket;
 use crate::gateway::request::TokenSource;
 use crate::gateway::sessions::{Session, Sessions};
 use crate::ids::random_hex;
@@ -98,6 +99,7 @@ pub struct McpGateway {
     /// Per session: the stale runner id being recovered and the shared recovery.
     recovering: RefCell<HashMap<String, (String, Recovery)>>,
     last_auth_audit: Cell<i64>,
+    bucket: RefCell<Bucket>,
 }
 
 fn answer(status: u16, body: Value) -> Result<Response> {
@@ -248,8 +250,15 @@ impl McpGateway {
             }
         };
         let v = authority.judge(call.token.as_deref().unwrap_or_default());
-        if v == Verdict::Unauthorized {
-            self.audit_auth_failure(&authority, &call);
+        match &v {
+            Verdict::Unauthorized => self.audit_auth_failure(&authority, &call),
+            // Whatever its status, an authenticated request spends the rate allowance.
+            Verdict::Pass { .. } | Verdict::Refused { .. } => {
+                if let Err(retry_after_secs) = self.bucket.borrow_mut().take(now_ms()) {
+                    return verdict(&Verdict::Limited { retry_after_secs });
+                }
+            }
+            _ => {}
         }
         let Verdict::Pass { link, .. } = v else {
             return verdict(&v);
@@ -486,6 +495,10 @@ async fn reinitialize(
 impl DurableObject for McpGateway {
     fn new(state: State, env: Env) -> Self {
         Self {
+            bucket: RefCell::new(Bucket::new(
+                env::config(&env).limits.mcp_requests_per_minute,
+                now_ms(),
+            )),
             state,
             env,
             authority: RefCell::new(None),

@@ -42,6 +42,8 @@ pub enum Verdict {
     Unauthorized,
     /// Authenticated, but the request cannot be served: answered as this failure.
     Refused { failure: Failure },
+    /// Authenticated, over the deployment's rate limit: retry after this many seconds.
+    Limited { retry_after_secs: u32 },
 }
 
 impl Authority {

@@ -1,6 +1,7 @@
 //! Reads [`Config`] from the Worker's `Env` (vars and secrets share one namespace there)
 //! and opens the bindings by their `wrangler.toml` names.
 
+use std::rc::Rc;
 use worker::{
     D1Database, Env, KvStore, Method, ObjectNamespace, RateLimiter, Request, RequestInit, Response,
 };
@@ -13,20 +14,31 @@ pub const CACHE: &str = "CACHE";
 pub const MCP_GATEWAYS: &str = "MCP_GATEWAYS";
 pub const ANALYSIS_LOCKS: &str = "ANALYSIS_LOCKS";
 pub const DEPLOYERS: &str = "DEPLOYERS";
-/// Per-deployment request limit of the MCP gateway (`[[ratelimits]]`).
-pub const MCP_RATE_LIMITER: &str = "MCP_RATE_LIMITER";
 /// Per-person limit on analysis pipeline runs (cache misses and `refresh`).
 pub const ANALYZE_RATE_LIMITER: &str = "ANALYZE_RATE_LIMITER";
 /// Every rate limiter the Worker needs: one missing is a configuration error that
 /// `/api/health` names, never a silently unlimited route.
-pub const RATE_LIMITERS: &[&str] = &[MCP_RATE_LIMITER, ANALYZE_RATE_LIMITER];
+pub const RATE_LIMITERS: &[&str] = &[ANALYZE_RATE_LIMITER];
 
-pub fn config(env: &Env) -> Config {
-    Config::from_lookup(|name| {
-        env.secret(name)
-            .ok()
-            .map(|s| s.to_string())
-            .or_else(|| env.var(name).ok().map(|v| v.to_string()))
+thread_local! {
+    static CONFIG: std::cell::OnceCell<Rc<Config>> = const { std::cell::OnceCell::new() };
+}
+
+/// The configuration, read from the environment once per isolate: an isolate's vars and
+/// secrets never change (a new value deploys a new version, which starts new isolates), and
+/// reading ~30 bindings and parsing URLs and keys on every request is most of a small
+/// request's CPU.
+pub fn config(env: &Env) -> Rc<Config> {
+    CONFIG.with(|c| {
+        c.get_or_init(|| {
+            Rc::new(Config::from_lookup(|name| {
+                env.secret(name)
+                    .ok()
+                    .map(|s| s.to_string())
+                    .or_else(|| env.var(name).ok().map(|v| v.to_string()))
+            }))
+        })
+        .clone()
     })
 }
 

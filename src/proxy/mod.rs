@@ -1,7 +1,7 @@
 //! The gateway's Worker side: one MCP request from the client to its deployment's machine
 //! and back. Per request: the token and session are judged by the deployment's
-//! `McpGateway` object in one hop (no D1 read), the per-deployment rate limit, then the
-//! machine's runner behind Fly's proxy with our upstream secret. Handshake-era sessions:
+//! `McpGateway` object in one hop (no D1 read), which also keeps the per-deployment rate
+//! limit; then the machine's runner behind Fly's proxy with our upstream secret. Handshake-era sessions:
 //! we mint the session id, the object maps it to the runner's and re-initializes when the
 //! runner lost it; 2026-07-28 stateless requests go straight through. Response bodies are
 //! the runtime's own stream, handed on unread; request bodies are read (≤ [`MAX_BODY`])
@@ -22,7 +22,7 @@ use crate::gateway::link::MachineLink;
 use crate::gateway::request::{self as rules, Message};
 use crate::gateway::timing::Timing;
 use crate::ids::random_hex;
-use crate::platform::{env, web};
+use crate::platform::web;
 use crate::routes::Ctx;
 use crate::time::now_ms;
 use gate::{Gate, Presented};
@@ -30,8 +30,6 @@ use relay::relay;
 
 /// The largest MCP message the gateway accepts (bytes).
 pub const MAX_BODY: usize = 4 * 1024 * 1024;
-/// The rate limiter's period (`[[ratelimits]]` in wrangler.toml), for `Retry-After`.
-const RATE_PERIOD_SECS: u32 = 60;
 
 fn unauthorized(reason: &'static str) -> AppError {
     AppError::unauthorized(
@@ -105,6 +103,9 @@ pub async fn handle(mut req: Request, cx: &mut Ctx, id: &str) -> AppResult<Respo
         } => (link, upstream_session),
         Verdict::NotFound => return Err(not_found()),
         Verdict::Unauthorized => return Err(unauthorized("invalid_token")),
+        Verdict::Limited { retry_after_secs } => {
+            return Err(AppError::RateLimited { retry_after_secs })
+        }
         Verdict::Refused { failure } => {
             let body = body?;
             let msg = body.as_deref().map(rules::message).unwrap_or_default();
@@ -113,13 +114,6 @@ pub async fn handle(mut req: Request, cx: &mut Ctx, id: &str) -> AppResult<Respo
     };
     timing.mark("gate");
     let body = body?;
-    let limiter = env::rate_limiter(&cx.env, env::MCP_RATE_LIMITER)?;
-    if !limiter.limit(id.to_string()).await?.success {
-        return Err(AppError::RateLimited {
-            retry_after_secs: RATE_PERIOD_SECS,
-        });
-    }
-    timing.mark("limit");
     let msg = body.as_deref().map(rules::message).unwrap_or_default();
     let headers: Vec<(String, String)> = req
         .headers()

@@ -13,7 +13,7 @@ use crate::time::now_ms;
 
 /// Probe keys live for the KV minimum TTL in case the delete below is lost.
 const PROBE_TTL_SECS: u64 = 60;
-/// The one session object name that never collides with a real (random) session id.
+/// The one gateway object name that never collides with a deployment id (`dep_…`).
 pub const PROBE_OBJECT: &str = "health-probe";
 
 pub fn health(cx: &Ctx) -> AppResult<Response> {

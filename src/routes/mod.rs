@@ -20,7 +20,7 @@ use deployments::Action;
 /// What every handler may use for the duration of one request.
 pub struct Ctx {
     pub env: Env,
-    pub config: Config,
+    pub config: std::rc::Rc<Config>,
     pub log: Logger,
     pub worker: Context,
 }

@@ -1,6 +1,6 @@
 //! `usage_counters`: the gateway's per-deployment counters (requests, errors, tool calls
 //! by name, latency buckets), added with upserts. The gateway batches them per isolate
-//! (see `routes::mcp::record_usage`), so D1 sees one write batch every few seconds rather
+//! (see `proxy::usage`), so D1 sees one write batch every few seconds rather
 //! than one per request.
 
 use serde::Deserialize;

@@ -16,7 +16,6 @@ use serde_json::{json, Value};
 
 fn unlimited(doc: &mut toml::Table) {
     // The benchmark itself would trip the production rate limits.
-    edge_tests::stack::set_rate_limit(doc, "MCP_RATE_LIMITER", 100_000_000);
     edge_tests::stack::set_rate_limit(doc, "ANALYZE_RATE_LIMITER", 100_000_000);
 }
 
@@ -99,7 +98,7 @@ async fn floor(stack: &Stack, url: &str, levels: &str) -> Vec<Floor> {
 }
 
 /// Median of each `Server-Timing` part over 100 sequential echo calls through the gateway.
-async fn breakdown(url: &str, auth: &str) {
+async fn breakdown(stack: &Stack, url: &str, auth: &str) {
     let c = client();
     let post = |body: Value, session: Option<String>| {
         let mut r = c
@@ -125,8 +124,11 @@ async fn breakdown(url: &str, auth: &str) {
     )
     .await;
     let mut parts: std::collections::BTreeMap<String, Vec<f64>> = Default::default();
+    let cpu = stack.workerd_cpu_secs();
     for i in 1..=100 {
+        let t = Instant::now();
         let r = post(json!({"jsonrpc": "2.0", "id": i, "method": "tools/call", "params": {"name": "echo", "arguments": {"message": "x"}}}), Some(sid.clone())).await.expect("echo");
+        let head = t.elapsed().as_secs_f64() * 1000.0;
         let timing = r
             .headers()
             .get("server-timing")
@@ -134,6 +136,11 @@ async fn breakdown(url: &str, auth: &str) {
             .unwrap_or_default()
             .to_string();
         let _ = r.bytes().await;
+        parts.entry("client: head".into()).or_default().push(head);
+        parts
+            .entry("client: whole answer".into())
+            .or_default()
+            .push(t.elapsed().as_secs_f64() * 1000.0);
         for p in timing.split(", ") {
             if let Some((name, dur)) = p.split_once(";dur=") {
                 parts
@@ -151,9 +158,41 @@ async fn breakdown(url: &str, auth: &str) {
         })
         .collect();
     println!(
-        "gateway time to response head, median per part (Server-Timing): {}",
-        summary.join(", ")
+        "gateway time to response head, median per part (Server-Timing): {}; workerd CPU {:.2} ms per call",
+        summary.join(", "),
+        (stack.workerd_cpu_secs() - cpu) * 1000.0 / 100.0
     );
+}
+
+/// workerd CPU per request for requests the gateway refuses at each stage, so the cost of
+/// each stage shows: before the object (no token), the object hop (wrong token).
+async fn refusal_cpu(stack: &Stack, url: &str) {
+    let c = client();
+    let mut parts = Vec::new();
+    for (label, token) in [
+        ("no token (edge only)", None),
+        (
+            "wrong token (edge + object hop)",
+            Some(format!("cwk_{}", "0".repeat(64))),
+        ),
+    ] {
+        let cpu = stack.workerd_cpu_secs();
+        for _ in 0..100 {
+            let mut r = c
+                .post(url)
+                .header("accept", "application/json, text/event-stream")
+                .body("{}");
+            if let Some(t) = &token {
+                r = r.bearer_auth(t);
+            }
+            let _ = r.send().await.map(|r| r.status());
+        }
+        parts.push(format!(
+            "{label} {:.2} ms",
+            (stack.workerd_cpu_secs() - cpu) * 1000.0 / 100.0
+        ));
+    }
+    println!("workerd CPU per refused request: {}", parts.join(", "));
 }
 
 fn find<'a>(rows: &'a [Value], phase: &str, c: u64) -> Option<&'a Value> {
@@ -178,6 +217,7 @@ async fn main() {
         ("FLY_INGRESS_BASE".into(), machines.base_url.clone()),
         ("FLY_API_TOKEN".into(), machines.token.clone()),
         ("FLY_APP".into(), "catwalk-test".into()),
+        ("MCP_RATE_LIMIT".into(), "1000000".into()),
     ];
     let stack = tokio::task::spawn_blocking(move || {
         Stack::start(StackOptions {
@@ -223,7 +263,8 @@ async fn main() {
     let runner = Runner::everything(&[("CATWALK_MAX_SESSIONS", "200")]);
 
     let floors = floor(&stack, &stack.url("/api/health"), &levels).await;
-    breakdown(&gateway_url, &access).await;
+    breakdown(&stack, &gateway_url, &access).await;
+    refusal_cpu(&stack, &gateway_url).await;
     let direct = load(
         "direct-runner",
         &runner.mcp_url(),

@@ -433,11 +433,9 @@ async fn refusals_are_clear_and_early() {
 /// forwarder so the test can see what reaches the machine.
 #[tokio::test]
 async fn rate_limits_and_stateless_headers_pass_through() {
-    fn low_limit(doc: &mut toml::Table) {
-        edge_tests::stack::set_rate_limit(doc, "MCP_RATE_LIMITER", 10);
-    }
     let proxy = FakeServer::start();
-    let w = start_world_with(Some(&proxy), Vec::new(), Some(low_limit));
+    let low_limit = vec![("MCP_RATE_LIMIT".to_string(), "10".to_string())];
+    let w = start_world_with(Some(&proxy), low_limit, None);
     let d = live(&w, "limited").await;
     let auth = bearer(&d.token);
     // The stateless era: no session object; MCP headers reach the machine untouched.
