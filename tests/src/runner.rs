@@ -10,25 +10,43 @@ use std::time::{Duration, Instant};
 use crate::guard::Guarded;
 use crate::{free_port, random_hex, repo_root};
 
-/// Builds the runner binary once per test process.
-pub fn binary() -> PathBuf {
+/// Builds the runner and the local machines service once per test process (both land in
+/// the same target directory, where the machines service finds the runner).
+fn build_binaries() -> PathBuf {
     static BUILD: Once = Once::new();
     BUILD.call_once(|| {
         let out = Command::new(env!("CARGO"))
-            .args(["build", "--quiet", "-p", "catwalk-runner"])
+            .args([
+                "build",
+                "--quiet",
+                "-p",
+                "catwalk-runner",
+                "-p",
+                "catwalk-machines",
+            ])
             .current_dir(repo_root())
             .output()
-            .expect("cargo build -p catwalk-runner");
+            .expect("cargo build -p catwalk-runner -p catwalk-machines");
         assert!(
             out.status.success(),
             "runner build failed:\n{}",
             String::from_utf8_lossy(&out.stderr)
         );
     });
-    let target = std::env::var_os("CARGO_TARGET_DIR")
+    std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("target"));
-    target.join("debug/catwalk-runner")
+        .unwrap_or_else(|| repo_root().join("target"))
+        .join("debug")
+}
+
+/// The `catwalk-runner` binary, built first.
+pub fn binary() -> PathBuf {
+    build_binaries().join("catwalk-runner")
+}
+
+/// The `catwalk-machines` binary (the local Fly Machines API), built first.
+pub fn machines_binary() -> PathBuf {
+    build_binaries().join("catwalk-machines")
 }
 
 pub fn server_everything() -> PathBuf {
@@ -186,7 +204,7 @@ pub fn children(pid: u32) -> Vec<u32> {
         .collect()
 }
 
-/// A real `catwalk-runner machines` (the local Fly Machines API) on a free port.
+/// A real `catwalk-machines` (the local Fly Machines API) on a free port.
 pub struct Machines {
     pub base_url: String,
     pub token: String,
@@ -196,7 +214,7 @@ pub struct Machines {
 impl Machines {
     /// Starts the service with its records under `state_dir` (reuse a dir to test restarts).
     pub fn start(state_dir: &Path, idle_stop_secs: u64) -> Machines {
-        let bin = binary();
+        let bin = machines_binary();
         let port = free_port();
         let token = format!("fm2_{}", random_hex(16));
         let (port_s, idle_s, dir_s) = (
@@ -213,7 +231,7 @@ impl Machines {
         let log = state_dir.with_extension("log");
         let process = Guarded::spawn(
             &bin.display().to_string(),
-            &["machines"],
+            &[],
             &repo_root(),
             &env,
             &log,
@@ -286,8 +304,8 @@ impl Machines {
         ];
         env.extend_from_slice(extra);
         let process = Guarded::spawn(
-            &binary().display().to_string(),
-            &["machines"],
+            &machines_binary().display().to_string(),
+            &[],
             &repo_root(),
             &env,
             &state_dir.with_extension("log"),
