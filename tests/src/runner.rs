@@ -214,6 +214,16 @@ pub struct Machines {
 impl Machines {
     /// Starts the service with its records under `state_dir` (reuse a dir to test restarts).
     pub fn start(state_dir: &Path, idle_stop_secs: u64) -> Machines {
+        Machines::start_with_env(state_dir, idle_stop_secs, &[])
+    }
+
+    /// Like [`Machines::start`], with more variables in the service's own environment (it
+    /// also inherits the test process's): what a machine may or may not inherit from its host.
+    pub fn start_with_env(
+        state_dir: &Path,
+        idle_stop_secs: u64,
+        extra: &[(&str, &str)],
+    ) -> Machines {
         let bin = machines_binary();
         let port = free_port();
         let token = format!("fm2_{}", random_hex(16));
@@ -222,19 +232,19 @@ impl Machines {
             idle_stop_secs.to_string(),
             state_dir.display().to_string(),
         );
-        let env: Vec<(&str, &str)> = vec![
+        let mut env: Vec<(&str, &str)> = vec![
             ("CATWALK_MACHINES_TOKEN", &token),
             ("PORT", &port_s),
             ("CATWALK_STATE_DIR", &dir_s),
             ("CATWALK_IDLE_STOP_SECS", &idle_s),
         ];
-        let log = state_dir.with_extension("log");
+        env.extend_from_slice(extra);
         let process = Guarded::spawn(
             &bin.display().to_string(),
             &[],
             &repo_root(),
             &env,
-            &log,
+            &state_dir.with_extension("log"),
         )
         .expect("spawn machines");
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -279,47 +289,4 @@ pub fn publish_everything(fake: &crate::fake::FakeServer) {
                 "versions": {version: {"name": name, "version": version}}}),
         ),
     );
-}
-
-impl Machines {
-    /// Like [`Machines::start`], with more variables in the service's own environment (it
-    /// also inherits the test process's): what a machine may or may not inherit from its host.
-    pub fn start_with_env(
-        state_dir: &Path,
-        idle_stop_secs: u64,
-        extra: &[(&str, &str)],
-    ) -> Machines {
-        let port = free_port();
-        let token = format!("fm2_{}", random_hex(16));
-        let (port_s, idle_s, dir_s) = (
-            port.to_string(),
-            idle_stop_secs.to_string(),
-            state_dir.display().to_string(),
-        );
-        let mut env: Vec<(&str, &str)> = vec![
-            ("CATWALK_MACHINES_TOKEN", &token),
-            ("PORT", &port_s),
-            ("CATWALK_STATE_DIR", &dir_s),
-            ("CATWALK_IDLE_STOP_SECS", &idle_s),
-        ];
-        env.extend_from_slice(extra);
-        let process = Guarded::spawn(
-            &machines_binary().display().to_string(),
-            &[],
-            &repo_root(),
-            &env,
-            &state_dir.with_extension("log"),
-        )
-        .expect("spawn machines");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "machines service not listening");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Machines {
-            base_url: format!("http://127.0.0.1:{port}"),
-            token,
-            process,
-        }
-    }
 }
