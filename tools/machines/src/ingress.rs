@@ -87,6 +87,12 @@ pub async fn forward(svc: Arc<Service>, mut req: Request<Incoming>) -> Response<
         live.last_traffic = Instant::now();
         live.port
     };
+    // Counted from here, so the early answers below give the count back too: a count left
+    // behind would keep the machine from ever stopping when idle.
+    let done = InFlight {
+        svc: svc.clone(),
+        id: id.clone(),
+    };
     let Some(port) = port else {
         return fly_error(503, "unknown", "machine is not running");
     };
@@ -103,12 +109,7 @@ pub async fn forward(svc: Arc<Service>, mut req: Request<Incoming>) -> Response<
     for h in NOT_FORWARDED {
         req.headers_mut().remove(h);
     }
-    let result = svc.client.request(req).await;
-    let done = InFlight {
-        svc: svc.clone(),
-        id: id.clone(),
-    };
-    match result {
+    match svc.client.request(req).await {
         Ok(resp) => {
             let (parts, body) = resp.into_parts();
             // The guard lives as long as the body: an open SSE stream counts as traffic.
@@ -118,10 +119,7 @@ pub async fn forward(svc: Arc<Service>, mut req: Request<Incoming>) -> Response<
             });
             Response::from_parts(parts, BodyExt::boxed(body))
         }
-        Err(e) => {
-            drop(done);
-            fly_error(502, "unknown", &format!("machine did not answer: {e}"))
-        }
+        Err(e) => fly_error(502, "unknown", &format!("machine did not answer: {e}")),
     }
 }
 
