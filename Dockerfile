@@ -21,6 +21,10 @@ RUN mkdir -p src tests/src tools/dev-token/src \
 COPY tests/Cargo.toml tests/Cargo.toml
 COPY bench/Cargo.toml bench/Cargo.toml
 COPY tools/dev-token/Cargo.toml tools/dev-token/Cargo.toml
+# The local machines service (catwalk-machines) is a workspace member that must never be
+# built into this image: its manifest only, so the workspace loads. Its one target is a
+# `[[bin]]` with an explicit path, which `-p catwalk-runner` never reads.
+COPY tools/machines/Cargo.toml tools/machines/Cargo.toml
 RUN mkdir -p tools/dev-token/src/bin && echo 'fn main() {}' > tools/dev-token/src/bin/dev-token.rs \
  && cargo build --release --locked -p catwalk-runner
 
@@ -56,7 +60,7 @@ COPY --from=build /src/target/release/catwalk-runner /usr/local/bin/catwalk-runn
 # trust it next to their built-in roots, REQUESTS_CA_BUNDLE for pip and requests (which
 # ship their own roots otherwise), UV_NATIVE_TLS so uv reads the system store. The same
 # settings are what the local machines service passes through from its host
-# (runner/src/machines/mod.rs). npm's update check is off: it is a registry round trip at
+# (tools/machines/src/host_env.rs). npm's update check is off: it is a registry round trip at
 # every npx start that serves no one here.
 WORKDIR /home/mcp
 ENV PORT=8080 NODE_ENV=production \

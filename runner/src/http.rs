@@ -1,4 +1,4 @@
-//! HTTP plumbing shared by both modes: body types, capped body reading, JSON answers,
+//! HTTP plumbing shared by `serve` and `catwalk-machines`: body types, capped body reading, JSON answers,
 //! bearer checks, and a small server loop with graceful shutdown.
 
 use std::convert::Infallible;

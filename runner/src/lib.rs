@@ -1,5 +1,6 @@
-//! catwalk-runner: the process inside every deployment's machine, and (in `machines` mode)
-//! the local stand-in for the Fly Machines API that runs each "machine" as a runner process.
+//! catwalk-runner: the process inside every deployment's machine. (The local stand-in for
+//! the Fly Machines API that runs each "machine" as a runner process is `catwalk-machines`
+//! in `tools/machines`, kept out of this crate so the machine image never carries it.)
 //!
 //! - [`launch`]: the launch spec → argv (never a shell) and the child's environment;
 //! - [`ready`]: the readiness probe at boot (`starting` → `ready` | `failed`);
@@ -9,8 +10,7 @@
 //! - [`serve`]: MCP Streamable HTTP on `/mcp`, `/health`, `/logs`;
 //! - [`ring`]: the child's stderr, bounded and masked;
 //! - [`lines`]: reading that stderr with a byte cap per line;
-//! - [`machines`]: the local Fly Machines API stand-in and its ingress;
-//! - [`http`]: shared HTTP plumbing;
+//! - [`http`]: HTTP plumbing (also used by `catwalk-machines`);
 //! - [`clock`]: wall-clock time as RFC 3339 text.
 
 pub mod bounded;
@@ -18,7 +18,6 @@ pub mod clock;
 pub mod http;
 pub mod launch;
 pub mod lines;
-pub mod machines;
 pub mod ready;
 pub mod ring;
 pub mod serve;

@@ -1,10 +1,10 @@
-//! `catwalk-runner serve` (the machine entrypoint) or `catwalk-runner machines` (the local
-//! Fly Machines API stand-in). Settings come from the environment; see each mode's docs.
+//! `catwalk-runner serve`, the machine entrypoint. Settings come from the environment; see
+//! `serve`'s docs.
 
 use tokio::sync::watch;
 
 fn usage() -> ! {
-    eprintln!("usage: catwalk-runner serve | machines");
+    eprintln!("usage: catwalk-runner serve");
     std::process::exit(2)
 }
 
@@ -31,14 +31,13 @@ async fn main() {
                 std::process::exit(2)
             }
         },
+        // The local machines service used to be a mode of this binary; say where it went
+        // rather than a bare usage line to whoever still runs it this way.
         "machines" => {
-            match catwalk_runner::machines::MachinesConfig::from_env(|k| std::env::var(k).ok()) {
-                Ok(cfg) => catwalk_runner::machines::run(cfg, stop_rx).await,
-                Err(why) => {
-                    eprintln!("catwalk-runner machines: {why}");
-                    std::process::exit(2)
-                }
-            }
+            eprintln!(
+                "catwalk-runner: no `machines` mode: the local Fly Machines API is its own binary, catwalk-machines (tools/machines), and not part of the machine image"
+            );
+            std::process::exit(2)
         }
         _ => usage(),
     };

@@ -10,25 +10,43 @@ use std::time::{Duration, Instant};
 use crate::guard::Guarded;
 use crate::{free_port, random_hex, repo_root};
 
-/// Builds the runner binary once per test process.
-pub fn binary() -> PathBuf {
+/// Builds the runner and the local machines service once per test process (both land in
+/// the same target directory, where the machines service finds the runner).
+fn build_binaries() -> PathBuf {
     static BUILD: Once = Once::new();
     BUILD.call_once(|| {
         let out = Command::new(env!("CARGO"))
-            .args(["build", "--quiet", "-p", "catwalk-runner"])
+            .args([
+                "build",
+                "--quiet",
+                "-p",
+                "catwalk-runner",
+                "-p",
+                "catwalk-machines",
+            ])
             .current_dir(repo_root())
             .output()
-            .expect("cargo build -p catwalk-runner");
+            .expect("cargo build -p catwalk-runner -p catwalk-machines");
         assert!(
             out.status.success(),
             "runner build failed:\n{}",
             String::from_utf8_lossy(&out.stderr)
         );
     });
-    let target = std::env::var_os("CARGO_TARGET_DIR")
+    std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("target"));
-    target.join("debug/catwalk-runner")
+        .unwrap_or_else(|| repo_root().join("target"))
+        .join("debug")
+}
+
+/// The `catwalk-runner` binary, built first.
+pub fn binary() -> PathBuf {
+    build_binaries().join("catwalk-runner")
+}
+
+/// The `catwalk-machines` binary (the local Fly Machines API), built first.
+pub fn machines_binary() -> PathBuf {
+    build_binaries().join("catwalk-machines")
 }
 
 pub fn server_everything() -> PathBuf {
@@ -186,7 +204,7 @@ pub fn children(pid: u32) -> Vec<u32> {
         .collect()
 }
 
-/// A real `catwalk-runner machines` (the local Fly Machines API) on a free port.
+/// A real `catwalk-machines` (the local Fly Machines API) on a free port.
 pub struct Machines {
     pub base_url: String,
     pub token: String,
@@ -196,7 +214,17 @@ pub struct Machines {
 impl Machines {
     /// Starts the service with its records under `state_dir` (reuse a dir to test restarts).
     pub fn start(state_dir: &Path, idle_stop_secs: u64) -> Machines {
-        let bin = binary();
+        Machines::start_with_env(state_dir, idle_stop_secs, &[])
+    }
+
+    /// Like [`Machines::start`], with more variables in the service's own environment (it
+    /// also inherits the test process's): what a machine may or may not inherit from its host.
+    pub fn start_with_env(
+        state_dir: &Path,
+        idle_stop_secs: u64,
+        extra: &[(&str, &str)],
+    ) -> Machines {
+        let bin = machines_binary();
         let port = free_port();
         let token = format!("fm2_{}", random_hex(16));
         let (port_s, idle_s, dir_s) = (
@@ -204,19 +232,19 @@ impl Machines {
             idle_stop_secs.to_string(),
             state_dir.display().to_string(),
         );
-        let env: Vec<(&str, &str)> = vec![
+        let mut env: Vec<(&str, &str)> = vec![
             ("CATWALK_MACHINES_TOKEN", &token),
             ("PORT", &port_s),
             ("CATWALK_STATE_DIR", &dir_s),
             ("CATWALK_IDLE_STOP_SECS", &idle_s),
         ];
-        let log = state_dir.with_extension("log");
+        env.extend_from_slice(extra);
         let process = Guarded::spawn(
             &bin.display().to_string(),
-            &["machines"],
+            &[],
             &repo_root(),
             &env,
-            &log,
+            &state_dir.with_extension("log"),
         )
         .expect("spawn machines");
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -261,47 +289,4 @@ pub fn publish_everything(fake: &crate::fake::FakeServer) {
                 "versions": {version: {"name": name, "version": version}}}),
         ),
     );
-}
-
-impl Machines {
-    /// Like [`Machines::start`], with more variables in the service's own environment (it
-    /// also inherits the test process's): what a machine may or may not inherit from its host.
-    pub fn start_with_env(
-        state_dir: &Path,
-        idle_stop_secs: u64,
-        extra: &[(&str, &str)],
-    ) -> Machines {
-        let port = free_port();
-        let token = format!("fm2_{}", random_hex(16));
-        let (port_s, idle_s, dir_s) = (
-            port.to_string(),
-            idle_stop_secs.to_string(),
-            state_dir.display().to_string(),
-        );
-        let mut env: Vec<(&str, &str)> = vec![
-            ("CATWALK_MACHINES_TOKEN", &token),
-            ("PORT", &port_s),
-            ("CATWALK_STATE_DIR", &dir_s),
-            ("CATWALK_IDLE_STOP_SECS", &idle_s),
-        ];
-        env.extend_from_slice(extra);
-        let process = Guarded::spawn(
-            &binary().display().to_string(),
-            &["machines"],
-            &repo_root(),
-            &env,
-            &state_dir.with_extension("log"),
-        )
-        .expect("spawn machines");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "machines service not listening");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Machines {
-            base_url: format!("http://127.0.0.1:{port}"),
-            token,
-            process,
-        }
-    }
 }

@@ -1,5 +1,5 @@
-//! The machine record as the Fly Machines API shows it, and the pure rules about it:
-//! ids, states, which transitions an action may make, and the create body we honour.
+//! The machine record as the Fly Machines API shows it, and the pure rules about it: the
+//! config fields we honour, metadata filters, image references, instance ids.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -8,7 +8,6 @@ use serde_json::{json, Map, Value};
 #[derive(Debug, Clone, Default)]
 pub struct Honoured {
     pub env: Vec<(String, String)>,
-    pub metadata: Vec<(String, String)>,
     pub autostop: bool,
     pub autostart: bool,
     pub restart_policy: String,
@@ -30,8 +29,6 @@ pub struct Machine {
     pub events: Vec<Value>,
     pub host_status: String,
 }
-
-pub const PERSISTENT: &[&str] = &["created", "started", "stopped", "suspended", "failed"];
 
 fn str_map(v: Option<&Value>) -> Result<Vec<(String, String)>, String> {
     match v {
@@ -56,7 +53,8 @@ pub fn honoured(config: &Value) -> Result<Honoured, String> {
         _ => return Err("config.image is required".into()),
     }
     let env = str_map(obj.get("env")).map_err(|e| format!("config.env: {e}"))?;
-    let metadata = str_map(obj.get("metadata")).map_err(|e| format!("config.metadata: {e}"))?;
+    // Checked, not kept: list filters read metadata from the stored config.
+    str_map(obj.get("metadata")).map_err(|e| format!("config.metadata: {e}"))?;
     let service = obj
         .get("services")
         .and_then(Value::as_array)
@@ -86,7 +84,6 @@ pub fn honoured(config: &Value) -> Result<Honoured, String> {
         .unwrap_or(10) as u32;
     Ok(Honoured {
         env,
-        metadata,
         autostop,
         autostart,
         restart_policy,
