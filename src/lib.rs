@@ -27,6 +27,7 @@ pub mod cron;
 pub mod durable;
 pub mod edge;
 pub mod lifecycle;
+pub mod planner;
 pub mod platform;
 pub mod routes;
 pub mod store;
