@@ -98,15 +98,6 @@ pub struct Config {
     pub invalid: Vec<(&'static str, String)>,
 }
 
-/// Settings the service cannot do its job without; health is "degraded" while any is absent.
-pub const REQUIRED: &[&str] = &[
-    "AUTH_SECRET",
-    "AUTH_SYNC_SECRET",
-    "ENCRYPTION_KEYS",
-    "FLY_API_TOKEN",
-    "FLY_APP",
-];
-
 struct Reader<'a, F: Fn(&str) -> Option<String>> {
     lookup: &'a F,
     missing: Vec<&'static str>,
@@ -440,6 +431,45 @@ mod tests {
             join(&c.fly.api_base, "/v1/apps"),
             "https://api.machines.dev/v1/apps"
         );
+    }
+
+    /// The settings the README's configuration table marks required (`yes`, or
+    /// `in production` when `production`): vars and secrets only, not bindings.
+    fn readme_required(production: bool) -> Vec<String> {
+        let readme = include_str!("../README.md");
+        let table = readme
+            .split("## Configuration")
+            .nth(1)
+            .expect("README has a Configuration section");
+        let mut names = Vec::new();
+        for row in table.lines().filter(|l| l.starts_with("| `")) {
+            let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+            let (name, kind, required) = (cells[1], cells[2], cells[3]);
+            let wanted = required == "yes" || (production && required == "in production");
+            if !wanted || !matches!(kind, "var" | "secret") {
+                continue;
+            }
+            names.extend(
+                name.split(',')
+                    .map(|n| n.trim().trim_matches('`').to_string()),
+            );
+        }
+        names.sort();
+        names
+    }
+
+    fn missing_sorted(c: &Config) -> Vec<String> {
+        let mut names: Vec<String> = c.missing.iter().map(|n| n.to_string()).collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn an_empty_configuration_names_exactly_what_the_readme_calls_required() {
+        let production = cfg(&[]);
+        assert_eq!(missing_sorted(&production), readme_required(true));
+        let development = cfg(&[("ENVIRONMENT", "development")]);
+        assert_eq!(missing_sorted(&development), readme_required(false));
     }
 
     #[test]

@@ -2,10 +2,13 @@
 //! name into a running, authenticated MCP endpoint.
 //!
 //! Layering (see `docs/architecture.md`): pure logic modules (`config`, `error`, `http`,
-//! `identity`, `crypto`, `log`, `ids`, `time`) know nothing of the `worker` crate and are
-//! tested natively with `cargo test`; `platform` and `store` bind them to the runtime (Env,
-//! D1, KV, Durable Objects, console); `edge` is the request pipeline, `routes` the thin
-//! handlers, `durable` the Durable Object classes and `cron` the scheduled jobs.
+//! `outbound` (the outbound HTTP port), `identity`, `crypto`, `analysis`, `deploy`, `log`,
+//! `ids`, `time`) know nothing of the `worker` crate and are tested natively with
+//! `cargo test`; `platform` and `store` bind them to the runtime (Env, D1, KV, Durable
+//! Objects, console, `fetch`); `planner` (request → cached launch plan) and `lifecycle`
+//! (a deployment's machine) run the logic over those bindings; `edge` is the request
+//! pipeline, `routes` the thin handlers, `durable` the Durable Object classes and `cron`
+//! the scheduled jobs.
 
 pub mod analysis;
 pub mod config;
@@ -17,12 +20,14 @@ pub mod http;
 pub mod identity;
 pub mod ids;
 pub mod log;
+pub mod outbound;
 pub mod time;
 
 pub mod cron;
 pub mod durable;
 pub mod edge;
 pub mod lifecycle;
+pub mod planner;
 pub mod platform;
 pub mod proxy;
 pub mod routes;

@@ -1,5 +1,5 @@
 //! Gathers what the readers read, from GitHub or a registry, through the [`Upstream`]
-//! binding (the Worker's `fetch` in production, an in-memory fake in tests), and turns
+//! port (the Worker's `fetch` in production, an in-memory fake in tests), and turns
 //! upstream answers into [`AppError`]s: missing or private → 404, rate limited or
 //! unreachable → 503 with `Retry-After` when known, malformed → 502. Never "valid" by
 //! default: a registry that cannot be asked is an error, not a pass.
@@ -15,6 +15,7 @@ use crate::analysis::source::{PackageSpec, Registry, RepoUrl};
 use crate::analysis::{manifest, readme, tarball};
 use crate::config::join;
 use crate::error::AppError;
+use crate::outbound::{Fetched, Upstream, UpstreamError};
 
 /// Caps per fetched file: manifests are small, READMEs can be long, tarballs hold code.
 pub const MAX_MANIFEST: usize = 256 * 1024;
@@ -22,48 +23,6 @@ pub const MAX_DOCUMENT: usize = 8 * 1024 * 1024;
 pub const MAX_TARBALL: usize = 16 * 1024 * 1024;
 /// How much of a tarball is inflated while looking for its README and package.json.
 pub const MAX_INFLATED: usize = 8 * 1024 * 1024;
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Fetched {
-    pub status: u16,
-    pub body: Vec<u8>,
-    pub retry_after: Option<u32>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum UpstreamError {
-    Timeout,
-    Unreachable(String),
-    TooLarge,
-}
-
-/// The outbound HTTP the analysis needs. `async fn` without `Send`, as all our bindings.
-#[allow(async_fn_in_trait)]
-pub trait Upstream {
-    /// GET `url`; the body is refused past `max` bytes.
-    async fn get(&self, url: &str, accept: &str, max: usize) -> Result<Fetched, UpstreamError>;
-    /// POST a JSON body with a bearer token (never logged); same caps.
-    async fn post_json(
-        &self,
-        url: &str,
-        bearer: &str,
-        body: &str,
-        max: usize,
-    ) -> Result<Fetched, UpstreamError>;
-    /// Any method, with an `Authorization` value (never logged), an optional JSON body and
-    /// its own timeout (a Fly `wait` blocks for up to a minute by design).
-    async fn call(
-        &self,
-        method: &str,
-        url: &str,
-        authorization: &str,
-        body: Option<&str>,
-        max: usize,
-        timeout_ms: u64,
-    ) -> Result<Fetched, UpstreamError>;
-    /// Waits between retries.
-    async fn sleep(&self, ms: u64);
-}
 
 /// What a collection produced: reader inputs for the merge and the README for the LLM.
 #[derive(Debug, Default)]
@@ -339,120 +298,11 @@ async fn pypi_package<U: Upstream>(
 }
 
 #[cfg(test)]
-pub mod memory {
-    //! An in-memory [`Upstream`]: answers by URL in order (the last one repeats), records
-    //! calls, POST bodies and sleeps, and can fail on demand.
-    use super::*;
-    use std::cell::RefCell;
-    use std::collections::HashMap;
-
-    #[derive(Default)]
-    pub struct MemoryUpstream {
-        pub answers: RefCell<HashMap<String, Vec<Result<Fetched, UpstreamError>>>>,
-        pub calls: RefCell<Vec<String>>,
-        pub bodies: RefCell<Vec<String>>,
-        pub slept: RefCell<Vec<u64>>,
-    }
-
-    fn fetched(status: u16, body: Vec<u8>, retry_after: Option<u32>) -> Fetched {
-        Fetched {
-            status,
-            body,
-            retry_after,
-        }
-    }
-
-    impl MemoryUpstream {
-        fn set(&self, url: &str, a: Result<Fetched, UpstreamError>) {
-            self.answers.borrow_mut().insert(url.into(), vec![a]);
-        }
-
-        /// Queues one more answer for `url`.
-        pub fn then(&self, url: &str, status: u16, body: impl Into<Vec<u8>>) {
-            self.answers
-                .borrow_mut()
-                .entry(url.into())
-                .or_default()
-                .push(Ok(fetched(status, body.into(), None)));
-        }
-
-        pub fn ok(&self, url: &str, body: impl Into<Vec<u8>>) {
-            self.set(url, Ok(fetched(200, body.into(), None)));
-        }
-
-        pub fn status(&self, url: &str, status: u16, retry_after: Option<u32>) {
-            self.set(url, Ok(fetched(status, Vec::new(), retry_after)));
-        }
-
-        pub fn fail(&self, url: &str, e: UpstreamError) {
-            self.set(url, Err(e));
-        }
-
-        fn answer(&self, url: &str, max: usize) -> Result<Fetched, UpstreamError> {
-            self.calls.borrow_mut().push(url.to_string());
-            let mut all = self.answers.borrow_mut();
-            let answer = match all.get_mut(url) {
-                Some(q) if q.len() > 1 => Some(q.remove(0)),
-                Some(q) => q.first().cloned(),
-                None => None,
-            };
-            match answer {
-                Some(Ok(f)) if f.body.len() > max => Err(UpstreamError::TooLarge),
-                Some(a) => a,
-                None => Ok(fetched(404, Vec::new(), None)),
-            }
-        }
-    }
-
-    impl Upstream for MemoryUpstream {
-        async fn get(
-            &self,
-            url: &str,
-            _accept: &str,
-            max: usize,
-        ) -> Result<Fetched, UpstreamError> {
-            self.answer(url, max)
-        }
-
-        async fn post_json(
-            &self,
-            url: &str,
-            _bearer: &str,
-            body: &str,
-            max: usize,
-        ) -> Result<Fetched, UpstreamError> {
-            self.bodies.borrow_mut().push(body.to_string());
-            self.answer(url, max)
-        }
-
-        /// Answers are looked up by `"METHOD url"`.
-        async fn call(
-            &self,
-            method: &str,
-            url: &str,
-            _authorization: &str,
-            body: Option<&str>,
-            max: usize,
-            _timeout_ms: u64,
-        ) -> Result<Fetched, UpstreamError> {
-            if let Some(b) = body {
-                self.bodies.borrow_mut().push(b.to_string());
-            }
-            self.answer(&format!("{method} {url}"), max)
-        }
-
-        async fn sleep(&self, ms: u64) {
-            self.slept.borrow_mut().push(ms);
-        }
-    }
-}
-
-#[cfg(test)]
 mod tests {
-    use super::memory::MemoryUpstream;
     use super::*;
     use crate::analysis::merge::merge;
     use crate::analysis::tarball::build::{entry, finish};
+    use crate::outbound::memory::MemoryUpstream;
     use futures_executor::block_on;
     use serde_json::json;
 

@@ -5,11 +5,11 @@
 
 use url::Url;
 
-use crate::analysis::collect::{Upstream, UpstreamError};
 use crate::analysis::registry::{npm_path, pypi_path};
 use crate::analysis::source::Registry;
 use crate::config::join;
 use crate::error::{AppError, AppResult};
+use crate::outbound::{Upstream, UpstreamError};
 
 pub const POSITIVE_TTL_SECS: u64 = 24 * 3600;
 pub const NEGATIVE_TTL_SECS: u64 = 300;
@@ -154,7 +154,7 @@ pub mod memory {
 mod tests {
     use super::memory::MemoryMemo;
     use super::*;
-    use crate::analysis::collect::memory::MemoryUpstream;
+    use crate::outbound::memory::MemoryUpstream;
     use futures_executor::block_on;
     use serde_json::json;
 

@@ -7,10 +7,10 @@ use serde_json::{json, Value};
 
 use url::Url;
 
-use crate::analysis::collect::Upstream;
 use crate::analysis::plan::{looks_secret, EnvVar, Findings, PackageRef};
 use crate::analysis::source::{npm_name_ok, pypi_name_ok, pypi_normalize, Registry};
 use crate::config::join;
+use crate::outbound::Upstream;
 
 /// README text sent to the model is capped; the head of a README carries the setup.
 pub const MAX_README_CHARS: usize = 24_000;
@@ -243,7 +243,7 @@ pub async fn ask<U: Upstream>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analysis::collect::memory::MemoryUpstream;
+    use crate::outbound::memory::MemoryUpstream;
     use futures_executor::block_on;
 
     const LLM: &str = "https://llm.test/v1/chat/completions";
@@ -283,17 +283,17 @@ mod tests {
         up.answers.borrow_mut().insert(
             LLM.into(),
             vec![
-                Ok(crate::analysis::collect::Fetched {
+                Ok(crate::outbound::Fetched {
                     status: 429,
                     body: vec![],
                     retry_after: Some(2),
                 }),
-                Ok(crate::analysis::collect::Fetched {
+                Ok(crate::outbound::Fetched {
                     status: 503,
                     body: vec![],
                     retry_after: None,
                 }),
-                Ok(crate::analysis::collect::Fetched {
+                Ok(crate::outbound::Fetched {
                     status: 200,
                     body: completion(GOOD).into_bytes(),
                     retry_after: None,

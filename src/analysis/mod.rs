@@ -4,11 +4,13 @@
 //! [`manifest`] (package.json, pyproject.toml, smithery.yaml, the MCP registry's server.json), [`llm`]
 //! (the request and the parsing of its answer), [`merge`] (manifests are ground truth),
 //! [`registry`] (what npm's and PyPI's documents say), [`tarball`] (files out of an npm
-//! tarball) and [`collect`] (GitHub and registry gathering over the `Upstream` binding,
-//! with its error mapping), [`exists`] (the memoized registry check) and [`request`]
-//! (the route's body). The route is `crate::routes::analyze`; concurrent duplicates are
-//! serialised by `crate::durable::analysis_lock`.
+//! tarball) and [`collect`] (GitHub and registry gathering over the `crate::outbound`
+//! port, with its error mapping), [`exists`] (the memoized registry check), [`cache_keys`]
+//! (whose plan is cached where) and [`request`] (the route's body). `crate::planner` runs
+//! them over the Worker's bindings; the route is `crate::routes::analyze`; concurrent
+//! duplicates are serialised by `crate::durable::analysis_lock`.
 
+pub mod cache_keys;
 pub mod collect;
 pub mod exists;
 pub mod llm;

@@ -14,10 +14,10 @@
 use serde_json::{json, Value};
 use url::Url;
 
-use crate::analysis::collect::{Fetched, Upstream, UpstreamError};
 use crate::config::join;
 use crate::deploy::fly::METADATA_KEY;
 use crate::error::AppError;
+use crate::outbound::{Fetched, Upstream, UpstreamError};
 
 /// Body cap for Fly answers (a machine with a large config stays well below it).
 const MAX_BODY: usize = 1024 * 1024;
@@ -460,7 +460,7 @@ impl<U: Upstream> Fly<'_, U> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analysis::collect::memory::MemoryUpstream;
+    use crate::outbound::memory::MemoryUpstream;
     use futures_util::FutureExt;
 
     const BASE: &str = "http://fly.test";

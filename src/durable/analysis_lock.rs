@@ -14,9 +14,9 @@ use crate::analysis::request::parse;
 use crate::error::AppError;
 use crate::ids::random_hex;
 use crate::log::Redactor;
+use crate::planner::run;
 use crate::platform::log::Logger;
 use crate::platform::{env, web};
-use crate::routes::analyze::run;
 
 /// (status, JSON body, Retry-After): what every waiter answers with.
 type Outcome = (u16, String, Option<String>);

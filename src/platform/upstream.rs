@@ -9,7 +9,7 @@ use futures_util::StreamExt;
 use worker::wasm_bindgen::JsValue;
 use worker::{AbortController, Delay, Fetch, Headers, Method, Request, RequestInit};
 
-use crate::analysis::collect::{Fetched, Upstream, UpstreamError};
+use crate::outbound::{Fetched, Upstream, UpstreamError};
 
 /// Registries answer within this or are treated as unreachable (5 s).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);

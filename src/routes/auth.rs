@@ -4,7 +4,7 @@ use serde_json::{json, Value};
 use worker::{Request, Response};
 
 use crate::error::{AppError, AppResult};
-use crate::identity::jwt::{bearer, verify};
+use crate::identity::jwt::{bearer, verify, Identity};
 use crate::identity::sync::{authorize, parse_profile};
 use crate::identity::users::{resolve, Outcome, User};
 use crate::ids::new_id;
@@ -50,8 +50,8 @@ async fn audit_user(
     }
 }
 
-/// Verifies the bearer JWT and returns its user, creating the row on first sight.
-pub async fn signed_in(req: &Request, cx: &Ctx) -> AppResult<User> {
+/// Verifies the bearer JWT (no I/O): who the request says it is, proven.
+pub fn verified(req: &Request, cx: &Ctx) -> AppResult<Identity> {
     let auth = cx
         .config
         .auth
@@ -66,11 +66,17 @@ pub async fn signed_in(req: &Request, cx: &Ctx) -> AppResult<User> {
         })?;
     let header = web::header(req, "authorization");
     let token = bearer(header.as_deref())?;
+    Ok(verify(auth, token, to_datetime(now_ms()))?)
+}
+
+/// The user of a verified identity, creating (or linking) the row on first sight and
+/// auditing that. An existing user costs one D1 read (`last_seen_at` is written at most
+/// every `identity::users::TOUCH_INTERVAL_MS`).
+pub async fn user_of(cx: &Ctx, identity: &Identity) -> AppResult<User> {
     let now = now_ms();
-    let identity = verify(auth, token, to_datetime(now))?;
     let db = env::db(&cx.env)?;
     let store = D1Users { db: &db };
-    let (user, outcome) = resolve(&store, &identity, now, || new_id("usr")).await?;
+    let (user, outcome) = resolve(&store, identity, now, || new_id("usr")).await?;
     if outcome != Outcome::Existing {
         cx.log.info(
             "user_first_sign_in",
@@ -83,6 +89,12 @@ pub async fn signed_in(req: &Request, cx: &Ctx) -> AppResult<User> {
         Outcome::Existing => {}
     }
     Ok(user)
+}
+
+/// Verifies the bearer JWT and returns its user, creating the row on first sight.
+pub async fn signed_in(req: &Request, cx: &Ctx) -> AppResult<User> {
+    let identity = verified(req, cx)?;
+    user_of(cx, &identity).await
 }
 
 /// `GET /api/auth/me`

@@ -9,6 +9,7 @@ use crate::error::{AppError, AppResult};
 use crate::platform::{env, web};
 use crate::routes::auth::signed_in;
 use crate::routes::Ctx;
+use crate::store::schema;
 use crate::time::now_ms;
 
 /// Probe keys live for the KV minimum TTL in case the delete below is lost.
@@ -46,13 +47,14 @@ async fn timed<F: std::future::Future<Output = AppResult<Value>>>(f: F) -> Value
 async fn probe_d1(cx: &Ctx) -> AppResult<Value> {
     let db = env::db(&cx.env)?;
     let n = db
-        .prepare("SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name IN ('users','deployments','credentials','analysis_cache','audit_log','user_settings')")
+        .prepare(schema::count_present_sql())
         .first::<i64>(Some("n"))
         .await?
         .unwrap_or(0);
-    if n != 6 {
+    let want = schema::TABLES.len();
+    if usize::try_from(n).ok() != Some(want) {
         return Err(AppError::internal(format!(
-            "schema has {n} of 6 tables: migrations not applied"
+            "schema has {n} of {want} tables: migrations not applied"
         )));
     }
     Ok(json!({ "tables": n }))

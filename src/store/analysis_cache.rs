@@ -1,6 +1,8 @@
-//! The analysis cache: KV for the hot path (TTL [`HOT_TTL_SECS`]), D1 `analysis_cache` for
-//! durability (expires after [`DURABLE_TTL_MS`]; the cleanup cron deletes expired rows).
-//! A KV miss that D1 can answer refills KV.
+//! The analysis cache: D1 `analysis_cache` is the record (expires after
+//! [`DURABLE_TTL_MS`]; the cleanup cron deletes expired rows). Shared plans also have a
+//! hot copy in KV (TTL [`HOT_TTL_SECS`]); a KV miss that D1 can answer refills KV. A
+//! person's own plans live in D1 only: they are read in the same D1 round trip that finds
+//! the person (see [`get_personal_of_subject`]), so a KV copy would save nothing.
 
 use serde_json::Value;
 use worker::{D1Database, KvStore};
@@ -11,6 +13,12 @@ use crate::store::d1::{int, text};
 pub const HOT_TTL_SECS: u64 = 3600;
 pub const DURABLE_TTL_MS: i64 = 24 * 3600 * 1000;
 
+fn parsed(raw: Option<String>) -> Option<(Value, String)> {
+    let raw = raw?;
+    serde_json::from_str::<Value>(&raw).ok().map(|v| (v, raw))
+}
+
+/// A shared plan: KV first, then D1 (refilling KV).
 pub async fn get(kv: &KvStore, db: &D1Database, key: &str, now: i64) -> AppResult<Option<Value>> {
     if let Some(hit) = kv.get(key).json::<Value>().await? {
         return Ok(Some(hit));
@@ -20,8 +28,7 @@ pub async fn get(kv: &KvStore, db: &D1Database, key: &str, now: i64) -> AppResul
         .bind(&[text(key), int(now)])?
         .first::<String>(Some("result"))
         .await?;
-    let Some(raw) = row else { return Ok(None) };
-    let Ok(value) = serde_json::from_str::<Value>(&raw) else {
+    let Some((value, raw)) = parsed(row) else {
         return Ok(None);
     };
     kv.put(key, raw)?
@@ -31,6 +38,38 @@ pub async fn get(kv: &KvStore, db: &D1Database, key: &str, now: i64) -> AppResul
     Ok(Some(value))
 }
 
+/// A person's own plan by their user id (D1 only).
+pub async fn get_durable(db: &D1Database, key: &str, now: i64) -> AppResult<Option<Value>> {
+    let row = db
+        .prepare("SELECT result FROM analysis_cache WHERE source_key = ?1 AND expires_at > ?2")
+        .bind(&[text(key), int(now)])?
+        .first::<String>(Some("result"))
+        .await?;
+    Ok(parsed(row).map(|(v, _)| v))
+}
+
+/// A person's own plan (`{shared}:user:{user_id}`) by the subject of their verified JWT,
+/// before their user id is known: the user is found by the rule of `store::users::find`
+/// (subject, else id; a subject match wins) inside the same statement, so this read runs
+/// alongside the user lookup instead of after it. An unknown subject finds nothing.
+pub async fn get_personal_of_subject(
+    db: &D1Database,
+    shared: &str,
+    subject: &str,
+    now: i64,
+) -> AppResult<Option<Value>> {
+    let row = db
+        .prepare(
+            "SELECT result FROM analysis_cache WHERE expires_at > ?3 AND source_key = ?1 || ':user:' || \
+             (SELECT id FROM users WHERE subject = ?2 OR id = ?2 ORDER BY (subject = ?2) DESC LIMIT 1)",
+        )
+        .bind(&[text(shared), text(subject), int(now)])?
+        .first::<String>(Some("result"))
+        .await?;
+    Ok(parsed(row).map(|(v, _)| v))
+}
+
+/// Stores a shared plan: D1, then the hot KV copy.
 pub async fn put(
     kv: &KvStore,
     db: &D1Database,
@@ -38,6 +77,16 @@ pub async fn put(
     value: &Value,
     now: i64,
 ) -> AppResult<()> {
+    let raw = put_durable(db, key, value, now).await?;
+    kv.put(key, raw)?
+        .expiration_ttl(HOT_TTL_SECS)
+        .execute()
+        .await?;
+    Ok(())
+}
+
+/// Stores a plan in D1 only (a person's own plan); returns the JSON text stored.
+pub async fn put_durable(db: &D1Database, key: &str, value: &Value, now: i64) -> AppResult<String> {
     let raw = value.to_string();
     db.prepare(
         "INSERT INTO analysis_cache (source_key, result, created_at, expires_at) VALUES (?1, ?2, ?3, ?4) \
@@ -46,9 +95,5 @@ pub async fn put(
     .bind(&[text(key), text(&raw), int(now), int(now + DURABLE_TTL_MS)])?
     .run()
     .await?;
-    kv.put(key, raw)?
-        .expiration_ttl(HOT_TTL_SECS)
-        .execute()
-        .await?;
-    Ok(())
+    Ok(raw)
 }
