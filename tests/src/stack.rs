@@ -36,6 +36,8 @@ pub struct StackOptions {
 
 pub struct Stack {
     pub base_url: String,
+    /// wrangler dev's V8 inspector (for CPU profiles: `bench/profile.mjs`).
+    pub inspector_port: u16,
     pub vars: BTreeMap<String, String>,
     // Declared before `dir` so the processes are gone before their directory is removed.
     process: Mutex<Guarded>,
@@ -251,6 +253,7 @@ impl Stack {
             base_url: format!("http://127.0.0.1:{port}"),
             vars,
             process: Mutex::new(process),
+            inspector_port: inspector,
             dir,
         }
     }

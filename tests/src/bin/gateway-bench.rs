@@ -263,6 +263,22 @@ async fn main() {
     let runner = Runner::everything(&[("CATWALK_MAX_SESSIONS", "200")]);
 
     let floors = floor(&stack, &stack.url("/api/health"), &levels).await;
+    if std::env::var("PROFILE").is_ok() {
+        // Where the Worker's CPU goes while sequential echo calls run (see bench/profile.mjs).
+        let profiler = Command::new("node")
+            .arg("--experimental-websocket")
+            .arg(edge_tests::repo_root().join("bench/profile.mjs"))
+            .args([stack.inspector_port.to_string(), "8".to_string()])
+            .spawn()
+            .expect("node");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        for _ in 0..4 {
+            breakdown(&stack, &gateway_url, &access).await;
+        }
+        let _ = profiler.wait_with_output();
+        stack.stop();
+        return;
+    }
     breakdown(&stack, &gateway_url, &access).await;
     refusal_cpu(&stack, &gateway_url).await;
     let direct = load(

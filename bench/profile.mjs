@@ -1,0 +1,49 @@
+// Samples the Worker's CPU through wrangler dev's V8 inspector while a load runs, and
+// prints where it went: self time per function (wasm names from the module's name
+// section, JS names otherwise). Usage: node --experimental-websocket bench/profile.mjs
+// <inspector-port> <seconds>. Used by `gateway-bench` when PROFILE=1.
+const [port, seconds] = process.argv.slice(2);
+const targets = await (await fetch(`http://127.0.0.1:${port}/json`)).json();
+const out = [];
+for (const t of targets) {
+  const ws = new WebSocket(t.webSocketDebuggerUrl);
+  await new Promise((ok, bad) => { ws.onopen = ok; ws.onerror = bad; });
+  let next = 1;
+  const pending = new Map();
+  ws.onmessage = (e) => {
+    const m = JSON.parse(e.data);
+    if (m.id && pending.has(m.id)) { pending.get(m.id)(m); pending.delete(m.id); }
+  };
+  const send = (method, params = {}) => new Promise((ok) => {
+    const id = next++;
+    pending.set(id, ok);
+    ws.send(JSON.stringify({ id, method, params }));
+  });
+  await send('Profiler.enable');
+  await send('Profiler.setSamplingInterval', { interval: 50 });
+  await send('Profiler.start');
+  out.push({ t, ws, send });
+}
+await new Promise((ok) => setTimeout(ok, Number(seconds) * 1000));
+for (const { t, ws, send } of out) {
+  const { result } = await send('Profiler.stop');
+  ws.close();
+  const p = result.profile;
+  const byId = new Map(p.nodes.map((n) => [n.id, n]));
+  const self = new Map();
+  let total = 0;
+  const dt = p.timeDeltas;
+  p.samples.forEach((id, i) => {
+    const n = byId.get(id);
+    const f = n.callFrame;
+    const name = f.functionName || `(${f.url.split('/').pop() || 'anonymous'})`;
+    const d = dt[i] || 0;
+    total += d;
+    self.set(name, (self.get(name) || 0) + d);
+  });
+  console.log(`target ${t.title} (${t.url}): ${(total / 1000).toFixed(0)} ms sampled`);
+  const rows = [...self.entries()].sort((a, b) => b[1] - a[1]).slice(0, 40);
+  for (const [name, us] of rows) {
+    console.log(`${(100 * us / total).toFixed(1).padStart(5)}%  ${(us / 1000).toFixed(1).padStart(8)} ms  ${name.slice(0, 140)}`);
+  }
+}
