@@ -1,5 +1,6 @@
 //! Reconciles deployment status with the machines' real state, every 5 minutes:
-//! - `pending`/`deploying` for over [`STUCK_AFTER_MS`] → `failed` (the creation died);
+//! - `deploying` for over [`STUCK_AFTER_MS`] → `failed` (the creation died; a `pending`
+//!   row cannot fail, it is rescheduled below, which makes it `deploying`);
 //! - `deploying` quiet for over [`RESCHEDULE_AFTER_MS`] → creation scheduled again (it is
 //!   idempotent: an existing machine is adopted, never duplicated);
 //! - `deleting` for over [`RESCHEDULE_AFTER_MS`] → teardown retried;
@@ -17,14 +18,16 @@ use serde_json::json;
 use worker::Env;
 
 use crate::config::Config;
+use crate::deploy::account::operator;
 use crate::deploy::fly_client::FlyError;
 use crate::deploy::state::Status;
 use crate::error::AppResult;
-use crate::lifecycle::{self, operator, schedule_provision, target_of};
+use crate::lifecycle::live::{schedule_provision, Live};
+use crate::lifecycle::ports::{Accounts, Change, Rows};
+use crate::lifecycle::retire::teardown;
 use crate::platform::env;
 use crate::platform::log::Logger;
 use crate::platform::upstream::FetchUpstream;
-use crate::proxy::gate;
 use crate::store::deployments::{self as store};
 use crate::time::now_ms;
 
@@ -37,7 +40,7 @@ pub async fn run(worker_env: &Env, log: &Logger) -> AppResult<()> {
     let config = env::config(worker_env);
     let mut summary = json!({});
     for (step, result) in [
-        ("stuck", stuck(worker_env, log).await),
+        ("stuck", stuck(worker_env, &config, log).await),
         ("reschedule", reschedule(worker_env).await),
         ("deleting", deleting(worker_env, &config, log).await),
         ("machines", machines(worker_env, &config, log).await),
@@ -60,33 +63,20 @@ pub async fn run(worker_env: &Env, log: &Logger) -> AppResult<()> {
 
 const STUCK_MESSAGE: &str = "Deployment did not finish within 30 minutes; restart or delete it.";
 
-async fn stuck(worker_env: &Env, log: &Logger) -> AppResult<u64> {
-    let db = env::db(worker_env)?;
-    let from = [Status::Pending, Status::Deploying];
-    let rows = store::in_states(&db, &from, now_ms() - STUCK_AFTER_MS, BATCH).await?;
+async fn stuck(worker_env: &Env, config: &Config, log: &Logger) -> AppResult<u64> {
+    let live = Live::new(worker_env, config, log)?;
+    let from = [Status::Deploying];
+    let rows = store::in_states(&live.rows.db, &from, now_ms() - STUCK_AFTER_MS, BATCH).await?;
     let mut failed = 0;
     for d in &rows {
-        let changed = store::transition(
-            &db,
-            &d.id,
-            &from,
-            Status::Failed,
-            Some(STUCK_MESSAGE),
-            now_ms(),
-        )
-        .await?;
-        if changed {
-            failed += 1;
-            gate::forget(worker_env, log, &d.id).await;
-            lifecycle::audit(
-                &db,
-                log,
-                &d.owner_id,
+        let change = Change::new(&from, Status::Failed)
+            .error(STUCK_MESSAGE)
+            .audit(
                 "deployment.failed",
-                &d.id,
                 json!({ "by": "system", "reason": STUCK_MESSAGE }),
-            )
-            .await;
+            );
+        if live.rows.transition(d, change).await? {
+            failed += 1;
         }
     }
     Ok(failed)
@@ -108,19 +98,17 @@ async fn reschedule(worker_env: &Env) -> AppResult<u64> {
 }
 
 async fn deleting(worker_env: &Env, config: &Config, log: &Logger) -> AppResult<u64> {
-    let db = env::db(worker_env)?;
+    let live = Live::new(worker_env, config, log)?;
     let rows = store::in_states(
-        &db,
+        &live.rows.db,
         &[Status::Deleting],
         now_ms() - RESCHEDULE_AFTER_MS,
         BATCH,
     )
     .await?;
-    let up = FetchUpstream::default();
     let mut done = 0;
     for d in &rows {
-        if lifecycle::teardown(&db, config, log, &up, d).await.is_ok() {
-            gate::forget_deleted(worker_env, log, &d.id).await;
+        if teardown(&live.ports(), log, d).await.is_ok() {
             done += 1;
         }
     }
@@ -128,19 +116,24 @@ async fn deleting(worker_env: &Env, config: &Config, log: &Logger) -> AppResult<
 }
 
 async fn machines(worker_env: &Env, config: &Config, log: &Logger) -> AppResult<u64> {
-    let db = env::db(worker_env)?;
+    let live = Live::new(worker_env, config, log)?;
     // Least recently updated first, so every deployment gets its turn across runs.
-    let rows = store::in_states(&db, &[Status::Running, Status::Stopped], now_ms(), BATCH).await?;
-    let up = FetchUpstream::default();
+    let rows = store::in_states(
+        &live.rows.db,
+        &[Status::Running, Status::Stopped],
+        now_ms(),
+        BATCH,
+    )
+    .await?;
     let mut failed = 0;
     for d in &rows {
         let Some(machine_id) = &d.machine_id else {
             continue;
         };
-        let Ok(t) = target_of(&db, config, log, d).await else {
+        let Ok(t) = live.accounts.of(d).await else {
             continue;
         };
-        let message = match t.fly(&up).get(machine_id).await {
+        let message = match t.fly(&live.platform.0).get(machine_id).await {
             Err(FlyError::NotFound) => "The machine no longer exists; restart to create it again.",
             Ok(m) if m.state == "destroyed" => {
                 "The machine no longer exists; restart to create it again."
@@ -148,25 +141,18 @@ async fn machines(worker_env: &Env, config: &Config, log: &Logger) -> AppResult<
             Ok(m) if m.state == "failed" => "The machine failed; restart to create it again.",
             _ => continue,
         };
-        let from = [Status::Running, Status::Stopped];
-        let changed =
-            store::transition(&db, &d.id, &from, Status::Failed, Some(message), now_ms()).await?;
-        if changed {
+        let change = Change::new(&[Status::Running, Status::Stopped], Status::Failed)
+            .error(message)
+            .audit(
+                "deployment.failed",
+                json!({ "by": "system", "reason": message }),
+            );
+        if live.rows.transition(d, change).await? {
             failed += 1;
-            gate::forget(worker_env, log, &d.id).await;
             log.warn(
                 "machine_lost",
                 json!({ "deployment": d.id, "machine": machine_id, "was": d.status }),
             );
-            lifecycle::audit(
-                &db,
-                log,
-                &d.owner_id,
-                "deployment.failed",
-                &d.id,
-                json!({ "by": "system", "reason": message }),
-            )
-            .await;
         }
     }
     Ok(failed)

@@ -6,8 +6,17 @@
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 
+use crate::error::{AppError, AppResult};
+
 pub const KEY_LEN: usize = 32;
 const MAX_ID_LEN: usize = 16;
+
+/// The configured ring, or the 503 that names `ENCRYPTION_KEYS` when there is none.
+pub fn required(ring: Option<&KeyRing>) -> AppResult<&KeyRing> {
+    ring.ok_or_else(|| AppError::NotConfigured {
+        missing: vec!["ENCRYPTION_KEYS".into()],
+    })
+}
 
 #[derive(Clone)]
 pub struct KeyRing {

@@ -11,6 +11,11 @@
 use launch_spec::LaunchSpec;
 use serde_json::{json, Map, Value};
 
+use crate::config::Config;
+use crate::deploy::request::Launch;
+use crate::deploy::secrets::Secrets;
+use crate::error::AppResult;
+
 /// The runner's listen port inside the machine (`PORT`, the service's `internal_port`).
 pub const RUNNER_PORT: u16 = 8080;
 /// Metadata key that names the deployment on its machine (list filter after a retried create).
@@ -33,6 +38,26 @@ pub struct MachineSpec<'a> {
 /// found by name (and by metadata) rather than creating a twin.
 pub fn machine_name(deployment_id: &str) -> String {
     format!("catwalk-{}", deployment_id.replace('_', "-"))
+}
+
+/// The create body for a deployment under this Worker's settings (image, memory); a plan
+/// whose package or version fails the launch grammar is refused here too.
+pub fn machine_body(
+    config: &Config,
+    deployment_id: &str,
+    launch: &Launch,
+    region: Option<&str>,
+    secrets: &Secrets,
+) -> AppResult<Value> {
+    Ok(create_body(&MachineSpec {
+        deployment_id,
+        image: &config.fly.runner_image,
+        region,
+        launch: &launch.spec()?,
+        credentials: &secrets.env,
+        upstream_secret: &secrets.upstream_secret,
+        memory_mb: config.fly.memory_mb,
+    }))
 }
 
 pub fn create_body(spec: &MachineSpec<'_>) -> Value {

@@ -2,7 +2,8 @@
 //! `ready` 200, `failed` 503 with a short reason) read while a machine is provisioned, and
 //! the words a person sees when it failed — the runner's reason plus the last lines of the
 //! server's stderr from the runner's (already masked) `/logs`, bounded. A deployment is
-//! `running` only once its runner said `ready` (see `lifecycle::provision`).
+//! `running` only once its runner said `ready` (see `lifecycle::provision`; the poll is
+//! `lifecycle::live::FetchProbe`).
 
 use serde_json::Value;
 

@@ -3,6 +3,8 @@
 //! (the reconcile cron found the machine gone or failed); failed → deploying (retry);
 //! any → deleting (then the row is gone). Everything else is an illegal transition.
 
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
 use crate::error::AppError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,6 +75,36 @@ impl Status {
     }
 }
 
+/// Stored and shown as its name; any other text is an error where it is read (the store
+/// boundary), never a value that travels on.
+impl Serialize for Status {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Status {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        Status::parse(&name)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown status {name:?}")))
+    }
+}
+
+/// Whether every `from` may become `to`: a compare-and-set that lists an edge the state
+/// machine does not have is a bug in its caller, refused before anything is written.
+pub fn check_change(from: &[Status], to: Status) -> Result<(), AppError> {
+    match from.iter().find(|f| !f.can_become(to)) {
+        None if !from.is_empty() => Ok(()),
+        None => Err(AppError::internal("a status change from no state")),
+        Some(f) => Err(AppError::internal(format!(
+            "illegal status change {} -> {}",
+            f.as_str(),
+            to.as_str()
+        ))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -129,5 +161,27 @@ mod tests {
             assert_eq!(Status::parse(s.as_str()), Some(s));
         }
         assert_eq!(Status::parse("exploded"), None);
+    }
+
+    #[test]
+    fn a_status_reads_from_its_name_and_an_unknown_name_is_an_error() {
+        let s: Status = serde_json::from_str("\"stopped\"").unwrap();
+        assert_eq!(s, Status::Stopped);
+        assert_eq!(serde_json::to_string(&s).unwrap(), "\"stopped\"");
+        assert!(serde_json::from_str::<Status>("\"exploded\"").is_err());
+    }
+
+    #[test]
+    fn a_change_listing_an_edge_the_machine_lacks_is_refused() {
+        use Status::*;
+        assert!(check_change(&[Running, Stopped], Failed).is_ok());
+        assert!(
+            check_change(&[Pending, Deploying], Failed).is_err(),
+            "pending cannot fail"
+        );
+        assert!(check_change(&[Running, Stopped, Failed], Deleting).is_ok());
+        assert!(check_change(&[Deleting], Deleting).is_err());
+        assert!(check_change(&[Pending], Running).is_err());
+        assert!(check_change(&[], Running).is_err());
     }
 }

@@ -10,7 +10,8 @@ use worker::{durable_object, DurableObject, Env, Method, Request, Response, Resu
 use crate::error::AppError;
 use crate::http::route::deployment_id_ok;
 use crate::ids::random_hex;
-use crate::lifecycle::provision;
+use crate::lifecycle::live::Live;
+use crate::lifecycle::provision::provision;
 use crate::log::Redactor;
 use crate::platform::log::Logger;
 use crate::platform::{env, web};
@@ -61,9 +62,11 @@ impl DurableObject for Deployer {
             Redactor::new(config.secret_values()),
             random_hex(8).unwrap_or_default(),
         );
-        let outcome = provision(&self.env, &config, &mut log, &id).await;
-        // Whatever the outcome, the gateway reads the deployment afresh.
-        crate::proxy::gate::forget(&self.env, &log, &id).await;
+        // Each write of the creation tells the deployment's gateway object itself.
+        let outcome = match Live::new(&self.env, &config, &log) {
+            Ok(live) => provision(&live.ports(), &mut log, &id).await,
+            Err(e) => Err(e),
+        };
         match outcome {
             Ok(()) => {
                 storage.delete(DEPLOYMENT_KEY).await?;

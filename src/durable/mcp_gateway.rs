@@ -29,6 +29,7 @@ use worker::{
     durable_object, DurableObject, Env, ListOptions, Method, Request, Response, Result, State,
 };
 
+use crate::crypto::keyring;
 use crate::deploy::secrets::open_upstream;
 use crate::deploy::state::Status;
 use crate::error::AppError;
@@ -39,7 +40,6 @@ use crate::gateway::rate::Bucket;
 use crate::gateway::request::TokenSource;
 use crate::gateway::sessions::{Session, Sessions};
 use crate::ids::random_hex;
-use crate::lifecycle::{self, ring};
 use crate::log::Redactor;
 use crate::platform::env;
 use crate::platform::log::Logger;
@@ -129,12 +129,12 @@ async fn load(env: Env, id: String) -> Loaded {
     let config = env::config(&env);
     let link = match row.machine_id.clone() {
         None => Err(Failure::Deploying),
-        Some(machine_id) => ring(&config)
+        Some(machine_id) => keyring::required(config.encryption_keys.as_ref())
             .ok()
             .zip(row.upstream_sealed())
             .and_then(|(ring, sealed)| open_upstream(ring, &id, &sealed).ok())
             .map(|secret| MachineLink {
-                url: lifecycle::ingress_url(&config, &row.config),
+                url: row.config.ingress_url(&config),
                 machine_id,
                 secret,
             })
@@ -142,8 +142,8 @@ async fn load(env: Env, id: String) -> Loaded {
     };
     Ok(Some(Rc::new(Authority {
         owner_id: row.owner_id,
-        // An unknown status is never served.
-        status: Status::parse(&row.status).unwrap_or(Status::Failed),
+        // An unknown status never reads (the row is an error above), so is never served.
+        status: row.status,
         token_digest: row.access_token_hash,
         link,
     })))
@@ -425,7 +425,7 @@ impl McpGateway {
             .map(|s| format!("{s:?}").to_lowercase())
             .unwrap_or_default();
         self.state.wait_until(async move {
-            lifecycle::audit(
+            crate::store::audit::deployment(
                 &db,
                 &log,
                 &owner,

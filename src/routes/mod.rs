@@ -14,8 +14,8 @@ use worker::{Context, Env, Request, Response};
 use crate::config::Config;
 use crate::error::AppResult;
 use crate::http::route::{Resolved, Route};
+use crate::lifecycle::Action;
 use crate::platform::log::Logger;
-use deployments::Action;
 
 /// What every handler may use for the duration of one request.
 pub struct Ctx {

@@ -5,12 +5,13 @@
 use serde_json::{json, Map, Value};
 use worker::{Request, Response};
 
+use crate::crypto::keyring;
 use crate::error::{AppError, AppResult};
 use crate::http::input::Fields;
-use crate::lifecycle::{audit_user, ring};
 use crate::platform::{env, web};
 use crate::routes::auth::signed_in;
 use crate::routes::Ctx;
+use crate::store::audit::user_event;
 use crate::store::settings::{self, FLY_API_TOKEN, FLY_APP, LLM_API_KEY};
 use crate::time::{now_ms, rfc3339};
 
@@ -92,7 +93,15 @@ pub async fn put(mut req: Request, cx: &mut Ctx) -> AppResult<Response> {
         match value {
             Some(v) if *secret => {
                 cx.log.also_redact(v);
-                settings::put_secret(&db, ring(&cx.config)?, &user.id, name, v, now).await?
+                settings::put_secret(
+                    &db,
+                    keyring::required(cx.config.encryption_keys.as_ref())?,
+                    &user.id,
+                    name,
+                    v,
+                    now,
+                )
+                .await?
             }
             Some(v) => settings::put_value(&db, &user.id, name, v, now).await?,
             None => settings::remove(&db, &user.id, name).await?,
@@ -102,7 +111,7 @@ pub async fn put(mut req: Request, cx: &mut Ctx) -> AppResult<Response> {
         return Err(AppError::field("settings", "nothing to change"));
     }
     let names: Vec<&str> = changes.iter().map(|c| c.0).collect();
-    audit_user(
+    user_event(
         &db,
         &cx.log,
         &user.id,

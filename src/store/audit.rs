@@ -1,13 +1,15 @@
 //! Appends to `audit_log`. Metadata must never hold secrets: callers pass names and ids,
 //! and the redactor is applied once more here as a safety net.
 
-use serde_json::Value;
+use serde_json::{json, Value};
 use worker::D1Database;
 
 use crate::error::AppResult;
 use crate::ids::new_id;
 use crate::log::Redactor;
+use crate::platform::log::Logger;
 use crate::store::d1::{int, opt_text, text};
+use crate::time::now_ms;
 
 pub struct Event<'a> {
     pub user_id: Option<&'a str>,
@@ -37,6 +39,43 @@ pub async fn record(
     .run()
     .await?;
     Ok(())
+}
+
+/// Appends an event by `user_id` about `resource`; a lost audit row is logged, never fatal
+/// to the action.
+pub async fn user_event(
+    db: &D1Database,
+    log: &Logger,
+    user_id: &str,
+    action: &str,
+    resource: &str,
+    metadata: Value,
+) {
+    let event = Event {
+        user_id: Some(user_id),
+        action,
+        resource: Some(resource),
+        metadata,
+    };
+    if let Err(e) = record(db, log.redactor(), event, now_ms()).await {
+        log.error(
+            "audit_failed",
+            json!({ "action": action, "detail": e.log_detail() }),
+        );
+    }
+}
+
+/// An event about a deployment (`resource` = `deployment:{id}`).
+pub async fn deployment(
+    db: &D1Database,
+    log: &Logger,
+    user_id: &str,
+    action: &str,
+    deployment_id: &str,
+    metadata: Value,
+) {
+    let resource = format!("deployment:{deployment_id}");
+    user_event(db, log, user_id, action, &resource, metadata).await
 }
 
 #[derive(Debug, Clone, serde::Deserialize)]

@@ -1,51 +1,33 @@
-//! The `deployments` and `credentials` tables. Status changes are compare-and-set
-//! (`WHERE status IN (…)`), so two actors racing on one deployment (a delete while the
-//! machine is still being created) cannot both win; the D1 CHECK backs the same names.
+//! The `deployments` table and its sealed records (`credentials`, `upstream_secrets`,
+//! `machine_accounts`): reads as free functions, every write through [`D1Deployments`]
+//! (the lifecycle's [`Rows`]), which tells the deployment's gateway object after each
+//! write it caches, before returning — so no writer can forget to. Status changes are
+//! compare-and-set (`WHERE status IN (…)`) over edges `deploy::state` allows, so two
+//! actors racing on one deployment (a delete while the machine is still being created)
+//! cannot both win; the D1 CHECK backs the same names.
 
 use serde::Deserialize;
-use worker::D1Database;
+use worker::{D1Database, Env};
 
+use crate::config::Config;
+use crate::crypto::keyring;
 use crate::crypto::vault::Sealed;
-use crate::deploy::state::Status;
+use crate::deploy::secrets::Secrets;
+use crate::deploy::state::{check_change, Status};
+use crate::deploy::stored::{self, StoredConfig};
 use crate::error::{AppError, AppResult};
 use crate::http::page::Page;
+use crate::lifecycle::ports::{Audit, Change, Rows};
+use crate::platform::log::Logger;
+use crate::proxy::gate;
+use crate::store::audit;
 use crate::store::d1::{int, opt_text, text};
+use crate::store::sealed::open_secrets;
+use crate::time::now_ms;
+
+pub use crate::deploy::row::Deployment;
 
 const COLUMNS: &str = "id, owner_id, name, source, package, runtime, status, machine_id, config, error_message, created_at, updated_at";
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct Deployment {
-    pub id: String,
-    pub owner_id: String,
-    /// The slug (unique per owner); the name as typed is in `config`.
-    pub name: String,
-    pub source: String,
-    pub package: String,
-    pub runtime: String,
-    pub status: String,
-    pub machine_id: Option<String>,
-    /// JSON: `{"launch": …, "region": …}` (never secrets).
-    pub config: String,
-    pub error_message: Option<String>,
-    pub created_at: i64,
-    pub updated_at: i64,
-}
-
-impl Deployment {
-    /// The name people see: as they typed it (`config.display_name`; rows from before
-    /// display names were typed as their slug).
-    pub fn display(&self) -> String {
-        serde_json::from_str::<serde_json::Value>(&self.config)
-            .ok()
-            .and_then(|v| v["display_name"].as_str().map(str::to_string))
-            .unwrap_or_else(|| self.name.clone())
-    }
-
-    pub fn status(&self) -> AppResult<Status> {
-        Status::parse(&self.status)
-            .ok_or_else(|| AppError::internal(format!("unknown status {:?}", self.status)))
-    }
-}
 
 pub struct NewDeployment<'a> {
     pub id: &'a str,
@@ -55,7 +37,7 @@ pub struct NewDeployment<'a> {
     pub source: &'a str,
     pub package: &'a str,
     pub runtime: &'a str,
-    pub config: &'a str,
+    pub config: &'a StoredConfig,
     pub token_hash: &'a str,
 }
 
@@ -107,7 +89,7 @@ pub async fn insert(
             text(d.source),
             text(d.package),
             text(d.runtime),
-            text(d.config),
+            text(&d.config.to_text()),
             text(d.token_hash),
             int(now),
             int(i64::from(limit)),
@@ -262,9 +244,9 @@ fn changed(r: &worker::D1Result) -> bool {
     r.meta().ok().flatten().and_then(|m| m.changes).unwrap_or(0) > 0
 }
 
-/// Moves the row to `to` if it is in one of `from` (each pair also allowed by the state
-/// machine). `error` replaces `error_message` (None clears it). False if it was not.
-pub async fn transition(
+/// Moves the row to `to` if it is in one of `from` (each pair checked against the state
+/// machine first). `error` replaces `error_message` (None clears it). False if it was not.
+async fn transition(
     db: &D1Database,
     id: &str,
     from: &[Status],
@@ -272,13 +254,10 @@ pub async fn transition(
     error: Option<&str>,
     now: i64,
 ) -> AppResult<bool> {
-    let from: Vec<Status> = from.iter().copied().filter(|f| f.can_become(to)).collect();
-    if from.is_empty() {
-        return Ok(false);
-    }
+    check_change(from, to)?;
     let sql = format!(
         "UPDATE deployments SET status = ?1, error_message = ?2, updated_at = ?3 WHERE id = ?4 AND status IN ({})",
-        in_list(&from)
+        in_list(from)
     );
     let r = db
         .prepare(sql)
@@ -289,7 +268,7 @@ pub async fn transition(
 }
 
 /// Records the machine while the deployment is still being created.
-pub async fn set_machine(db: &D1Database, id: &str, machine_id: &str, now: i64) -> AppResult<bool> {
+async fn set_machine(db: &D1Database, id: &str, machine_id: &str, now: i64) -> AppResult<bool> {
     let r = db
         .prepare(
             "UPDATE deployments SET machine_id = ?1, updated_at = ?2 WHERE id = ?3 AND status IN ('pending', 'deploying')",
@@ -301,7 +280,7 @@ pub async fn set_machine(db: &D1Database, id: &str, machine_id: &str, now: i64) 
 }
 
 /// Forgets the machine of a failed deployment (destroyed before it is created again).
-pub async fn clear_machine(db: &D1Database, id: &str, now: i64) -> AppResult<bool> {
+async fn clear_machine(db: &D1Database, id: &str, now: i64) -> AppResult<bool> {
     let r = db
         .prepare(
             "UPDATE deployments SET machine_id = NULL, updated_at = ?1 WHERE id = ?2 AND status = 'failed'",
@@ -356,7 +335,7 @@ pub async fn sealed(db: &D1Database, record: Record, id: &str) -> AppResult<Opti
         }))
 }
 
-pub async fn put_sealed(
+async fn put_sealed(
     db: &D1Database,
     record: Record,
     id: &str,
@@ -379,38 +358,40 @@ pub async fn put_sealed(
     Ok(())
 }
 
-/// Removes the row and every sealed record together.
-pub async fn delete(db: &D1Database, id: &str) -> AppResult<()> {
+/// Removes a `deleting` row and every sealed record together (the records first, each
+/// only while the row is `deleting`); false when the row was not `deleting`.
+async fn delete(db: &D1Database, id: &str) -> AppResult<bool> {
     let mut stmts = Vec::new();
     for record in Record::ALL {
         stmts.push(
             db.prepare(format!(
-                "DELETE FROM {} WHERE deployment_id = ?1",
+                "DELETE FROM {} WHERE deployment_id = ?1 \
+                 AND EXISTS (SELECT 1 FROM deployments WHERE id = ?1 AND status = 'deleting')",
                 record.table()
             ))
             .bind(&[text(id)])?,
         );
     }
     stmts.push(
-        db.prepare("DELETE FROM deployments WHERE id = ?1")
+        db.prepare("DELETE FROM deployments WHERE id = ?1 AND status = 'deleting'")
             .bind(&[text(id)])?,
     );
-    db.batch(stmts).await?;
-    Ok(())
+    let results = db.batch(stmts).await?;
+    Ok(results.last().is_some_and(changed))
 }
 
 /// Moves a deployment to another Fly account (only ever one that holds no machine of it):
 /// the stored config (app, account kind) and the sealed token, replaced together.
-pub async fn set_account(
+async fn set_account(
     db: &D1Database,
     id: &str,
-    config: &str,
+    config: &StoredConfig,
     token: Option<&Sealed>,
     now: i64,
 ) -> AppResult<()> {
     let mut stmts = vec![
         db.prepare("UPDATE deployments SET config = ?1, updated_at = ?2 WHERE id = ?3")
-            .bind(&[text(config), int(now), text(id)])?,
+            .bind(&[text(&config.to_text()), int(now), text(id)])?,
         db.prepare("DELETE FROM machine_accounts WHERE deployment_id = ?1")
             .bind(&[text(id)])?,
     ];
@@ -423,7 +404,7 @@ pub async fn set_account(
 
 /// The new access-token digest and upstream secret of a rotation, written together (not
 /// while the deployment is being deleted).
-pub async fn rotate_secrets(
+async fn rotate_secrets(
     db: &D1Database,
     owner: &str,
     id: &str,
@@ -465,10 +446,11 @@ pub async fn rotate_secrets(
 #[derive(Debug, Clone, Deserialize)]
 pub struct GatewayRow {
     pub owner_id: String,
-    pub status: String,
+    pub status: Status,
     pub access_token_hash: String,
     pub machine_id: Option<String>,
-    pub config: String,
+    #[serde(deserialize_with = "stored::from_text")]
+    pub config: StoredConfig,
     pub key_id: Option<String>,
     pub nonce: Option<String>,
     pub ciphertext: Option<String>,
@@ -493,4 +475,127 @@ pub async fn for_gateway(db: &D1Database, id: &str) -> AppResult<Option<GatewayR
         .bind(&[text(id)])?
         .first::<GatewayRow>(None)
         .await?)
+}
+
+/// The deployment rows in D1 as the lifecycle's [`Rows`]: each write that changes what the
+/// gateway caches is followed by `gate::forget` (`forget_deleted` for a removal) before
+/// it returns, and each status change that carries an audit row writes it here.
+pub struct D1Deployments<'a> {
+    pub env: &'a Env,
+    pub db: D1Database,
+    pub config: &'a Config,
+    pub log: Logger,
+}
+
+impl D1Deployments<'_> {
+    async fn forget(&self, id: &str) {
+        gate::forget(self.env, &self.log, id).await
+    }
+}
+
+impl Rows for D1Deployments<'_> {
+    async fn get(&self, id: &str) -> AppResult<Option<Deployment>> {
+        get(&self.db, id).await
+    }
+
+    async fn transition(&self, d: &Deployment, change: Change<'_>) -> AppResult<bool> {
+        let changed = transition(
+            &self.db,
+            &d.id,
+            change.from,
+            change.to,
+            change.error,
+            now_ms(),
+        )
+        .await?;
+        if changed {
+            self.forget(&d.id).await;
+            if let Some(a) = change.audit {
+                self.audit(d, a).await;
+            }
+        }
+        Ok(changed)
+    }
+
+    async fn set_machine(&self, id: &str, machine_id: &str) -> AppResult<bool> {
+        let changed = set_machine(&self.db, id, machine_id, now_ms()).await?;
+        if changed {
+            self.forget(id).await;
+        }
+        Ok(changed)
+    }
+
+    async fn clear_machine(&self, id: &str) -> AppResult<bool> {
+        let changed = clear_machine(&self.db, id, now_ms()).await?;
+        if changed {
+            self.forget(id).await;
+        }
+        Ok(changed)
+    }
+
+    async fn remove(&self, id: &str) -> AppResult<bool> {
+        let removed = delete(&self.db, id).await?;
+        gate::forget_deleted(self.env, &self.log, id).await;
+        Ok(removed)
+    }
+
+    async fn set_account(
+        &self,
+        id: &str,
+        config: &StoredConfig,
+        token: Option<&Sealed>,
+    ) -> AppResult<()> {
+        set_account(&self.db, id, config, token, now_ms()).await?;
+        self.forget(id).await;
+        Ok(())
+    }
+
+    async fn secrets(&self, id: &str) -> AppResult<Secrets> {
+        let ring = keyring::required(self.config.encryption_keys.as_ref())?;
+        open_secrets(&self.db, ring, &self.log, id).await
+    }
+
+    async fn put_env(&self, id: &str, sealed: &Sealed) -> AppResult<()> {
+        put_sealed(&self.db, Record::Env, id, sealed, now_ms()).await?;
+        self.forget(id).await;
+        Ok(())
+    }
+
+    async fn rotate_secrets(
+        &self,
+        owner: &str,
+        id: &str,
+        token_hash: &str,
+        upstream: Option<&Sealed>,
+    ) -> AppResult<bool> {
+        let changed = rotate_secrets(&self.db, owner, id, token_hash, upstream, now_ms()).await?;
+        if changed {
+            // The old token fails on the very next request.
+            self.forget(id).await;
+        }
+        Ok(changed)
+    }
+
+    async fn audit(&self, d: &Deployment, a: Audit<'_>) {
+        audit::deployment(
+            &self.db,
+            &self.log,
+            &d.owner_id,
+            a.action,
+            &d.id,
+            a.metadata,
+        )
+        .await
+    }
+}
+
+/// Re-seals one record under the current key (the value is unchanged: nothing cached
+/// changes, so the gateway is not told).
+pub(crate) async fn reseal(
+    db: &D1Database,
+    record: Record,
+    id: &str,
+    sealed: &Sealed,
+) -> AppResult<()> {
+    put_sealed(db, record, id, sealed, now_ms()).await
 }

@@ -7,6 +7,7 @@ pub mod d1;
 pub mod deployments;
 pub mod memo;
 pub mod schema;
+pub mod sealed;
 pub mod settings;
 pub mod usage;
 pub mod users;
