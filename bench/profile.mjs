@@ -1,13 +1,17 @@
 // Samples the Worker's CPU through wrangler dev's V8 inspector while a load runs, and
 // prints where it went: self time per function (wasm names from the module's name
 // section, JS names otherwise). Usage: node --experimental-websocket bench/profile.mjs
-// <inspector-port> <seconds>. Used by `gateway-bench` when PROFILE=1.
+// <inspector-port> <seconds>. Used by `gateway-bench` when PROFILE=1. (The `ws` package:
+// wrangler's inspector proxy refuses the handshake of Node's built-in WebSocket.)
+import WebSocket from 'ws';
+
 const [port, seconds] = process.argv.slice(2);
 const targets = await (await fetch(`http://127.0.0.1:${port}/json`)).json();
+if (process.env.PROFILE_DEBUG) console.error(JSON.stringify(targets, null, 1));
 const out = [];
 for (const t of targets) {
-  const ws = new WebSocket(t.webSocketDebuggerUrl);
-  await new Promise((ok, bad) => { ws.onopen = ok; ws.onerror = bad; });
+  const ws = new WebSocket(t.webSocketDebuggerUrl, { headers: { origin: `http://127.0.0.1:${port}` } });
+  await new Promise((ok, bad) => { ws.onopen = ok; ws.onerror = (e) => bad(new Error(`inspector ${t.webSocketDebuggerUrl}: ${e.message}`)); });
   let next = 1;
   const pending = new Map();
   ws.onmessage = (e) => {
@@ -36,7 +40,7 @@ for (const { t, ws, send } of out) {
   p.samples.forEach((id, i) => {
     const n = byId.get(id);
     const f = n.callFrame;
-    const name = f.functionName || `(${f.url.split('/').pop() || 'anonymous'})`;
+    const name = f.functionName || `(${f.url.split('/').pop() || 'anonymous'}:${f.lineNumber + 1})`;
     const d = dt[i] || 0;
     total += d;
     self.set(name, (self.get(name) || 0) + d);

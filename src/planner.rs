@@ -33,8 +33,6 @@ const ANALYZE_RATE_PERIOD_SECS: u32 = 60;
 pub enum Reader<'a> {
     /// A known user id.
     User(&'a str),
-    /// The subject of a verified JWT whose user row is being resolved at the same time.
-    Subject(&'a str),
     Nobody,
 }
 
@@ -63,9 +61,6 @@ pub async fn cached(
         match reader {
             Reader::User(uid) => {
                 analysis_cache::get_durable(&db, &cache_keys::personal(&shared, uid), now).await
-            }
-            Reader::Subject(subject) => {
-                analysis_cache::get_personal_of_subject(&db, &shared, subject, now).await
             }
             Reader::Nobody => Ok(None),
         }

@@ -2,5 +2,6 @@
 //! (`sync`), and the user record either one resolves to (`users`).
 
 pub mod jwt;
+pub mod recent;
 pub mod sync;
 pub mod users;

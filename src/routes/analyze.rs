@@ -1,10 +1,11 @@
 //! `POST /api/analyze` (signed in): source → launch plan. Parse, look up, answer; the
 //! caching, quota, lock and pipeline rules live in `crate::planner`.
 //!
-//! A cache hit is one round of independent reads issued together: the person's row (D1),
-//! their own cached plan (D1, found by their JWT's subject in the same round) and the
-//! shared plan (KV). No write, unless this is their first sign-in or `last_seen_at` is
-//! older than its refresh interval.
+//! A cache hit in a warm isolate is the JWT check and one KV read: the person comes from
+//! the isolate's recent table (`identity::recent`), and their own cached plans (D1) are
+//! looked for only when their settings hold their own LLM key. A cold isolate resolves the
+//! person from D1 first. No write, unless this is their first sign-in or `last_seen_at`
+//! is older than its refresh interval.
 
 use serde_json::Value;
 use worker::{Request, Response};
@@ -13,21 +14,25 @@ use crate::analysis::request::{parse, AnalyzeRequest};
 use crate::error::AppResult;
 use crate::planner::{self, Reader};
 use crate::platform::web;
-use crate::routes::auth::{user_of, verified};
+use crate::routes::auth::{known, verified};
 use crate::routes::Ctx;
 
 pub async fn analyze(mut req: Request, cx: &mut Ctx) -> AppResult<Response> {
     let identity = verified(&req, cx)?;
     let body = web::read_json(&mut req).await?;
     let request = parse(&body)?;
-    let lookup = async {
-        if request.refresh {
-            return Ok(None);
-        }
-        planner::cached(&cx.env, &request, Reader::Subject(&identity.subject)).await
+    let known = known(cx, &identity).await?;
+    let user = known.user;
+    let hit = if request.refresh {
+        Ok(None)
+    } else {
+        let reader = if known.own_llm_key {
+            Reader::User(&user.id)
+        } else {
+            Reader::Nobody
+        };
+        planner::cached(&cx.env, &request, reader).await
     };
-    let (user, hit) = futures_util::join!(user_of(cx, &identity), lookup);
-    let user = user?;
     let plan = match hit? {
         Some(plan) => plan,
         None => planner::analyze(&cx.env, &request, &body, &user.id).await?,

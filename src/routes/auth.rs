@@ -5,6 +5,7 @@ use worker::{Request, Response};
 
 use crate::error::{AppError, AppResult};
 use crate::identity::jwt::{bearer, verify, Identity};
+use crate::identity::recent::{Known, Recent};
 use crate::identity::sync::{authorize, parse_profile};
 use crate::identity::users::{resolve, Outcome, User};
 use crate::ids::new_id;
@@ -91,10 +92,37 @@ pub async fn user_of(cx: &Ctx, identity: &Identity) -> AppResult<User> {
     Ok(user)
 }
 
+thread_local! {
+    static RECENT: std::cell::RefCell<Recent> = std::cell::RefCell::new(Recent::default());
+}
+
+/// The person behind a verified identity: from this isolate's recent table (no I/O), else
+/// resolved from D1 (see [`user_of`]) with whether their settings hold an LLM key.
+pub async fn known(cx: &Ctx, identity: &Identity) -> AppResult<Known> {
+    let now = now_ms();
+    if let Some(k) = RECENT.with(|r| r.borrow().get(&identity.subject, now)) {
+        return Ok(k);
+    }
+    let user = user_of(cx, identity).await?;
+    let db = env::db(&cx.env)?;
+    let own_llm_key = crate::store::settings::list(&db, &user.id)
+        .await?
+        .iter()
+        .any(|(key, sealed, _, _)| *sealed && key == crate::store::settings::LLM_API_KEY);
+    let k = Known { user, own_llm_key };
+    RECENT.with(|r| r.borrow_mut().put(&identity.subject, k.clone(), now));
+    Ok(k)
+}
+
+/// After a write to a person's row or settings: this isolate reads them again.
+pub fn forget_known(user_id: &str) {
+    RECENT.with(|r| r.borrow_mut().forget_user(user_id));
+}
+
 /// Verifies the bearer JWT and returns its user, creating the row on first sight.
 pub async fn signed_in(req: &Request, cx: &Ctx) -> AppResult<User> {
     let identity = verified(req, cx)?;
-    user_of(cx, &identity).await
+    Ok(known(cx, &identity).await?.user)
 }
 
 /// `GET /api/auth/me`
@@ -121,6 +149,7 @@ pub async fn sync_user(mut req: Request, cx: &mut Ctx) -> AppResult<Response> {
     let (user, created) =
         crate::identity::users::UserStore::upsert_profile(&store, &new_id("usr")?, &profile, now)
             .await?;
+    forget_known(&user.id);
     if created {
         audit_user(cx, &db, &user, "user.created", "sync", now).await;
     }

@@ -110,6 +110,8 @@ pub async fn put(mut req: Request, cx: &mut Ctx) -> AppResult<Response> {
     if changes.is_empty() {
         return Err(AppError::field("settings", "nothing to change"));
     }
+    // Whether their own LLM key exists decides which cached plans they read.
+    crate::routes::auth::forget_known(&user.id);
     let names: Vec<&str> = changes.iter().map(|c| c.0).collect();
     user_event(
         &db,

@@ -1,8 +1,8 @@
 //! The analysis cache: D1 `analysis_cache` is the record (expires after
 //! [`DURABLE_TTL_MS`]; the cleanup cron deletes expired rows). Shared plans also have a
 //! hot copy in KV (TTL [`HOT_TTL_SECS`]); a KV miss that D1 can answer refills KV. A
-//! person's own plans live in D1 only: they are read in the same D1 round trip that finds
-//! the person (see [`get_personal_of_subject`]), so a KV copy would save nothing.
+//! person's own plans live in D1 only: they are read only for people whose settings hold
+//! their own LLM key (most hits read KV alone), so a KV copy would save little.
 
 use serde_json::Value;
 use worker::{D1Database, KvStore};
@@ -43,27 +43,6 @@ pub async fn get_durable(db: &D1Database, key: &str, now: i64) -> AppResult<Opti
     let row = db
         .prepare("SELECT result FROM analysis_cache WHERE source_key = ?1 AND expires_at > ?2")
         .bind(&[text(key), int(now)])?
-        .first::<String>(Some("result"))
-        .await?;
-    Ok(parsed(row).map(|(v, _)| v))
-}
-
-/// A person's own plan (`{shared}:user:{user_id}`) by the subject of their verified JWT,
-/// before their user id is known: the user is found by the rule of `store::users::find`
-/// (subject, else id; a subject match wins) inside the same statement, so this read runs
-/// alongside the user lookup instead of after it. An unknown subject finds nothing.
-pub async fn get_personal_of_subject(
-    db: &D1Database,
-    shared: &str,
-    subject: &str,
-    now: i64,
-) -> AppResult<Option<Value>> {
-    let row = db
-        .prepare(
-            "SELECT result FROM analysis_cache WHERE expires_at > ?3 AND source_key = ?1 || ':user:' || \
-             (SELECT id FROM users WHERE subject = ?2 OR id = ?2 ORDER BY (subject = ?2) DESC LIMIT 1)",
-        )
-        .bind(&[text(shared), text(subject), int(now)])?
         .first::<String>(Some("result"))
         .await?;
     Ok(parsed(row).map(|(v, _)| v))
