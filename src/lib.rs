@@ -3,10 +3,11 @@
 //!
 //! Layering (see `docs/architecture.md`): pure logic modules (`config`, `error`, `http`,
 //! `outbound` (the outbound HTTP port), `identity`, `crypto`, `analysis`, `deploy`, `log`,
-//! `ids`, `time`) know nothing of the `worker` crate and are tested natively with
-//! `cargo test`; `platform` and `store` bind them to the runtime (Env, D1, KV, Durable
-//! Objects, console, `fetch`); `planner` (request → cached launch plan) and `lifecycle`
-//! (a deployment's machine) run the logic over those bindings; `edge` is the request
+//! `ids`, `time`, and `gateway`, the MCP gateway's rules) know nothing of the `worker`
+//! crate and are tested natively with `cargo test`; `platform` and `store` bind them to
+//! the runtime (Env, D1, KV, Durable Objects, console, `fetch`); `planner` (request →
+//! cached launch plan), `lifecycle` (a deployment's machine) and `proxy` (an MCP request
+//! to its machine and back) run the logic over those bindings; `edge` is the request
 //! pipeline, `routes` the thin handlers, `durable` the Durable Object classes and `cron`
 //! the scheduled jobs.
 
