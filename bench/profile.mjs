@@ -1,7 +1,7 @@
 // Samples the Worker's CPU through wrangler dev's V8 inspector while a load runs, and
 // prints where it went: self time per function (wasm names from the module's name
 // section, JS names otherwise). Usage: node --experimental-websocket bench/profile.mjs
-// <inspector-port> <seconds>. Used by `gateway-bench` when PROFILE=1. (The `ws` package:
+// <inspector-port> <seconds | 0 = until stdin closes>. Used by `gateway-bench` when PROFILE=1. (The `ws` package:
 // wrangler's inspector proxy refuses the handshake of Node's built-in WebSocket.)
 import WebSocket from 'ws';
 
@@ -28,7 +28,15 @@ for (const t of targets) {
   await send('Profiler.start');
   out.push({ t, ws, send });
 }
-await new Promise((ok) => setTimeout(ok, Number(seconds) * 1000));
+// Profile for `seconds`, or (0) until stdin closes: the caller then knows exactly which
+// requests the profile covers.
+if (Number(seconds) > 0) {
+  await new Promise((ok) => setTimeout(ok, Number(seconds) * 1000));
+} else {
+  console.log(JSON.stringify({ profile: 'started' }));
+  process.stdin.resume();
+  await new Promise((ok) => process.stdin.on('end', ok));
+}
 for (const { t, ws, send } of out) {
   const { result } = await send('Profiler.stop');
   ws.close();
@@ -45,6 +53,19 @@ for (const { t, ws, send } of out) {
     total += d;
     self.set(name, (self.get(name) || 0) + d);
   });
+  // Where the isolate's busy time went: our Rust (wasm), the JS glue around it, and the
+  // runtime's own work (its APIs, V8 internals, GC). Idle time is not CPU.
+  const kinds = { wasm: 0, glue: 0, runtime: 0 };
+  p.samples.forEach((id, i) => {
+    const f = byId.get(id).callFrame;
+    if (f.functionName === '(idle)') return;
+    const d = dt[i] || 0;
+    if (f.url.startsWith('wasm://')) kinds.wasm += d;
+    else if (f.url.endsWith('.js') || f.url.endsWith('.mjs')) kinds.glue += d;
+    else kinds.runtime += d;
+  });
+  const busy = kinds.wasm + kinds.glue + kinds.runtime;
+  console.log(JSON.stringify({ profile: 'busy_ms', busy: busy / 1000, wasm: kinds.wasm / 1000, glue: kinds.glue / 1000, runtime: kinds.runtime / 1000 }));
   console.log(`target ${t.title} (${t.url}): ${(total / 1000).toFixed(0)} ms sampled`);
   const rows = [...self.entries()].sort((a, b) => b[1] - a[1]).slice(0, 40);
   for (const [name, us] of rows) {

@@ -28,10 +28,7 @@ pub async fn handle(
     let method = req.method();
     let path = req.path();
     // Never the `?token=` an MCP client may carry.
-    let query = req
-        .url()
-        .ok()
-        .and_then(|u| crate::gateway::request::loggable_query(u.query()));
+    let query = crate::gateway::request::loggable_query(web::query(&req).as_deref());
     let origin = web::header(&req, "origin");
     let allowed_origin = origin
         .as_deref()

@@ -42,9 +42,11 @@ fn plan_json(plan: &Plan, analyzed_at: i64) -> Value {
     v
 }
 
-/// The request as the lock object receives it (the original, already-validated input).
-fn lock_body(body: &Value, user_id: &str) -> Value {
-    json!({ "repo_url": body.get("repo_url"), "package": body.get("package"), "refresh": body.get("refresh").or(body.get("force")), "user_id": user_id })
+/// What the lock object receives: the request as parsed here (it is not parsed again).
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct LockCall {
+    pub request: AnalyzeRequest,
+    pub user_id: Option<String>,
 }
 
 /// A cached plan for this reader: their own entry wins, else the shared one. Both are
@@ -76,29 +78,18 @@ pub async fn cached(
 }
 
 /// The plan for a parsed request: from the cache unless `refresh`, else [`analyze`].
-/// `body` is the original request (what the lock object re-parses).
-pub async fn plan_for(
-    env: &Env,
-    request: &AnalyzeRequest,
-    body: &Value,
-    user_id: &str,
-) -> AppResult<Value> {
+pub async fn plan_for(env: &Env, request: &AnalyzeRequest, user_id: &str) -> AppResult<Value> {
     if !request.refresh {
         if let Some(hit) = cached(env, request, Reader::User(user_id)).await? {
             return Ok(hit);
         }
     }
-    analyze(env, request, body, user_id).await
+    analyze(env, request, user_id).await
 }
 
 /// Runs the pipeline for a request the cache did not answer: within the person's quota,
 /// through the source's `AnalysisLock` object (one run per source at a time).
-pub async fn analyze(
-    env: &Env,
-    request: &AnalyzeRequest,
-    body: &Value,
-    user_id: &str,
-) -> AppResult<Value> {
+pub async fn analyze(env: &Env, request: &AnalyzeRequest, user_id: &str) -> AppResult<Value> {
     let limiter = env::rate_limiter(env, env::ANALYZE_RATE_LIMITER)?;
     if !limiter.limit(user_id.to_string()).await?.success {
         return Err(AppError::RateLimited {
@@ -109,7 +100,13 @@ pub async fn analyze(
         &env::analysis_locks(env)?,
         &request.source.cache_key(),
         "/run",
-        Some(lock_body(body, user_id).to_string()),
+        Some(
+            json!(LockCall {
+                request: request.clone(),
+                user_id: Some(user_id.to_string()),
+            })
+            .to_string(),
+        ),
     )
     .await?;
     let status = answer.status_code();

@@ -754,7 +754,7 @@ async fn post(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
         Err(why) => rpc_error(400, None, jsonrpc::INVALID_REQUEST, &why, None),
     };
     if is_new {
-        http::set_header(&mut resp, "mcp-session-id", &session.id);
+        http::set_header(&mut resp, HEADER_SESSION_ID, &session.id);
     }
     resp
 }

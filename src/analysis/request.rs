@@ -10,7 +10,7 @@ use crate::http::input::Fields;
 /// Bump when readers change what they produce, so old cache entries stop matching.
 pub const ANALYZER_VERSION: u32 = 2;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Source {
     Repo(RepoUrl),
     Package(PackageSpec),
@@ -30,7 +30,8 @@ impl Source {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Parsed once from the body; crosses to the `AnalysisLock` object as this struct.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AnalyzeRequest {
     pub source: Source,
     pub refresh: bool,

@@ -14,7 +14,9 @@ use std::fmt;
 pub const MAX_URL_LEN: usize = 512;
 const MAX_REF: usize = 200;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Serializable so a parsed request crosses to the `AnalysisLock` object as it is, never
+/// parsed from text twice.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RepoUrl {
     pub owner: String,
     pub repo: String,
@@ -22,7 +24,7 @@ pub struct RepoUrl {
     pub subdir: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Registry {
     Npm,
@@ -38,7 +40,7 @@ impl Registry {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PackageSpec {
     pub registry: Registry,
     /// npm: as given (already lowercase); PyPI: PEP 503-normalized.

@@ -10,11 +10,11 @@ use futures_util::future::{FutureExt, LocalBoxFuture, Shared};
 use serde_json::{json, Value};
 use worker::{durable_object, DurableObject, Env, Request, Response, Result, State};
 
-use crate::analysis::request::parse;
 use crate::error::AppError;
 use crate::ids::random_hex;
 use crate::log::Redactor;
 use crate::planner::run;
+use crate::planner::LockCall;
 use crate::platform::log::Logger;
 use crate::platform::{env, web};
 
@@ -59,17 +59,18 @@ impl DurableObject for AnalysisLock {
                 let env = self.env.clone();
                 let fut = async move {
                     let mut req = req;
-                    let body: Value = req.json().await.unwrap_or(Value::Null);
+                    let call = req.json::<LockCall>().await;
                     let config = env::config(&env);
                     let log = Logger::new(
                         Redactor::new(config.secret_values()),
                         random_hex(8).unwrap_or_default(),
                     );
-                    let result = match parse(&body) {
-                        Ok(request) => {
-                            run(&env, &config, &log, &request, body["user_id"].as_str()).await
-                        }
-                        Err(e) => Err(e),
+                    let result = match call {
+                        Ok(c) => run(&env, &config, &log, &c.request, c.user_id.as_deref()).await,
+                        Err(_) => Err(AppError::bad_request(
+                            "invalid_body",
+                            "Not an analysis lock call.",
+                        )),
                     };
                     if let Err(e) = &result {
                         if e.status() >= 500 {

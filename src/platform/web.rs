@@ -11,6 +11,14 @@ use crate::http::body::{
     check_content_type, check_declared_length, decode_json, CappedBuffer, MAX_JSON_BODY,
 };
 
+/// The raw query string (without `?`), read from the URL text: the runtime already parsed
+/// the URL once, and a second parse in wasm is measurable on the gateway's hot path.
+pub fn query(req: &Request) -> Option<String> {
+    let url = req.inner().url();
+    let (_, rest) = url.split_once('?')?;
+    Some(rest.split('#').next().unwrap_or_default().to_string())
+}
+
 pub fn header(req: &Request, name: &str) -> Option<String> {
     req.headers().get(name).ok().flatten()
 }

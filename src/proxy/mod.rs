@@ -61,7 +61,7 @@ pub async fn handle(mut req: Request, cx: &mut Ctx, id: &str) -> AppResult<Respo
     }
     let started = now_ms();
     let mut timing = Timing::default();
-    let query = req.url()?.query().map(str::to_string);
+    let query = web::query(&req);
     let (presented, token_in) = rules::token(
         web::header(&req, "authorization").as_deref(),
         web::header(&req, "x-access-token").as_deref(),

@@ -7,10 +7,9 @@
 //! person from D1 first. No write, unless this is their first sign-in or `last_seen_at`
 //! is older than its refresh interval.
 
-use serde_json::Value;
 use worker::{Request, Response};
 
-use crate::analysis::request::{parse, AnalyzeRequest};
+use crate::analysis::request::parse;
 use crate::error::AppResult;
 use crate::planner::{self, Reader};
 use crate::platform::web;
@@ -35,18 +34,7 @@ pub async fn analyze(mut req: Request, cx: &mut Ctx) -> AppResult<Response> {
     };
     let plan = match hit? {
         Some(plan) => plan,
-        None => planner::analyze(&cx.env, &request, &body, &user.id).await?,
+        None => planner::analyze(&cx.env, &request, &user.id).await?,
     };
     web::json(200, &plan)
-}
-
-/// The plan for a parsed request, from the cache or the pipeline, for the routes that need
-/// one on the way to something else (creating a deployment).
-pub async fn plan_for(
-    cx: &Ctx,
-    request: &AnalyzeRequest,
-    body: &Value,
-    user_id: &str,
-) -> AppResult<Value> {
-    planner::plan_for(&cx.env, request, body, user_id).await
 }

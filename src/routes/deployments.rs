@@ -18,7 +18,6 @@ use crate::lifecycle::live::{schedule_provision, Live};
 use crate::lifecycle::ports::{Accounts, Rows};
 use crate::lifecycle::{self, Acted, Action};
 use crate::platform::{env, web};
-use crate::routes::analyze::plan_for;
 use crate::routes::auth::signed_in;
 use crate::routes::Ctx;
 use crate::store::deployments::{self as store, Deployment};
@@ -76,7 +75,7 @@ pub async fn create(mut req: Request, cx: &mut Ctx) -> AppResult<Response> {
     // Configuration first: nothing is validated against a platform we cannot reach. The
     // account chosen now is recorded with the deployment and used for its whole life.
     let account = live.accounts.for_new(&user.id).await?;
-    let plan = plan_for(cx, &request.source, &body, &user.id).await?;
+    let plan = crate::planner::plan_for(&cx.env, &request.source, &user.id).await?;
     let launch = Launch::from_plan(&plan)?;
     launch.check(&request.credentials)?;
     let created = lifecycle::create::create(

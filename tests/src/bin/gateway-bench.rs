@@ -265,17 +265,41 @@ async fn main() {
     let floors = floor(&stack, &stack.url("/api/health"), &levels).await;
     if std::env::var("PROFILE").is_ok() {
         // Where the Worker's CPU goes while sequential echo calls run (see bench/profile.mjs).
-        let profiler = Command::new("node")
-            .arg("--experimental-websocket")
+        use std::io::BufRead;
+        let mut profiler = Command::new("node")
             .arg(edge_tests::repo_root().join("bench/profile.mjs"))
-            .args([stack.inspector_port.to_string(), "8".to_string()])
+            .args([stack.inspector_port.to_string(), "0".to_string()])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
             .spawn()
             .expect("node");
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        for _ in 0..4 {
-            breakdown(&stack, &gateway_url, &access).await;
+        let mut lines = std::io::BufReader::new(profiler.stdout.take().expect("stdout")).lines();
+        // Wait until sampling runs, so the profile covers exactly the calls below.
+        for line in lines.by_ref() {
+            if line.map(|l| l.contains("started")).unwrap_or(true) {
+                break;
+            }
         }
-        let _ = profiler.wait_with_output();
+        let mut calls = 0u32;
+        for _ in 0..3 {
+            breakdown(&stack, &gateway_url, &access).await;
+            calls += 102; // 100 echo calls + initialize + initialized, per breakdown
+        }
+        drop(profiler.stdin.take());
+        let text: Vec<String> = lines.map_while(Result::ok).collect();
+        let _ = profiler.wait();
+        for line in &text {
+            match serde_json::from_str::<Value>(line) {
+                Ok(v) if v["profile"] == "busy_ms" => {
+                    let per = |k: &str| v[k].as_f64().unwrap_or(f64::NAN) / f64::from(calls);
+                    println!(
+                        "Worker isolate CPU per gateway call (V8 profile over {calls} calls): {:.2} ms = our Rust (wasm) {:.2} + JS glue {:.2} + runtime {:.2}",
+                        per("busy"), per("wasm"), per("glue"), per("runtime")
+                    );
+                }
+                _ => println!("{line}"),
+            }
+        }
         stack.stop();
         return;
     }
