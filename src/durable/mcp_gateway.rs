@@ -523,7 +523,14 @@ impl DurableObject for McpGateway {
             storage.put(PROBE_COUNT_KEY, count).await?;
             return Response::from_json(&json!({ "count": count }));
         }
-        let Ok(call) = req.json::<Call>().await else {
+        // Text, then serde_json: the `worker` crate's `json()` walks a JS object field by
+        // field across the wasm boundary, measurable on the hot path.
+        let Some(call) = req
+            .text()
+            .await
+            .ok()
+            .and_then(|t| serde_json::from_str::<Call>(&t).ok())
+        else {
             return bad("Not a gateway call.");
         };
         if !crate::http::route::deployment_id_ok(&call.deployment_id) {

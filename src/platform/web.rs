@@ -11,6 +11,16 @@ use crate::http::body::{
     check_content_type, check_declared_length, decode_json, CappedBuffer, MAX_JSON_BODY,
 };
 
+/// A subrequest's (or an object's) answer as text, read by the runtime in one call: the
+/// `worker` crate reads a streamed body through a chunk-by-chunk reader loop, several JS
+/// crossings per answer on the gateway's hot path.
+pub async fn response_text(resp: Response) -> worker::Result<String> {
+    let raw: worker::web_sys::Response = resp.into();
+    let text = worker::wasm_bindgen_futures::JsFuture::from(raw.text()?).await?;
+    text.as_string()
+        .ok_or_else(|| worker::Error::RustError("response text is not a string".into()))
+}
+
 /// The raw query string (without `?`), read from the URL text: the runtime already parsed
 /// the URL once, and a second parse in wasm is measurable on the gateway's hot path.
 pub fn query(req: &Request) -> Option<String> {

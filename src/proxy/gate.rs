@@ -10,8 +10,8 @@ use crate::error::AppResult;
 use crate::gateway::authority::Verdict;
 use crate::gateway::failure::Failure;
 use crate::gateway::request::TokenSource;
-use crate::platform::env;
 use crate::platform::log::Logger;
+use crate::platform::{env, web};
 
 pub struct Gate {
     stub: Stub,
@@ -61,7 +61,7 @@ impl Gate {
     }
 
     pub async fn pass(&self, p: Presented<'_>) -> Result<Verdict, Failure> {
-        let mut resp = self
+        let resp = self
             .call(
                 "/pass",
                 json!({ "token": p.token, "token_in": p.token_in, "session": p.session, "version": p.version, "end": p.end }),
@@ -71,7 +71,10 @@ impl Gate {
         if resp.status_code() != 200 {
             return Err(Failure::Internal);
         }
-        resp.json::<Verdict>().await.map_err(|_| Failure::Internal)
+        let text = web::response_text(resp)
+            .await
+            .map_err(|_| Failure::Internal)?;
+        serde_json::from_str::<Verdict>(&text).map_err(|_| Failure::Internal)
     }
 
     /// Records our new session for the runner's.
