@@ -163,3 +163,22 @@ pub async fn serve<H, Fut>(
     drop(conn_tx);
     let _ = tokio::time::timeout(grace, conn_rx.recv()).await;
 }
+
+/// A stop signal for a graceful shutdown: turns `true` on SIGTERM (Fly stopping the
+/// machine) or SIGINT. Both binaries (`catwalk-runner`, `catwalk-machines`) stop this way.
+/// Must be called inside the Tokio runtime.
+pub fn stop_on_signals() -> watch::Receiver<bool> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            return;
+        };
+        tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+        let _ = stop_tx.send(true);
+    });
+    stop_rx
+}

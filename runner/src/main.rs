@@ -1,8 +1,6 @@
 //! `catwalk-runner serve`, the machine entrypoint. Settings come from the environment; see
 //! `serve`'s docs.
 
-use tokio::sync::watch;
-
 fn usage() -> ! {
     eprintln!("usage: catwalk-runner serve");
     std::process::exit(2)
@@ -11,18 +9,7 @@ fn usage() -> ! {
 #[tokio::main]
 async fn main() {
     let mode = std::env::args().nth(1).unwrap_or_default();
-    let (stop_tx, stop_rx) = watch::channel(false);
-    tokio::spawn(async move {
-        use tokio::signal::unix::{signal, SignalKind};
-        let (Ok(mut term), Ok(mut int)) = (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) else {
-            return;
-        };
-        tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
-        let _ = stop_tx.send(true);
-    });
+    let stop_rx = catwalk_runner::http::stop_on_signals();
     let result = match mode.as_str() {
         "serve" => match catwalk_runner::serve::ServeConfig::from_env(|k| std::env::var(k).ok()) {
             Ok(cfg) => catwalk_runner::serve::run(cfg, stop_rx).await,

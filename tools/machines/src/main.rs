@@ -39,18 +39,7 @@ use fleet::{lock, Service};
 
 #[tokio::main]
 async fn main() {
-    let (stop_tx, stop_rx) = watch::channel(false);
-    tokio::spawn(async move {
-        use tokio::signal::unix::{signal, SignalKind};
-        let (Ok(mut term), Ok(mut int)) = (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) else {
-            return;
-        };
-        tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
-        let _ = stop_tx.send(true);
-    });
+    let stop_rx = http::stop_on_signals();
     let cfg = match MachinesConfig::from_env(|k| std::env::var(k).ok()) {
         Ok(cfg) => cfg,
         Err(why) => {
