@@ -191,6 +191,40 @@ async fn the_sdk_clients_work_through_the_gateway_with_the_token_in_each_place()
     assert!(!ours.contains(&token[4..]), "token in our logs");
 }
 
+/// The gateway object caches its deployment; a delete must reach it before the DELETE
+/// answers: a warm object with an open session refuses on the very next request.
+#[tokio::test]
+async fn a_deleted_deployment_is_gone_from_its_url_on_the_next_request() {
+    let w = world();
+    let d = live(w, "vanishing").await;
+    let auth = bearer(&d.token);
+    let sid = open_session(&d.url, &[("authorization", &auth)]).await;
+    let (s, _, m, _) = post(
+        &d.url,
+        &[("authorization", &auth)],
+        Some(&sid),
+        &echo(2, "warm"),
+    )
+    .await;
+    assert_eq!(
+        (s, m.unwrap()["result"]["content"][0]["text"].as_str()),
+        (200, Some("Echo: warm"))
+    );
+    assert_eq!(on(w, Method::DELETE, &d.owner, &d.id, "").await.0, 204);
+    let (s, _, _, text) = post(
+        &d.url,
+        &[("authorization", &auth)],
+        Some(&sid),
+        &echo(3, "gone"),
+    )
+    .await;
+    assert_eq!(s, 404, "{text}");
+    assert!(!text.contains(&d.token[4..]));
+    // Without the session, and with no token at all, the same.
+    let (s, _, _, _) = post(&d.url, &[("authorization", &auth)], None, &init(4)).await;
+    assert_eq!(s, 404);
+}
+
 #[tokio::test]
 async fn a_session_is_bound_to_its_deployment_and_its_token() {
     let w = world();
