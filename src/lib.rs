@@ -49,7 +49,6 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response>
 #[event(scheduled)]
 async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
     let config = platform::env::config(&env);
-    let request_id = ids::random_hex(8).unwrap_or_default();
-    let log = platform::log::Logger::new(log::Redactor::new(config.secret_values()), request_id);
+    let log = platform::log::Logger::background(&config);
     cron::dispatch(&event.cron(), &env, &log).await;
 }

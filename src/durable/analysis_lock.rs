@@ -11,8 +11,6 @@ use serde_json::{json, Value};
 use worker::{durable_object, DurableObject, Env, Request, Response, Result, State};
 
 use crate::error::AppError;
-use crate::ids::random_hex;
-use crate::log::Redactor;
 use crate::planner::run;
 use crate::planner::LockCall;
 use crate::platform::log::Logger;
@@ -61,10 +59,7 @@ impl DurableObject for AnalysisLock {
                     let mut req = req;
                     let call = req.json::<LockCall>().await;
                     let config = env::config(&env);
-                    let log = Logger::new(
-                        Redactor::new(config.secret_values()),
-                        random_hex(8).unwrap_or_default(),
-                    );
+                    let log = Logger::background(&config);
                     let result = match call {
                         Ok(c) => run(&env, &config, &log, &c.request, c.user_id.as_deref()).await,
                         Err(_) => Err(AppError::bad_request(

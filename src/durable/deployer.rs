@@ -9,10 +9,8 @@ use worker::{durable_object, DurableObject, Env, Method, Request, Response, Resu
 
 use crate::error::AppError;
 use crate::http::route::deployment_id_ok;
-use crate::ids::random_hex;
 use crate::lifecycle::live::Live;
 use crate::lifecycle::provision::provision;
-use crate::log::Redactor;
 use crate::platform::log::Logger;
 use crate::platform::{env, web};
 
@@ -58,10 +56,7 @@ impl DurableObject for Deployer {
             return Response::empty();
         };
         let config = env::config(&self.env);
-        let mut log = Logger::new(
-            Redactor::new(config.secret_values()),
-            random_hex(8).unwrap_or_default(),
-        );
+        let mut log = Logger::background(&config);
         // Each write of the creation tells the deployment's gateway object itself.
         let outcome = match Live::new(&self.env, &config, &log) {
             Ok(live) => provision(&live.ports(), &mut log, &id).await,

@@ -39,8 +39,6 @@ use crate::gateway::link::MachineLink;
 use crate::gateway::rate::Bucket;
 use crate::gateway::request::TokenSource;
 use crate::gateway::sessions::{Session, Sessions};
-use crate::ids::random_hex;
-use crate::log::Redactor;
 use crate::platform::env;
 use crate::platform::log::Logger;
 use crate::platform::web::{error_response, json_text};
@@ -401,11 +399,7 @@ impl McpGateway {
     }
 
     fn logger(&self) -> Logger {
-        let config = env::config(&self.env);
-        Logger::new(
-            Redactor::new(config.secret_values()),
-            random_hex(8).unwrap_or_default(),
-        )
+        Logger::background(&env::config(&self.env))
     }
 
     /// One `mcp.auth_failed` row per deployment per minute, for its owner, after the

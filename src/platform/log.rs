@@ -3,6 +3,8 @@
 
 use serde_json::{json, Value};
 
+use crate::config::Config;
+use crate::ids::random_hex;
 use crate::log::{render, Level, Redactor};
 use crate::time::{now_ms, rfc3339};
 
@@ -18,6 +20,15 @@ impl Logger {
             redactor,
             request_id: request_id.into(),
         }
+    }
+
+    /// A logger for work no request started (an alarm, a cron run, an object's own
+    /// call): the configuration's secrets masked, a fresh id tying its lines together.
+    pub fn background(config: &Config) -> Self {
+        Self::new(
+            Redactor::new(config.secret_values()),
+            random_hex(8).unwrap_or_default(),
+        )
     }
 
     pub fn redactor(&self) -> &Redactor {

@@ -30,21 +30,18 @@ pub struct Presented<'a> {
 
 impl Gate {
     pub fn of(worker_env: &Env, deployment_id: &str) -> AppResult<Self> {
-        let stub = env::gateways(worker_env)?
-            .id_from_name(deployment_id)?
-            .get_stub()?;
-        Ok(Self {
-            stub,
-            deployment_id: deployment_id.to_string(),
-        })
+        Self::at(worker_env, deployment_id, None)
     }
 
-    /// The object created near `hint` (a Cloudflare location hint) if it does not exist
-    /// yet; an existing object stays where it is.
-    fn placed(worker_env: &Env, deployment_id: &str, hint: &str) -> AppResult<Self> {
-        let stub = env::gateways(worker_env)?
-            .id_from_name(deployment_id)?
-            .get_stub_with_location_hint(hint)?;
+    /// With a hint: the object is created near `hint` (a Cloudflare location hint) if it
+    /// does not exist yet; an existing object stays where it is.
+    fn at(worker_env: &Env, deployment_id: &str, hint: Option<&str>) -> AppResult<Self> {
+        let ns = env::gateways(worker_env)?;
+        let id = ns.id_from_name(deployment_id)?;
+        let stub = match hint {
+            Some(h) => id.get_stub_with_location_hint(h)?,
+            None => id.get_stub()?,
+        };
         Ok(Self {
             stub,
             deployment_id: deployment_id.to_string(),
@@ -100,7 +97,7 @@ impl Gate {
 
     /// The runner's new session for ours after it lost `stale`.
     pub async fn recover(&self, ours: &str, stale: &str) -> Result<String, Failure> {
-        let mut resp = self
+        let resp = self
             .call("/recover", json!({ "session": ours, "stale": stale }))
             .await
             .map_err(|_| Failure::Internal)?;
@@ -110,7 +107,10 @@ impl Gate {
             502 => return Err(Failure::BadUpstream),
             _ => return Err(Failure::Internal),
         }
-        let v = resp.json::<Value>().await.map_err(|_| Failure::Internal)?;
+        let text = web::response_text(resp)
+            .await
+            .map_err(|_| Failure::Internal)?;
+        let v = serde_json::from_str::<Value>(&text).map_err(|_| Failure::Internal)?;
         v["upstream_session"]
             .as_str()
             .filter(|s| mcp_wire::session::is_valid(s))
@@ -158,7 +158,7 @@ pub async fn place(worker_env: &Env, log: &Logger, deployment_id: &str, region: 
     let Some(hint) = region.and_then(crate::deploy::fly::location_hint) else {
         return forget(worker_env, log, deployment_id).await;
     };
-    let placed = match Gate::placed(worker_env, deployment_id, hint) {
+    let placed = match Gate::at(worker_env, deployment_id, Some(hint)) {
         Ok(gate) => gate.forget(false).await.unwrap_or(false),
         Err(_) => false,
     };
