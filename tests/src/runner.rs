@@ -263,6 +263,41 @@ impl Machines {
         format!("{}/v1/apps/catwalk-test{path}", self.base_url)
     }
 
+    /// One machine's record as the API shows it.
+    pub async fn machine(&self, machine_id: &str) -> serde_json::Value {
+        crate::stack::client()
+            .get(self.api(&format!("/machines/{machine_id}")))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .expect("get machine")
+            .json()
+            .await
+            .expect("machine json")
+    }
+
+    /// Stops a machine behind the Worker's back (as Fly's auto-stop would) and waits up to
+    /// `within` until it is `stopped`.
+    pub async fn stop_machine(&self, machine_id: &str, within: Duration) {
+        let stop = crate::stack::client()
+            .post(self.api(&format!("/machines/{machine_id}/stop")))
+            .bearer_auth(&self.token)
+            .json(&serde_json::json!({}))
+            .send()
+            .await
+            .expect("stop machine");
+        assert_eq!(stop.status(), 200);
+        let deadline = Instant::now() + within;
+        loop {
+            let m = self.machine(machine_id).await;
+            if m["state"] == "stopped" {
+                return;
+            }
+            assert!(Instant::now() < deadline, "never stopped: {m}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     pub fn stop(mut self) {
         self.process.stop();
     }

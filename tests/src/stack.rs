@@ -341,6 +341,26 @@ impl Stack {
             .expect("json")
     }
 
+    /// One API call with a bearer token and an optional JSON body: (status, the body as
+    /// JSON or `Null`, the raw body).
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (u16, Value, String) {
+        let mut r = client().request(method, self.url(path)).bearer_auth(token);
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let resp = r.send().await.expect("request");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap_or_default();
+        let json = serde_json::from_str(&text).unwrap_or(Value::Null);
+        (status, json, text)
+    }
+
     /// A valid session token for `sub`.
     pub fn token(&self, sub: &str, email: Option<&str>) -> String {
         jwt::session(self.var("AUTH_SECRET"), sub, email)

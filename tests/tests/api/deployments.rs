@@ -35,14 +35,6 @@ pub struct World {
 /// A stack whose Fly API is the machines service, reached directly or through `proxy`
 /// (a fake that forwards everything it has no scripted fault for).
 pub fn start_world(proxy: Option<&FakeServer>, extra: Vec<(String, String)>) -> World {
-    start_world_with(proxy, extra, None)
-}
-
-pub fn start_world_with(
-    proxy: Option<&FakeServer>,
-    extra: Vec<(String, String)>,
-    patch: Option<fn(&mut toml::Table)>,
-) -> World {
     let dir = tempfile::tempdir().expect("tempdir");
     let machines = Machines::start(&dir.path().join("machines"), 600);
     let fly_base = match proxy {
@@ -72,7 +64,6 @@ pub fn start_world_with(
     vars.extend(extra);
     let stack = Stack::start(StackOptions {
         vars,
-        patch,
         ..Default::default()
     });
     World {
@@ -101,17 +92,7 @@ pub async fn call(
     token: &str,
     body: Option<Value>,
 ) -> (u16, Value, String) {
-    let mut r = client()
-        .request(method, w.stack.url(path))
-        .bearer_auth(token);
-    if let Some(b) = body {
-        r = r.json(&b);
-    }
-    let resp = r.send().await.expect("request");
-    let status = resp.status().as_u16();
-    let text = resp.text().await.unwrap_or_default();
-    let json = serde_json::from_str(&text).unwrap_or(Value::Null);
-    (status, json, text)
+    w.stack.call(method, path, token, body).await
 }
 
 /// A body-less call on one deployment: `suffix` is "" or e.g. "/stop".
@@ -176,37 +157,15 @@ pub async fn machines_of(w: &World, id: &str) -> Vec<Value> {
 }
 
 pub async fn machine(w: &World, machine_id: &str) -> Value {
-    client()
-        .get(w.machines.api(&format!("/machines/{machine_id}")))
-        .bearer_auth(&w.machines.token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    w.machines.machine(machine_id).await
 }
 
 /// Stops a machine behind the Worker's back (as Fly's auto-stop would) and waits until the
 /// local Fly API says `stopped`.
 pub async fn stop_machine(w: &World, machine_id: &str) {
-    let stop = client()
-        .post(w.machines.api(&format!("/machines/{machine_id}/stop")))
-        .bearer_auth(&w.machines.token)
-        .json(&json!({}))
-        .send()
+    w.machines
+        .stop_machine(machine_id, Duration::from_secs(20))
         .await
-        .unwrap();
-    assert_eq!(stop.status(), 200);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let m = machine(w, machine_id).await;
-        if m["state"] == "stopped" {
-            return;
-        }
-        assert!(Instant::now() < deadline, "never stopped: {m}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 pub fn sha256_hex(s: &str) -> String {

@@ -9,7 +9,7 @@ use edge_tests::fake::FakeServer;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::deployments::{call, deploy_running, on, person, start_world_with, world, World};
+use crate::deployments::{call, deploy_running, on, person, start_world, world, World};
 
 /// A deployment of server-everything, running, with its MCP URL and access token.
 struct Live {
@@ -469,7 +469,7 @@ async fn refusals_are_clear_and_early() {
 async fn rate_limits_and_stateless_headers_pass_through() {
     let proxy = FakeServer::start();
     let low_limit = vec![("MCP_RATE_LIMIT".to_string(), "10".to_string())];
-    let w = start_world_with(Some(&proxy), low_limit, None);
+    let w = start_world(Some(&proxy), low_limit);
     let d = live(&w, "limited").await;
     let auth = bearer(&d.token);
     // The stateless era: no session object; MCP headers reach the machine untouched.
@@ -717,7 +717,7 @@ async fn streams_resume_through_the_gateway_with_last_event_id() {
 #[tokio::test]
 async fn an_unauthenticated_request_cannot_touch_a_session() {
     let proxy = FakeServer::start();
-    let w = start_world_with(Some(&proxy), Vec::new(), None);
+    let w = start_world(Some(&proxy), Vec::new());
     let d = live(&w, "planted").await;
     let auth = bearer(&d.token);
     let sid = open_session(&d.url, &[("authorization", &auth)]).await;

@@ -61,20 +61,7 @@ async fn api(
     token: &str,
     body: Option<Value>,
 ) -> (u16, Value, String) {
-    let mut r = edge_tests::stack::client()
-        .request(method, f.stack.url(path))
-        .bearer_auth(token);
-    if let Some(b) = body {
-        r = r.json(&b);
-    }
-    let resp = r.send().await.expect("request");
-    let status = resp.status().as_u16();
-    let text = resp.text().await.unwrap_or_default();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::Null),
-        text,
-    )
+    f.stack.call(method, path, token, body).await
 }
 
 async fn deploy(f: &Fixture, token: &str, body: Value) -> (String, String) {
@@ -187,31 +174,9 @@ async fn pypi_and_npm_servers_run_on_the_embedded_default() {
     )
     .await;
     let machine = d["machine"]["id"].as_str().unwrap().to_string();
-    let stop = edge_tests::stack::client()
-        .post(f.machines.api(&format!("/machines/{machine}/stop")))
-        .bearer_auth(&f.machines.token)
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(stop.status(), 200);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let m: Value = edge_tests::stack::client()
-            .get(f.machines.api(&format!("/machines/{machine}")))
-            .bearer_auth(&f.machines.token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if m["state"] == "stopped" {
-            break;
-        }
-        assert!(Instant::now() < deadline, "never stopped: {m}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    f.machines
+        .stop_machine(&machine, Duration::from_secs(30))
+        .await;
     let woke = Instant::now();
     let out = py_call(
         time_url,
