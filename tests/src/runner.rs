@@ -173,9 +173,13 @@ impl Runner {
         self.dir.path()
     }
 
-    /// The runner process's pid (the guard's only child).
+    /// The runner process's pid (among the guard shell's children).
     pub fn pid(&self) -> Option<u32> {
-        children(self.process.pid()).into_iter().next()
+        // The guard shell's children are the runner and, now and then, its own `sleep`.
+        children(self.process.pid()).into_iter().find(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/comm"))
+                .is_ok_and(|c| c.trim() == "catwalk-runner")
+        })
     }
 
     /// Pids of the MCP server processes the runner started (one per session).
