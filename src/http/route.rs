@@ -46,9 +46,16 @@ pub enum Route {
     Logs,
     /// `POST|GET|DELETE|OPTIONS /api/mcp/{id}`: the MCP gateway.
     Mcp,
+    /// `GET /api/registry/servers`: the official MCP registry, searched and normalized.
+    RegistryServers,
+    /// `GET /api/registry/servers/{name}`: one registry entry as a deployment form.
+    RegistryServer,
+    /// `GET /api/openapi.json`: the API contract (OpenAPI 3.1).
+    OpenApi,
 }
 
-/// A matched route and the resource id its path carried, if any.
+/// A matched route and the resource key its path carried, if any: a deployment id, or a
+/// registry server name still percent-encoded as it came (`io.github.acme%2Fweather`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Resolved {
     pub route: Route,
@@ -56,7 +63,9 @@ pub struct Resolved {
 }
 
 /// One path pattern with the methods it answers. A `{id}` segment matches a deployment
-/// id (`dep_` + 30 hex); anything else there is a 404 before any handler runs.
+/// id (`dep_` + 30 hex), a `{name}` segment a registry server name with its one slash
+/// encoded ([`registry_name_segment_ok`]); anything else there is a 404 before any handler
+/// runs.
 struct Entry {
     path: &'static str,
     methods: &'static [(&'static str, Route)],
@@ -142,6 +151,18 @@ const TABLE: &[Entry] = &[
             ("OPTIONS", Route::Mcp),
         ],
     },
+    Entry {
+        path: "/api/registry/servers",
+        methods: &[("GET", Route::RegistryServers)],
+    },
+    Entry {
+        path: "/api/registry/servers/{name}",
+        methods: &[("GET", Route::RegistryServer)],
+    },
+    Entry {
+        path: "/api/openapi.json",
+        methods: &[("GET", Route::OpenApi)],
+    },
 ];
 
 /// Allowed-method lists for the `Allow` header, one per table entry (static so the
@@ -164,7 +185,48 @@ const ALLOW: &[&[&str]] = &[
     &["GET"],
     &["GET"],
     &["POST", "GET", "DELETE", "OPTIONS"],
+    &["GET"],
+    &["GET"],
+    &["GET"],
 ];
+
+/// Every path pattern with the methods it answers, in table order (what the OpenAPI
+/// document must describe, no more and no less).
+pub fn table() -> impl Iterator<Item = (&'static str, Vec<&'static str>)> {
+    TABLE
+        .iter()
+        .map(|e| (e.path, e.methods.iter().map(|(m, _)| *m).collect()))
+}
+
+/// The longest registry server name (the registry's own limit).
+pub const MAX_REGISTRY_NAME: usize = 200;
+
+/// A registry server name (`namespace/server`, reverse DNS) as one path segment, its slash
+/// encoded as `%2F` (either case); nothing else may be encoded and nothing else may appear.
+pub fn registry_name_segment_ok(segment: &str) -> bool {
+    decode_registry_name(segment).is_some()
+}
+
+/// `io.github.acme%2Fweather` → `io.github.acme/weather`, or `None` for anything that is
+/// not a registry name: the namespace is `[A-Za-z0-9.-]+`, the server `[A-Za-z0-9._-]+`
+/// (the registry's own pattern), each with at least one letter or digit.
+pub fn decode_registry_name(segment: &str) -> Option<String> {
+    let (ns, server) = segment
+        .split_once("%2F")
+        .or_else(|| segment.split_once("%2f"))?;
+    // Dots alone (`..`) are a path step somewhere, never a name.
+    let has_alnum = |s: &str| s.bytes().any(|b| b.is_ascii_alphanumeric());
+    let ns_ok = has_alnum(ns)
+        && ns
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-'));
+    let server_ok = has_alnum(server)
+        && server
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    let name = format!("{ns}/{server}");
+    (ns_ok && server_ok && name.len() <= MAX_REGISTRY_NAME).then_some(name)
+}
 
 /// `dep_` followed by 30 lowercase hex digits (what [`crate::ids::new_id`] makes).
 pub fn deployment_id_ok(id: &str) -> bool {
@@ -193,7 +255,10 @@ fn capture(pattern: &str, path: &str) -> Option<Option<String>> {
         match (p.next(), s.next()) {
             (None, None) => return Some(id),
             (Some("{id}"), Some(seg)) if deployment_id_ok(seg) => id = Some(seg.to_string()),
-            (Some(a), Some(b)) if a == b && a != "{id}" => {}
+            (Some("{name}"), Some(seg)) if registry_name_segment_ok(seg) => {
+                id = Some(seg.to_string())
+            }
+            (Some(a), Some(b)) if a == b && !a.starts_with('{') => {}
             _ => return None,
         }
     }
@@ -261,6 +326,33 @@ mod tests {
                 .headers()[0],
             ("Allow", "GET, DELETE".to_string())
         );
+    }
+
+    #[test]
+    fn registry_names_are_one_encoded_segment_and_anything_else_is_404() {
+        let r = resolve("GET", "/api/registry/servers/io.github.acme%2Fweather").unwrap();
+        assert_eq!(
+            (r.route, r.id.as_deref()),
+            (Route::RegistryServer, Some("io.github.acme%2Fweather"))
+        );
+        assert_eq!(
+            decode_registry_name("io.github.Acme-1%2fweather_2.x").as_deref(),
+            Some("io.github.Acme-1/weather_2.x")
+        );
+        for bad in [
+            "/api/registry/servers/io.github.acme/weather",
+            "/api/registry/servers/io.github.acme",
+            "/api/registry/servers/%2Fweather",
+            "/api/registry/servers/acme%2F",
+            "/api/registry/servers/a%2Fb%2Fc",
+            "/api/registry/servers/..%2F..",
+            "/api/registry/servers/a%20b%2Fc",
+            "/api/registry/servers/{name}",
+        ] {
+            assert_eq!(resolve("GET", bad).unwrap_err().status(), 404, "{bad}");
+        }
+        let long = format!("{}%2Fx", "a".repeat(MAX_REGISTRY_NAME));
+        assert!(!registry_name_segment_ok(&long));
     }
 
     #[test]

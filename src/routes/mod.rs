@@ -7,6 +7,8 @@ pub mod auth;
 pub mod deployments;
 pub mod health;
 pub mod mcp;
+pub mod openapi;
+pub mod registry;
 pub mod settings;
 
 use worker::{Context, Env, Request, Response};
@@ -48,5 +50,8 @@ pub async fn dispatch(resolved: Resolved, req: Request, cx: &mut Ctx) -> AppResu
         Route::Usage => mcp::usage_report(req, cx, id).await,
         Route::Logs => deployments::logs(req, cx, id).await,
         Route::Mcp => mcp::handle(req, cx, id).await,
+        Route::RegistryServers => registry::list(req, cx).await,
+        Route::RegistryServer => registry::get(req, cx, id).await,
+        Route::OpenApi => openapi::document(),
     }
 }
