@@ -6,6 +6,9 @@
 //! collect, ask the LLM if a key is configured, merge, confirm the package is published,
 //! store. The pure pieces live in `crate::analysis`; this module only wires them to KV, D1,
 //! Durable Objects and `fetch`. Pipeline runs count against the quota; cache hits are free.
+//!
+//! [`launch_for`] is what a new deployment asks: its launch and credentials, from that plan
+//! or — for a registry entry — from the entry itself (`crate::deploy::from_registry`).
 
 use serde_json::{json, Value};
 use worker::Env;
@@ -14,12 +17,16 @@ use crate::analysis::cache_keys::{self, Entry};
 use crate::analysis::exists::{self, Memo};
 use crate::analysis::merge::{merge, Plan};
 use crate::analysis::request::{AnalyzeRequest, Source};
+use crate::analysis::source::Registry;
 use crate::analysis::{collect, llm};
 use crate::config::Config;
-use crate::error::{AppError, AppResult};
+use crate::deploy::from_registry;
+use crate::deploy::request::{Launch, Origin};
+use crate::error::{AppError, AppResult, FieldError};
 use crate::platform::env;
 use crate::platform::log::Logger;
 use crate::platform::upstream::{FetchUpstream, LLM_TIMEOUT};
+use crate::registry::fetch;
 use crate::store::analysis_cache;
 use crate::store::memo::KvMemo;
 use crate::store::settings;
@@ -85,6 +92,66 @@ pub async fn plan_for(env: &Env, request: &AnalyzeRequest, user_id: &str) -> App
         }
     }
     analyze(env, request, user_id).await
+}
+
+/// The launch a new deployment runs and the credentials it seals. A registry entry is
+/// read (cached briefly) instead of analysed; its package and version are confirmed on npm
+/// or PyPI like any plan's, and the entry version deployed is written back into `origin`.
+pub async fn launch_for(
+    env: &Env,
+    config: &Config,
+    origin: &mut Origin,
+    credentials: &[(String, String)],
+    user_id: &str,
+) -> AppResult<(Launch, Vec<(String, String)>)> {
+    let pick = match origin {
+        Origin::Analyzed(request) => {
+            let plan = plan_for(env, request, user_id).await?;
+            return Ok((Launch::from_plan(&plan)?, credentials.to_vec()));
+        }
+        Origin::Registry(pick) => pick,
+    };
+    let kv = env::cache(env)?;
+    let (up, memo) = (FetchUpstream::default(), KvMemo { kv: &kv });
+    let (doc, entry, _) = fetch::server(
+        &up,
+        &memo,
+        &config.upstreams.mcp_registry,
+        &pick.name,
+        pick.version.as_deref(),
+    )
+    .await
+    .map_err(|e| match e {
+        AppError::NotFound { message } => AppError::field("registry", message),
+        other => other,
+    })?;
+    let (launch, creds) = from_registry::launch(&doc, &entry, pick, credentials)?;
+    let registry = match launch.runtime.as_str() {
+        "python" => Registry::Pypi,
+        _ => Registry::Npm,
+    };
+    let bases = (&config.upstreams.npm_registry, &config.upstreams.pypi);
+    exists::ensure(
+        &up,
+        &memo,
+        bases,
+        registry,
+        &launch.package,
+        launch.version.as_deref(),
+    )
+    .await
+    .map_err(|e| match e {
+        // "not published" names the package field; here the person chose `registry`.
+        AppError::Validation { fields } => AppError::Validation {
+            fields: fields
+                .into_iter()
+                .map(|f| FieldError::new("registry", f.message))
+                .collect(),
+        },
+        other => other,
+    })?;
+    pick.version = Some(entry.version.clone());
+    Ok((launch, creds))
 }
 
 /// Runs the pipeline for a request the cache did not answer: within the person's quota,

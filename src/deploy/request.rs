@@ -1,6 +1,8 @@
 //! What a deployment request may carry, checked before anything is stored: the name, the
-//! region, the credentials (names, sizes, reserved names) and — against the analysis
-//! plan — every required variable present and nothing the server does not read.
+//! region, where the server comes from (a repository or package to analyse, or an entry
+//! of the MCP registry with its argument values), the credentials (names, sizes, reserved
+//! names) and — against the plan — every required variable present and nothing the server
+//! does not read.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -9,6 +11,9 @@ use crate::analysis::plan::env_name_ok;
 use crate::analysis::request::{parse as parse_source, AnalyzeRequest};
 use crate::error::{AppError, AppResult, FieldError};
 use crate::http::input::Fields;
+use crate::registry::entry::name_ok as registry_name_ok;
+use crate::registry::fetch::version_ok as registry_version_ok;
+use crate::registry::form::{Given, MAX_VALUE};
 use launch_spec::{LaunchSpec, Runtime};
 
 pub const MAX_NAME: usize = 40;
@@ -120,12 +125,136 @@ pub fn region_ok(r: &str) -> bool {
     (3..=4).contains(&r.len()) && r.bytes().all(|c| c.is_ascii_lowercase())
 }
 
+/// Where a new deployment's server comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// A repository or package: its analysis (usually cached) is the plan.
+    Analyzed(AnalyzeRequest),
+    /// An entry of the official MCP registry: the entry is the plan, no analysis.
+    Registry(RegistryPick),
+}
+
+/// `{"registry": "<name>", "version"?: …, "arguments"?: {key: "v" | ["v", …]}}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistryPick {
+    pub name: String,
+    /// The entry version asked for; after the entry is read, the one deployed.
+    pub version: Option<String>,
+    pub arguments: Given,
+}
+
+impl Origin {
+    /// What the deployment row records as its source.
+    pub fn normalized(&self) -> String {
+        match self {
+            Self::Analyzed(r) => r.source.normalized(),
+            Self::Registry(p) => format!(
+                "registry:{}@{}",
+                p.name,
+                p.version.as_deref().unwrap_or("latest")
+            ),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CreateRequest {
     pub name: DeploymentName,
-    pub source: AnalyzeRequest,
+    pub source: Origin,
     pub credentials: Vec<(String, String)>,
     pub region: Option<String>,
+}
+
+/// Most argument keys one request may give, and their values' total size.
+const MAX_ARGUMENT_KEYS: usize = 64;
+const MAX_ARGUMENT_BYTES: usize = 32 * 1024;
+
+/// Reads `arguments` into `f`'s error list: an object of key → string or list of strings.
+fn arguments_field(f: &mut Fields<'_>) -> Given {
+    let mut out = Given::new();
+    let obj = match f.get("arguments") {
+        None | Some(Value::Null) => return out,
+        Some(Value::Object(o)) => o,
+        Some(_) => {
+            f.fail(
+                "arguments",
+                "must be an object of name: \"value\" (or a list of values)",
+            );
+            return out;
+        }
+    };
+    if obj.len() > MAX_ARGUMENT_KEYS {
+        f.fail(
+            "arguments",
+            format!("at most {MAX_ARGUMENT_KEYS} arguments"),
+        );
+        return out;
+    }
+    let mut total = 0;
+    for (k, v) in obj {
+        let field = format!("arguments.{}", printable(k));
+        let values: Option<Vec<String>> = match v {
+            Value::String(s) => Some(vec![s.clone()]),
+            Value::Array(items) if items.len() <= 32 => items
+                .iter()
+                .map(|i| i.as_str().map(str::to_string))
+                .collect(),
+            _ => None,
+        };
+        match values {
+            Some(vals) if vals.iter().any(|s| s.len() > MAX_VALUE) => {
+                f.fail(&field, format!("must be at most {MAX_VALUE} bytes"))
+            }
+            Some(vals) => {
+                total += k.len() + vals.iter().map(String::len).sum::<usize>();
+                out.insert(k.clone(), vals);
+            }
+            None => f.fail(&field, "must be a string or a list of at most 32 strings"),
+        }
+    }
+    if total > MAX_ARGUMENT_BYTES {
+        f.fail(
+            "arguments",
+            format!("must total at most {MAX_ARGUMENT_BYTES} bytes"),
+        );
+    }
+    out
+}
+
+/// The registry source of a create body, when it names one (`registry`).
+fn registry_pick(f: &mut Fields<'_>) -> Option<RegistryPick> {
+    let has = |f: &Fields<'_>, k: &str| f.get(k).is_some_and(|v| !v.is_null());
+    if !has(f, "registry") {
+        for k in ["version", "arguments"] {
+            if has(f, k) {
+                f.fail(k, "is only taken with registry");
+            }
+        }
+        return None;
+    }
+    if has(f, "repo_url") || has(f, "package") {
+        f.fail("registry", "give one of repo_url, package or registry");
+    }
+    let name = f.required_str("registry", 256);
+    if name.as_deref().is_some_and(|n| !registry_name_ok(n)) {
+        f.fail(
+            "registry",
+            "must be a registry server name such as io.github.owner/server",
+        );
+    }
+    let version = f.optional_str("version", 128);
+    if version.as_deref().is_some_and(|v| !registry_version_ok(v)) {
+        f.fail(
+            "version",
+            "must be a version such as 1.2.0 (letters, digits, . + - _)",
+        );
+    }
+    let arguments = arguments_field(f);
+    Some(RegistryPick {
+        name: name.unwrap_or_default(),
+        version,
+        arguments,
+    })
 }
 
 /// Reads `{"credentials": {NAME: "value"}}` into `f`'s error list; absent is empty.
@@ -206,8 +335,12 @@ pub fn parse_create(body: &Value) -> AppResult<CreateRequest> {
         }
     }
     let credentials = credentials_field(&mut f);
-    let (name, region, credentials) = f.finish(|| (name, region, credentials))?;
-    let source = parse_source(body)?;
+    let pick = registry_pick(&mut f);
+    let (name, region, credentials, pick) = f.finish(|| (name, region, credentials, pick))?;
+    let source = match pick {
+        Some(p) => Origin::Registry(p),
+        None => Origin::Analyzed(parse_source(body)?),
+    };
     Ok(CreateRequest {
         name: name.ok_or_else(|| AppError::field("name", "is required"))?,
         source,
@@ -402,6 +535,64 @@ mod tests {
             "API_KEY",
         ] {
             assert!(!reserved(name), "{name} is an ordinary credential");
+        }
+    }
+
+    #[test]
+    fn a_registry_source_parses_and_mixing_sources_is_named() {
+        let r = parse_create(
+            &json!({"name": "w", "registry": "io.github.acme/weather", "version": "2.1.0",
+            "arguments": {"greeting": "hi", "path": ["a", "b"]}}),
+        )
+        .unwrap();
+        let Origin::Registry(p) = &r.source else {
+            panic!("{:?}", r.source)
+        };
+        assert_eq!(
+            (p.name.as_str(), p.version.as_deref()),
+            ("io.github.acme/weather", Some("2.1.0"))
+        );
+        assert_eq!(p.arguments["path"], ["a", "b"]);
+        assert_eq!(
+            r.source.normalized(),
+            "registry:io.github.acme/weather@2.1.0"
+        );
+        for (body, field) in [
+            (
+                json!({"name": "w", "registry": "io.github.acme/weather", "package": "npm:x"}),
+                "registry",
+            ),
+            (json!({"name": "w", "registry": "../../etc"}), "registry"),
+            (json!({"name": "w", "registry": 5}), "registry"),
+            (
+                json!({"name": "w", "registry": "a/b", "version": "1.0 && id"}),
+                "version",
+            ),
+            (
+                json!({"name": "w", "registry": "a/b", "arguments": ["x"]}),
+                "arguments",
+            ),
+            (
+                json!({"name": "w", "registry": "a/b", "arguments": {"k": 5}}),
+                "arguments.k",
+            ),
+            (
+                json!({"name": "w", "registry": "a/b", "arguments": {"k": "x".repeat(2000)}}),
+                "arguments.k",
+            ),
+            (
+                json!({"name": "w", "package": "npm:x", "version": "1.0.0"}),
+                "version",
+            ),
+            (
+                json!({"name": "w", "package": "npm:x", "arguments": {}}),
+                "arguments",
+            ),
+        ] {
+            assert!(
+                field_names(parse_create(&body).unwrap_err()).contains(&field.to_string()),
+                "{body}"
+            );
         }
     }
 

@@ -48,7 +48,7 @@ pub async fn create(
         Account::User => Some(seal_fly_token(ring, &id, account.token())?),
         Account::Operator => None,
     };
-    let source = request.source.source.normalized();
+    let source = request.source.normalized();
     let config = StoredConfig::new(
         launch,
         request.region.clone(),

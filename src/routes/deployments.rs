@@ -9,7 +9,7 @@ use worker::{Request, Response};
 use crate::crypto::keyring;
 use crate::deploy::client_config::snippets;
 use crate::deploy::fly_client::FlyError;
-use crate::deploy::request::{parse_create, parse_credentials, Launch};
+use crate::deploy::request::{parse_create, parse_credentials};
 use crate::deploy::state::Status;
 use crate::error::{AppError, AppResult};
 use crate::http::page::{self, cursor};
@@ -65,7 +65,7 @@ async fn owned(cx: &Ctx, user: &User, id: Option<&str>) -> AppResult<Deployment>
 pub async fn create(mut req: Request, cx: &mut Ctx) -> AppResult<Response> {
     let user = signed_in(&req, cx).await?;
     let body = web::read_json(&mut req).await?;
-    let request = parse_create(&body)?;
+    let mut request = parse_create(&body)?;
     // Nothing is sealed without keys: said before any platform or analysis work.
     keyring::required(cx.config.encryption_keys.as_ref())?;
     for (_, v) in &request.credentials {
@@ -75,8 +75,19 @@ pub async fn create(mut req: Request, cx: &mut Ctx) -> AppResult<Response> {
     // Configuration first: nothing is validated against a platform we cannot reach. The
     // account chosen now is recorded with the deployment and used for its whole life.
     let account = live.accounts.for_new(&user.id).await?;
-    let plan = crate::planner::plan_for(&cx.env, &request.source, &user.id).await?;
-    let launch = Launch::from_plan(&plan)?;
+    let (launch, credentials) = crate::planner::launch_for(
+        &cx.env,
+        &cx.config,
+        &mut request.source,
+        &request.credentials,
+        &user.id,
+    )
+    .await?;
+    // Defaults and fixed values a registry entry sets are sealed like the person's own.
+    for (_, v) in &credentials {
+        cx.log.also_redact(v);
+    }
+    request.credentials = credentials;
     launch.check(&request.credentials)?;
     let created = lifecycle::create::create(
         &live,

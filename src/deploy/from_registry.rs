@@ -1,0 +1,178 @@
+//! A registry entry and a person's values → the [`Launch`] a deployment keeps and the
+//! credentials it seals: the entry's first runnable package, its arguments filled and
+//! checked, its variables' defaults and fixed values added. No analysis: the entry is the
+//! plan. Pure.
+
+use serde_json::Value;
+
+use crate::deploy::request::{Launch, RegistryPick, Variable};
+use crate::error::{AppError, AppResult, FieldError};
+use crate::registry::entry::{Entry, Status};
+use crate::registry::form::{self, Form};
+use crate::registry::{runnable, why_not};
+
+pub fn launch(
+    doc: &Value,
+    entry: &Entry,
+    pick: &RegistryPick,
+    credentials: &[(String, String)],
+) -> AppResult<(Launch, Vec<(String, String)>)> {
+    if entry.status == Status::Deleted {
+        return Err(AppError::field(
+            "registry",
+            "was deleted from the registry; choose another version or server",
+        ));
+    }
+    let Some(pkg) = runnable(doc) else {
+        return Err(AppError::field(
+            "registry",
+            format!("cannot be deployed here. {}", why_not(entry)),
+        ));
+    };
+    let form = Form::of(pkg);
+    let mut fields: Vec<FieldError> = Vec::new();
+    let args = form::arguments(&form, &pick.arguments).unwrap_or_else(|e| {
+        fields.extend(e);
+        Vec::new()
+    });
+    let creds = form::environment(&form, credentials).unwrap_or_else(|e| {
+        fields.extend(e);
+        Vec::new()
+    });
+    if !fields.is_empty() {
+        return Err(AppError::Validation { fields });
+    }
+    let mut env_vars: Vec<Variable> = form
+        .env_vars
+        .iter()
+        .map(|v| Variable {
+            name: v.name.clone(),
+            required: v.required && v.default.is_none(),
+            secret: v.secret,
+        })
+        .collect();
+    env_vars.extend(form.fixed_env.iter().map(|(name, _)| Variable {
+        name: name.clone(),
+        required: false,
+        secret: false,
+    }));
+    let launch = Launch {
+        runtime: form.runtime.to_string(),
+        package: form.package.clone(),
+        version: form.version.clone(),
+        args,
+        env_vars,
+        arbitrary_env: false,
+    };
+    if !launch.launchable() {
+        return Err(AppError::field(
+            "arguments",
+            "make a command line we do not run (too many values, or one too long)",
+        ));
+    }
+    Ok((launch, creds))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::entry::read;
+    use crate::registry::fixtures::load;
+    use crate::registry::form::Given;
+
+    fn pick(args: &[(&str, &[&str])]) -> RegistryPick {
+        RegistryPick {
+            name: "io.github.catwalk-test/argv-echo".into(),
+            version: None,
+            arguments: args
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.iter().map(|s| s.to_string()).collect()))
+                .collect::<Given>(),
+        }
+    }
+
+    #[test]
+    fn an_entry_and_values_make_a_launch_whose_variables_check_like_any_plan() {
+        let doc = load("argv-echo");
+        let entry = read(&doc).unwrap();
+        let creds = [("ECHO_TOKEN".to_string(), "s3cret".to_string())];
+        let (launch, sealed) = launch(
+            &doc,
+            &entry,
+            &pick(&[("greeting", &["hi; rm -rf ~"]), ("path", &["a", "b"])]),
+            &creds,
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                launch.runtime.as_str(),
+                launch.package.as_str(),
+                launch.version.as_deref()
+            ),
+            ("npm", "catwalk-argv-echo", Some("1.0.0"))
+        );
+        assert_eq!(
+            launch.args,
+            [
+                "stdio",
+                "--greeting",
+                "hi; rm -rf ~",
+                "--mode",
+                "careful",
+                "a",
+                "b"
+            ]
+        );
+        assert_eq!(
+            sealed,
+            [
+                ("ECHO_TOKEN".to_string(), "s3cret".to_string()),
+                ("ECHO_REGION".to_string(), "eu".to_string())
+            ]
+        );
+        launch.check(&sealed).unwrap();
+        // The secret the entry requires is required here too.
+        let (launch, sealed) = launch_for_missing_token(&doc);
+        assert!(launch.check(&sealed).is_err());
+    }
+
+    fn launch_for_missing_token(doc: &Value) -> (Launch, Vec<(String, String)>) {
+        let entry = read(doc).unwrap();
+        launch(doc, &entry, &pick(&[("greeting", &["x"])]), &[]).unwrap()
+    }
+
+    #[test]
+    fn entries_that_cannot_run_and_bad_values_are_422_naming_the_field() {
+        for name in ["oci-only", "remote-only", "deleted"] {
+            let doc = load(name);
+            let e = launch(&doc, &read(&doc).unwrap(), &pick(&[]), &[]).unwrap_err();
+            assert_eq!(e.status(), 422, "{name}");
+            let AppError::Validation { fields } = e else {
+                panic!("{name}")
+            };
+            assert_eq!(fields[0].field, "registry");
+        }
+        let doc = load("argv-echo");
+        let e = launch(
+            &doc,
+            &read(&doc).unwrap(),
+            &pick(&[("mode", &["reckless"]), ("retries", &["3; id"])]),
+            &[("ECHO_REGION".into(), "mars".into())],
+        )
+        .unwrap_err();
+        let AppError::Validation { fields } = e else {
+            panic!()
+        };
+        let mut names: Vec<&str> = fields.iter().map(|f| f.field.as_str()).collect();
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                "arguments.greeting",
+                "arguments.mode",
+                "arguments.retries",
+                "credentials.ECHO_REGION"
+            ]
+        );
+    }
+}
