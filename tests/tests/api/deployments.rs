@@ -915,7 +915,7 @@ async fn a_canary_credential_never_leaves_the_vault() {
     }
 }
 
-fn collect_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+pub fn collect_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
     for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
         let p = e.path();
         if p.is_dir() {

@@ -9,6 +9,7 @@ mod edge;
 mod gateway;
 mod health;
 mod readiness;
+mod registry;
 mod security;
 mod storage;
 mod support;
