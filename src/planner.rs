@@ -94,7 +94,8 @@ pub async fn plan_for(env: &Env, request: &AnalyzeRequest, user_id: &str) -> App
     analyze(env, request, user_id).await
 }
 
-/// The launch a new deployment runs and the credentials it seals. A registry entry is
+/// The launch a new deployment runs (`credentials` are checked against a registry
+/// entry's declared choices and formats). A registry entry is
 /// read (cached briefly) instead of analysed; its package and version are confirmed on npm
 /// or PyPI like any plan's, and the entry version deployed is written back into `origin`.
 pub async fn launch_for(
@@ -103,11 +104,11 @@ pub async fn launch_for(
     origin: &mut Origin,
     credentials: &[(String, String)],
     user_id: &str,
-) -> AppResult<(Launch, Vec<(String, String)>)> {
+) -> AppResult<Launch> {
     let pick = match origin {
         Origin::Analyzed(request) => {
             let plan = plan_for(env, request, user_id).await?;
-            return Ok((Launch::from_plan(&plan)?, credentials.to_vec()));
+            return Launch::from_plan(&plan);
         }
         Origin::Registry(pick) => pick,
     };
@@ -125,7 +126,7 @@ pub async fn launch_for(
         AppError::NotFound { message } => AppError::field("registry", message),
         other => other,
     })?;
-    let (launch, creds) = from_registry::launch(&doc, &entry, pick, credentials)?;
+    let launch = from_registry::launch(&doc, &entry, pick, credentials)?;
     let registry = match launch.runtime.as_str() {
         "python" => Registry::Pypi,
         _ => Registry::Npm,
@@ -151,7 +152,7 @@ pub async fn launch_for(
         other => other,
     })?;
     pick.version = Some(entry.version.clone());
-    Ok((launch, creds))
+    Ok(launch)
 }
 
 /// Runs the pipeline for a request the cache did not answer: within the person's quota,

@@ -1,6 +1,7 @@
-//! A registry entry and a person's values → the [`Launch`] a deployment keeps and the
-//! credentials it seals: the entry's first runnable package, its arguments filled and
-//! checked, its variables' defaults and fixed values added. No analysis: the entry is the
+//! A registry entry and a person's values → the [`Launch`] a deployment keeps: the entry's
+//! first runnable package, its arguments filled and checked, the person's variables
+//! checked against the entry's `choices`/`format`, its variables' defaults and fixed
+//! values kept as presets (`Launch::complete` adds them). No analysis: the entry is the
 //! plan. Pure.
 
 use serde_json::Value;
@@ -16,7 +17,7 @@ pub fn launch(
     entry: &Entry,
     pick: &RegistryPick,
     credentials: &[(String, String)],
-) -> AppResult<(Launch, Vec<(String, String)>)> {
+) -> AppResult<Launch> {
     if entry.status == Status::Deleted {
         return Err(AppError::field(
             "registry",
@@ -35,10 +36,9 @@ pub fn launch(
         fields.extend(e);
         Vec::new()
     });
-    let creds = form::environment(&form, credentials).unwrap_or_else(|e| {
+    if let Err(e) = form::check_environment(&form, credentials) {
         fields.extend(e);
-        Vec::new()
-    });
+    }
     if !fields.is_empty() {
         return Err(AppError::Validation { fields });
     }
@@ -49,12 +49,16 @@ pub fn launch(
             name: v.name.clone(),
             required: v.required && v.default.is_none(),
             secret: v.secret,
+            preset: v.default.clone(),
+            fixed: false,
         })
         .collect();
-    env_vars.extend(form.fixed_env.iter().map(|(name, _)| Variable {
+    env_vars.extend(form.fixed_env.iter().map(|(name, value)| Variable {
         name: name.clone(),
         required: false,
         secret: false,
+        preset: Some(value.clone()),
+        fixed: true,
     }));
     let launch = Launch {
         runtime: form.runtime.to_string(),
@@ -70,7 +74,7 @@ pub fn launch(
             "make a command line we do not run (too many values, or one too long)",
         ));
     }
-    Ok((launch, creds))
+    Ok(launch)
 }
 
 #[cfg(test)]
@@ -96,13 +100,14 @@ mod tests {
         let doc = load("argv-echo");
         let entry = read(&doc).unwrap();
         let creds = [("ECHO_TOKEN".to_string(), "s3cret".to_string())];
-        let (launch, sealed) = launch(
+        let launch = launch(
             &doc,
             &entry,
             &pick(&[("greeting", &["hi; rm -rf ~"]), ("path", &["a", "b"])]),
             &creds,
         )
         .unwrap();
+        let sealed = launch.complete(&creds).unwrap();
         assert_eq!(
             (
                 launch.runtime.as_str(),
@@ -132,13 +137,32 @@ mod tests {
         );
         launch.check(&sealed).unwrap();
         // The secret the entry requires is required here too.
-        let (launch, sealed) = launch_for_missing_token(&doc);
-        assert!(launch.check(&sealed).is_err());
-    }
-
-    fn launch_for_missing_token(doc: &Value) -> (Launch, Vec<(String, String)>) {
-        let entry = read(doc).unwrap();
-        launch(doc, &entry, &pick(&[("greeting", &["x"])]), &[]).unwrap()
+        let bare = launch.complete(&[]).unwrap();
+        assert!(launch.check(&bare).is_err());
+        // A replaced set keeps the defaults, and a fixed value cannot be given.
+        let mut weather = load("weather");
+        weather["server"]["name"] = "io.github.catwalk-test/argv-echo".into();
+        let w = super::launch(&weather, &read(&weather).unwrap(), &pick(&[]), &[]).unwrap();
+        let set = w.complete(&[("ACME_API_KEY".into(), "k".into())]).unwrap();
+        assert_eq!(
+            set,
+            [
+                ("ACME_API_KEY".to_string(), "k".to_string()),
+                ("ACME_UNITS".to_string(), "metric".to_string()),
+                ("ACME_USER_AGENT".to_string(), "catwalk/1".to_string())
+            ]
+        );
+        w.check(&set).unwrap();
+        let e = w
+            .complete(&[("ACME_USER_AGENT".into(), "mine".into())])
+            .unwrap_err();
+        assert_eq!(e.status(), 422);
+        // What is stored round-trips with its presets; an analysis plan's guesses do not
+        // become presets.
+        let stored: Launch = serde_json::from_value(serde_json::to_value(&w).unwrap()).unwrap();
+        assert_eq!(stored, w);
+        let plan = serde_json::json!({"runtime": "npm", "package": "x", "env_vars": [{"name": "A", "default": "guess"}]});
+        assert_eq!(Launch::from_plan(&plan).unwrap().env_vars[0].preset, None);
     }
 
     #[test]

@@ -383,6 +383,13 @@ pub struct Variable {
     pub required: bool,
     #[serde(default)]
     pub secret: bool,
+    /// The value a registry entry supplies when the person gives none (its `default`, or
+    /// its fixed value). Not read from an analysis plan, whose `default` is a guess.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preset: Option<String>,
+    /// The entry sets this variable itself (to `preset`); a person may not.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fixed: bool,
 }
 
 impl Launch {
@@ -417,6 +424,29 @@ impl Launch {
         spec.validate()
             .map_err(|e| AppError::internal(format!("launch plan refused: {e}")))?;
         Ok(spec)
+    }
+
+    /// The variables a machine gets from the person's: every preset the person left out
+    /// added (so a replaced set keeps a registry entry's defaults and fixed values), and a
+    /// fixed variable given by the person refused.
+    pub fn complete(&self, creds: &[(String, String)]) -> AppResult<Vec<(String, String)>> {
+        let fields: Vec<FieldError> = creds
+            .iter()
+            .filter(|(k, _)| self.env_vars.iter().any(|v| v.fixed && v.name == *k))
+            .map(|(k, _)| {
+                FieldError::new(format!("credentials.{k}"), "is set by the registry entry")
+            })
+            .collect();
+        if !fields.is_empty() {
+            return Err(AppError::Validation { fields });
+        }
+        let mut out = creds.to_vec();
+        for v in &self.env_vars {
+            if let (Some(p), false) = (&v.preset, creds.iter().any(|(k, _)| *k == v.name)) {
+                out.push((v.name.clone(), p.clone()));
+            }
+        }
+        Ok(out)
     }
 
     /// Required variables present and non-empty; unknown names refused (unless the plan

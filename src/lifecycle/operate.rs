@@ -128,7 +128,9 @@ pub async fn replace_credentials<R: Rows, A: Accounts, P: Platform, Q: Probe>(
     d: &Deployment,
     creds: Vec<(String, String)>,
 ) -> AppResult<()> {
-    d.launch()?.check(&creds)?;
+    let launch = d.launch()?;
+    let creds = launch.complete(&creds)?;
+    launch.check(&creds)?;
     if settling(d.status) {
         return Err(AppError::Conflict {
             code: "deployment_busy",

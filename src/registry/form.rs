@@ -458,45 +458,34 @@ pub fn arguments(form: &Form, given: &Given) -> Result<Vec<String>, Vec<FieldErr
     Ok(argv)
 }
 
-/// The credentials a deployment gets: the person's, checked against the declared fields
-/// (choices, format), plus defaults for what they left out and the entry's fixed values.
-/// A fixed variable cannot be overridden.
-pub fn environment(
-    form: &Form,
-    given: &[(String, String)],
-) -> Result<Vec<(String, String)>, Vec<FieldError>> {
+/// The person's credentials checked against the declared fields (`choices`, `format`).
+/// Defaults and fixed values are added later, from the launch (`Launch::complete`), so
+/// a replaced set keeps them too.
+pub fn check_environment(form: &Form, given: &[(String, String)]) -> Result<(), Vec<FieldError>> {
     let mut errors = Vec::new();
-    let mut out = Vec::new();
     for (k, v) in given {
-        let field = format!("credentials.{k}");
-        if form.fixed_env.iter().any(|(n, _)| n == k) {
-            errors.push(FieldError::new(field, "is set by the registry entry"));
+        let Some(f) = form.env_vars.iter().find(|f| f.name == *k) else {
+            continue;
+        };
+        if v.is_empty() {
             continue;
         }
-        if let Some(f) = form.env_vars.iter().find(|f| f.name == *k) {
-            if !v.is_empty() && f.format != Format::String {
-                if let Err(why) = check_value(v, &f.choices, f.format) {
-                    errors.push(FieldError::new(field, why));
-                    continue;
-                }
-            } else if !v.is_empty() && !f.choices.is_empty() && !f.choices.contains(v) {
-                errors.push(FieldError::new(
-                    field,
-                    format!("must be one of: {}", f.choices.join(", ")),
-                ));
-                continue;
+        let checked = if f.format == Format::String {
+            // Free text may hold newlines (a PEM key); only the choices bind it.
+            if f.choices.is_empty() || f.choices.contains(v) {
+                Ok(())
+            } else {
+                Err(format!("must be one of: {}", f.choices.join(", ")))
             }
+        } else {
+            check_value(v, &f.choices, f.format)
+        };
+        if let Err(why) = checked {
+            errors.push(FieldError::new(format!("credentials.{k}"), why));
         }
-        out.push((k.clone(), v.clone()));
     }
-    for f in &form.env_vars {
-        if let (Some(d), false) = (&f.default, given.iter().any(|(k, _)| *k == f.name)) {
-            out.push((f.name.clone(), d.clone()));
-        }
-    }
-    out.extend(form.fixed_env.iter().cloned());
     if errors.is_empty() {
-        Ok(out)
+        Ok(())
     } else {
         Err(errors)
     }

@@ -75,7 +75,7 @@ pub async fn create(mut req: Request, cx: &mut Ctx) -> AppResult<Response> {
     // Configuration first: nothing is validated against a platform we cannot reach. The
     // account chosen now is recorded with the deployment and used for its whole life.
     let account = live.accounts.for_new(&user.id).await?;
-    let (launch, credentials) = crate::planner::launch_for(
+    let launch = crate::planner::launch_for(
         &cx.env,
         &cx.config,
         &mut request.source,
@@ -84,10 +84,7 @@ pub async fn create(mut req: Request, cx: &mut Ctx) -> AppResult<Response> {
     )
     .await?;
     // Defaults and fixed values a registry entry sets are sealed like the person's own.
-    for (_, v) in &credentials {
-        cx.log.also_redact(v);
-    }
-    request.credentials = credentials;
+    request.credentials = launch.complete(&request.credentials)?;
     launch.check(&request.credentials)?;
     let created = lifecycle::create::create(
         &live,

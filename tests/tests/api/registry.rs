@@ -640,6 +640,34 @@ async fn a_registry_entry_deploys_with_its_arguments_as_argv() {
     );
     assert_eq!(seen["region"], "eu", "the entry's default was set");
     assert_eq!(seen["token_length"], canary.len());
+    // A replaced set of credentials keeps the entry's defaults.
+    let rotated = format!("{canary}-2");
+    let (s, _, text) = api(
+        &f,
+        Method::PUT,
+        &format!("/api/deployments/{id}/credentials"),
+        &token,
+        Some(json!({"credentials": {"ECHO_TOKEN": rotated}})),
+    )
+    .await;
+    assert_eq!(s, 200, "{text}");
+    assert_eq!(settled(&f, &token, &id).await["status"], "running");
+    let (url, access) = (
+        created["connection_url"].as_str().unwrap().to_string(),
+        created["access_token"].as_str().unwrap().to_string(),
+    );
+    let arg = json!({"tool": "argv", "arguments": {}}).to_string();
+    let again = tokio::task::spawn_blocking(move || {
+        edge_tests::clients::python(&url, &access, "call", Some(&arg))
+    })
+    .await
+    .unwrap();
+    let again: Value = serde_json::from_str(again["text"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        (again["region"].as_str(), again["token_length"].as_u64()),
+        (Some("eu"), Some(rotated.len() as u64)),
+        "{again}"
+    );
     // The secret went to the server only.
     let (_, got, got_text) = api(
         &f,
