@@ -268,6 +268,19 @@ impl Machines {
     }
 
     /// One machine's record as the API shows it.
+    /// `GET /machines{query}` of the local Fly API (`query` "" or `?metadata.…=…`).
+    pub async fn machines(&self, query: &str) -> serde_json::Value {
+        crate::stack::client()
+            .get(self.api(&format!("/machines{query}")))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .expect("list machines")
+            .json()
+            .await
+            .expect("machines json")
+    }
+
     pub async fn machine(&self, machine_id: &str) -> serde_json::Value {
         crate::stack::client()
             .get(self.api(&format!("/machines/{machine_id}")))

@@ -361,6 +361,21 @@ impl Stack {
         (status, json, text)
     }
 
+    /// Polls a deployment until it leaves `pending`/`deploying` (or fails the test after
+    /// `limit` with its last form); its last GET form.
+    pub async fn settled(&self, token: &str, id: &str, limit: Duration) -> Value {
+        let deadline = Instant::now() + limit;
+        loop {
+            let path = format!("/api/deployments/{id}");
+            let (_, d, _) = self.call(reqwest::Method::GET, &path, token, None).await;
+            if d["status"] != "deploying" && d["status"] != "pending" {
+                return d;
+            }
+            assert!(Instant::now() < deadline, "never settled: {d}");
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+
     /// A valid session token for `sub`.
     pub fn token(&self, sub: &str, email: Option<&str>) -> String {
         jwt::session(self.var("AUTH_SECRET"), sub, email)

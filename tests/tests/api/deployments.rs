@@ -136,18 +136,10 @@ pub async fn wait_status(w: &World, token: &str, id: &str, want: &str) -> Value 
 
 /// Machines (not destroyed) the local Fly API holds for a deployment.
 pub async fn machines_of(w: &World, id: &str) -> Vec<Value> {
-    let url = w
+    let list = w
         .machines
-        .api(&format!("/machines?metadata.catwalk_deployment={id}"));
-    let list: Value = client()
-        .get(url)
-        .bearer_auth(&w.machines.token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .machines(&format!("?metadata.catwalk_deployment={id}"))
+        .await;
     list.as_array()
         .unwrap()
         .iter()

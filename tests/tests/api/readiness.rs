@@ -13,6 +13,8 @@ use edge_tests::stack::{Stack, StackOptions};
 use reqwest::Method;
 use serde_json::{json, Value};
 
+use super::support::py_call;
+
 struct Fixture {
     fake: FakeServer,
     machines: Machines,
@@ -73,35 +75,6 @@ async fn deploy(f: &Fixture, token: &str, body: Value) -> (String, String) {
     )
 }
 
-/// Polls until the deployment leaves `deploying`; its last GET form.
-async fn settled(f: &Fixture, token: &str, id: &str, limit: Duration) -> Value {
-    let deadline = Instant::now() + limit;
-    loop {
-        let (_, d, _) = api(
-            f,
-            Method::GET,
-            &format!("/api/deployments/{id}"),
-            token,
-            None,
-        )
-        .await;
-        if d["status"] != "deploying" && d["status"] != "pending" {
-            return d;
-        }
-        assert!(Instant::now() < deadline, "never settled: {d}");
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-}
-
-async fn py_call(url: String, token: String, tool: &str, arguments: Value) -> Value {
-    let arg = json!({"tool": tool, "arguments": arguments}).to_string();
-    tokio::task::spawn_blocking(move || {
-        edge_tests::clients::python(&url, &token, "call", Some(&arg))
-    })
-    .await
-    .unwrap()
-}
-
 const TIME_VERSION: &str = "2026.10.19";
 const MEMORY_VERSION: &str = "2026.8.31";
 
@@ -143,7 +116,7 @@ async fn pypi_and_npm_servers_run_on_the_embedded_default() {
     )
     .await;
     for id in [&time_id, &mem_id] {
-        let d = settled(&f, &token, id, Duration::from_secs(300)).await;
+        let d = f.stack.settled(&token, id, Duration::from_secs(300)).await;
         assert_eq!(d["status"], "running", "{d}");
     }
 
@@ -319,7 +292,7 @@ async fn a_server_that_cannot_start_fails_in_its_own_words_without_leaking_a_sec
         deployed.push(id);
     }
     for (id, (kind, _, _, words)) in deployed.iter().zip(&cases) {
-        let d = settled(&f, &token, id, Duration::from_secs(120)).await;
+        let d = f.stack.settled(&token, id, Duration::from_secs(120)).await;
         assert_eq!(d["status"], "failed", "{kind}: {d}");
         let message = d["error_message"].as_str().unwrap();
         assert!(message.contains(words), "{kind}: {message}");
@@ -362,7 +335,10 @@ async fn a_server_that_cannot_start_fails_in_its_own_words_without_leaking_a_sec
         (200, Some("deploying")),
         "{text}"
     );
-    let d = settled(&f, &token, &deployed[1], Duration::from_secs(120)).await;
+    let d = f
+        .stack
+        .settled(&token, &deployed[1], Duration::from_secs(120))
+        .await;
     assert_eq!(d["status"], "failed");
     for id in &deployed {
         let (s, _, text) = api(
@@ -375,15 +351,7 @@ async fn a_server_that_cannot_start_fails_in_its_own_words_without_leaking_a_sec
         .await;
         assert_eq!(s, 204, "{text}");
     }
-    let all: Value = edge_tests::stack::client()
-        .get(f.machines.api("/machines"))
-        .bearer_auth(&f.machines.token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let all: Value = f.machines.machines("").await;
     assert!(
         all.as_array()
             .unwrap()

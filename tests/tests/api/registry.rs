@@ -14,6 +14,8 @@ use edge_tests::stack::{Stack, StackOptions};
 use reqwest::Method;
 use serde_json::{json, Value};
 
+use super::support::py_call;
+
 struct Fixture {
     registry: FakeServer,
     npm: FakeServer,
@@ -501,25 +503,6 @@ async fn a_failing_registry_is_503_or_502_never_an_empty_answer() {
     assert_eq!(list["items"], json!([]));
 }
 
-async fn settled(f: &Fixture, token: &str, id: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let (_, d, _) = api(
-            f,
-            Method::GET,
-            &format!("/api/deployments/{id}"),
-            token,
-            None,
-        )
-        .await;
-        if d["status"] != "deploying" && d["status"] != "pending" {
-            return d;
-        }
-        assert!(Instant::now() < deadline, "never settled: {d}");
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-}
-
 /// A deployment straight from a registry entry: bad values are named and write nothing;
 /// good ones reach the real server as argv elements, shell metacharacters and all; the
 /// entry's defaults are set; the secret appears nowhere but in the server's environment.
@@ -613,16 +596,11 @@ async fn a_registry_entry_deploys_with_its_arguments_as_argv() {
         created["deployment"]["package"],
         format!("catwalk-argv-echo-{}", f.run)
     );
-    let d = settled(&f, &token, &id).await;
+    let d = f.stack.settled(&token, &id, Duration::from_secs(120)).await;
     assert_eq!(d["status"], "running", "{d}");
     let url = created["connection_url"].as_str().unwrap().to_string();
-    let arg = json!({"tool": "argv", "arguments": {}}).to_string();
-    let seen = tokio::task::spawn_blocking(move || {
-        edge_tests::clients::python(&url, &access, "call", Some(&arg))
-    })
-    .await
-    .unwrap();
-    let seen: Value = serde_json::from_str(seen["text"].as_str().unwrap()).unwrap();
+    let argv = || py_call(url.clone(), access.clone(), "argv", json!({}));
+    let seen: Value = serde_json::from_str(argv().await["text"].as_str().unwrap()).unwrap();
     assert_eq!(
         seen["argv"],
         json!([
@@ -651,18 +629,11 @@ async fn a_registry_entry_deploys_with_its_arguments_as_argv() {
     )
     .await;
     assert_eq!(s, 200, "{text}");
-    assert_eq!(settled(&f, &token, &id).await["status"], "running");
-    let (url, access) = (
-        created["connection_url"].as_str().unwrap().to_string(),
-        created["access_token"].as_str().unwrap().to_string(),
+    assert_eq!(
+        f.stack.settled(&token, &id, Duration::from_secs(120)).await["status"],
+        "running"
     );
-    let arg = json!({"tool": "argv", "arguments": {}}).to_string();
-    let again = tokio::task::spawn_blocking(move || {
-        edge_tests::clients::python(&url, &access, "call", Some(&arg))
-    })
-    .await
-    .unwrap();
-    let again: Value = serde_json::from_str(again["text"].as_str().unwrap()).unwrap();
+    let again: Value = serde_json::from_str(argv().await["text"].as_str().unwrap()).unwrap();
     assert_eq!(
         (again["region"].as_str(), again["token_length"].as_u64()),
         (Some("eu"), Some(rotated.len() as u64)),
@@ -693,15 +664,7 @@ async fn a_registry_entry_deploys_with_its_arguments_as_argv() {
         assert!(!found, "{} holds the canary", file.display());
     }
     // The machine runs exactly the entry's package with the person's values.
-    let machines: Value = edge_tests::stack::client()
-        .get(f.machines.api("/machines"))
-        .bearer_auth(&f.machines.token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let machines: Value = f.machines.machines("").await;
     assert!(
         machines.to_string().contains("--not-an-option-of-npx"),
         "{machines}"

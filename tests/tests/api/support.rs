@@ -57,3 +57,14 @@ pub async fn send(
 pub fn unique() -> String {
     edge_tests::random_hex(6)
 }
+
+/// One tool call by the Python SDK client through `url` (its own session): what
+/// `tests/clients/py_client.py call` printed.
+pub async fn py_call(url: String, token: String, tool: &str, arguments: Value) -> Value {
+    let arg = serde_json::json!({"tool": tool, "arguments": arguments}).to_string();
+    tokio::task::spawn_blocking(move || {
+        edge_tests::clients::python(&url, &token, "call", Some(&arg))
+    })
+    .await
+    .unwrap()
+}
