@@ -77,3 +77,8 @@ elif ! grep -q '^ENVIRONMENT=' .dev.vars; then
   say "adding ENVIRONMENT=development to .dev.vars"
   printf 'ENVIRONMENT="development"\n' >> .dev.vars
 fi
+if ! grep -q '^DEV_SIGN_IN=' .dev.vars; then
+  # .dev.vars from before the dashboard: its local sign-in.
+  say "adding DEV_SIGN_IN=true to .dev.vars"
+  printf 'DEV_SIGN_IN="true"\n' >> .dev.vars
+fi

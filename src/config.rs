@@ -79,9 +79,22 @@ pub struct UpstreamBases {
     pub mcp_registry: Url,
 }
 
+/// How people sign in to the dashboard.
+#[derive(Debug, Clone)]
+pub struct SignIn {
+    /// `DEV_SIGN_IN=true`: `POST /api/auth/dev-sign-in` exists (any email, no password).
+    /// Honoured only with `ENVIRONMENT=development`; in production it is reported invalid
+    /// and stays off.
+    pub dev: bool,
+    /// `AUTH_LOGIN_URL`: where the dashboard sends a person to sign in with the operator's
+    /// identity provider (which then hands the session JWT to `POST /api/auth/session`).
+    pub login_url: Option<Url>,
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub environment: Environment,
+    pub sign_in: SignIn,
     /// `None` while a setting it needs is missing or invalid ([`Config::auth_missing`]).
     pub auth: Option<AuthConfig>,
     pub auth_sync_secret: Option<Secret>,
@@ -258,6 +271,17 @@ impl Config {
         let pinned =
             environment == Environment::Development || (issuer.is_some() && audience.is_some());
         let emails_verified = r.flag("AUTH_EMAILS_VERIFIED", false);
+        let dev_sign_in = r.flag("DEV_SIGN_IN", false);
+        if dev_sign_in && environment == Environment::Production {
+            r.invalid.push((
+                "DEV_SIGN_IN",
+                "only allowed with ENVIRONMENT=development".to_string(),
+            ));
+        }
+        let sign_in = SignIn {
+            dev: dev_sign_in && environment == Environment::Development,
+            login_url: r.optional_base_url("AUTH_LOGIN_URL"),
+        };
         let max_lifetime_secs = r.number(
             "AUTH_JWT_MAX_LIFETIME_SECS",
             DEFAULT_JWT_MAX_LIFETIME_SECS,
@@ -322,6 +346,7 @@ impl Config {
 
         Config {
             environment,
+            sign_in,
             auth,
             auth_sync_secret,
             encryption_keys,
@@ -626,6 +651,29 @@ mod tests {
         let mut p = without(&["AUTH_SECRET"]);
         p.push(("AUTH_SECRET", "short"));
         assert_eq!(cfg(&p).auth_missing(), ["AUTH_SECRET"]);
+    }
+
+    #[test]
+    fn dev_sign_in_exists_only_in_development_and_is_invalid_in_production() {
+        let mut vars = complete();
+        vars.push(("DEV_SIGN_IN", "true"));
+        let prod = cfg(&vars);
+        assert!(!prod.sign_in.dev);
+        assert!(prod.invalid.iter().any(|(n, _)| *n == "DEV_SIGN_IN"));
+        vars.push(("ENVIRONMENT", "development"));
+        let dev = cfg(&vars);
+        assert!(dev.sign_in.dev);
+        assert!(!dev.invalid.iter().any(|(n, _)| *n == "DEV_SIGN_IN"));
+        assert!(!cfg(&complete()).sign_in.dev, "off unless set");
+    }
+
+    #[test]
+    fn wrangler_toml_ships_without_dev_sign_in() {
+        let toml = include_str!("../wrangler.toml");
+        assert!(
+            !toml.contains("DEV_SIGN_IN"),
+            "the production config must not enable it"
+        );
     }
 
     #[test]

@@ -34,6 +34,16 @@ pub async fn handle(
         .as_deref()
         .filter(|o| cors::is_allowed(o, &config.allowed_origins))
         .map(str::to_string);
+    // The dashboard the Worker serves calls it from its own origin: always allowed, and
+    // needing no CORS headers.
+    let own_origin = origin.as_deref().is_some_and(|o| {
+        let here = req.url().ok().map(|u| u.origin().ascii_serialization());
+        let public = config
+            .public_base_url
+            .as_ref()
+            .map(|u| u.origin().ascii_serialization());
+        Some(o) == here.as_deref() || Some(o) == public.as_deref()
+    });
 
     let mut cx = Ctx {
         env: worker_env,
@@ -44,8 +54,9 @@ pub async fn handle(
 
     let is_preflight =
         method == Method::Options && web::header(&req, "access-control-request-method").is_some();
-    let result = if origin.is_some() && allowed_origin.is_none() {
-        // Present and not listed: refuse outright, preflight or not (also our CSRF line).
+    let result = if origin.is_some() && allowed_origin.is_none() && !own_origin {
+        // Present, not ours and not listed: refuse outright, preflight or not (also our
+        // CSRF line).
         Err(AppError::Forbidden {
             code: "origin_not_allowed",
             message: "This origin may not call the API.".to_string(),

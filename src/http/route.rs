@@ -14,6 +14,14 @@ pub enum Route {
     SyncUser,
     /// `GET /api/auth/me`: the signed-in person.
     Me,
+    /// `GET /api/auth/providers`: the ways to sign in to the dashboard.
+    AuthProviders,
+    /// `POST /api/auth/dev-sign-in`: the development sign-in (404 unless enabled).
+    DevSignIn,
+    /// `POST /api/auth/session`: an identity provider's JWT → the session cookie.
+    CreateSession,
+    /// `POST /api/auth/sign-out`: clears the session cookie.
+    SignOut,
     /// `POST /api/analyze`: a source → a launch plan.
     Analyze,
     /// `GET /api/settings`: which personal settings are set (never their values).
@@ -87,6 +95,22 @@ const TABLE: &[Entry] = &[
     Entry {
         path: "/api/auth/me",
         methods: &[("GET", Route::Me)],
+    },
+    Entry {
+        path: "/api/auth/providers",
+        methods: &[("GET", Route::AuthProviders)],
+    },
+    Entry {
+        path: "/api/auth/dev-sign-in",
+        methods: &[("POST", Route::DevSignIn)],
+    },
+    Entry {
+        path: "/api/auth/session",
+        methods: &[("POST", Route::CreateSession)],
+    },
+    Entry {
+        path: "/api/auth/sign-out",
+        methods: &[("POST", Route::SignOut)],
     },
     Entry {
         path: "/api/analyze",
@@ -172,6 +196,10 @@ const ALLOW: &[&[&str]] = &[
     &["GET"],
     &["POST"],
     &["GET"],
+    &["GET"],
+    &["POST"],
+    &["POST"],
+    &["POST"],
     &["POST"],
     &["GET", "PUT"],
     &["GET"],

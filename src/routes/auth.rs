@@ -4,8 +4,9 @@ use serde_json::{json, Value};
 use worker::{Request, Response};
 
 use crate::error::{AppError, AppResult};
-use crate::identity::jwt::{bearer, verify, Identity};
+use crate::identity::jwt::{bearer, verify, Identity, Rejection};
 use crate::identity::recent::{Known, Recent};
+use crate::identity::session::{self, Carrier};
 use crate::identity::sync::{authorize, parse_profile};
 use crate::identity::users::{resolve, Outcome, User};
 use crate::ids::new_id;
@@ -51,7 +52,8 @@ async fn audit_user(
     }
 }
 
-/// Verifies the bearer JWT (no I/O): who the request says it is, proven.
+/// Verifies the session JWT (no I/O) — the bearer header, else the dashboard's cookie —
+/// and, for a cookie-borne change, that the request says where it comes from.
 pub fn verified(req: &Request, cx: &Ctx) -> AppResult<Identity> {
     let auth = cx
         .config
@@ -65,9 +67,30 @@ pub fn verified(req: &Request, cx: &Ctx) -> AppResult<Identity> {
                 .map(String::from)
                 .collect(),
         })?;
+    let (token, carrier) = session_token(req)?;
+    let origin = web::header(req, "origin");
+    if !session::csrf_ok(carrier, req.method().as_ref(), origin.as_deref()) {
+        return Err(AppError::Forbidden {
+            code: "origin_required",
+            message: "A change made with the session cookie must carry the page's Origin."
+                .to_string(),
+        });
+    }
+    Ok(verify(auth, &token, to_datetime(now_ms()))?)
+}
+
+/// The request's session token: the `Authorization` bearer when present (it wins), else
+/// the dashboard's session cookie.
+pub fn session_token(req: &Request) -> AppResult<(String, Carrier)> {
     let header = web::header(req, "authorization");
-    let token = bearer(header.as_deref())?;
-    Ok(verify(auth, token, to_datetime(now_ms()))?)
+    if header.is_some() {
+        return Ok((bearer(header.as_deref())?.to_string(), Carrier::Header));
+    }
+    let cookie = web::header(req, "cookie");
+    match cookie.as_deref().and_then(session::from_cookie_header) {
+        Some(t) => Ok((t.to_string(), Carrier::Cookie)),
+        None => Err(Rejection::MissingToken.into()),
+    }
 }
 
 /// The user of a verified identity, creating (or linking) the row on first sight and

@@ -9,6 +9,7 @@ pub mod health;
 pub mod mcp;
 pub mod openapi;
 pub mod registry;
+pub mod session;
 pub mod settings;
 
 use worker::{Context, Env, Request, Response};
@@ -34,6 +35,10 @@ pub async fn dispatch(resolved: Resolved, req: Request, cx: &mut Ctx) -> AppResu
         Route::HealthStorage => health::storage(req, cx).await,
         Route::SyncUser => auth::sync_user(req, cx).await,
         Route::Me => auth::me(req, cx).await,
+        Route::AuthProviders => session::providers(cx),
+        Route::DevSignIn => session::dev_sign_in(req, cx).await,
+        Route::CreateSession => session::create(req, cx).await,
+        Route::SignOut => session::sign_out(),
         Route::Analyze => analyze::analyze(req, cx).await,
         Route::Settings => settings::get(req, cx).await,
         Route::PutSettings => settings::put(req, cx).await,

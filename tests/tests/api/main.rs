@@ -11,5 +11,6 @@ mod health;
 mod readiness;
 mod registry;
 mod security;
+mod session;
 mod storage;
 mod support;
