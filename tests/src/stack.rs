@@ -128,6 +128,13 @@ fn test_config(dir: &Path, patch: Option<fn(&mut toml::Table)>) -> String {
         toml::Value::String(root.join("build/worker/shim.mjs").display().to_string()),
     );
     doc.remove("build");
+    // The dashboard's static assets (issue 14), when the config serves them.
+    if let Some(toml::Value::Table(assets)) = doc.get_mut("assets") {
+        if let Some(toml::Value::String(d)) = assets.get("directory").cloned() {
+            let abs = root.join(d).display().to_string();
+            assets.insert("directory".into(), toml::Value::String(abs));
+        }
+    }
     if let Some(toml::Value::Array(dbs)) = doc.get_mut("d1_databases") {
         for db in dbs.iter_mut().filter_map(toml::Value::as_table_mut) {
             db.insert(
