@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Builds the Worker (Rust → WASM → build/worker/shim.mjs) with worker-build, pointing it at
 # the locally installed wasm-bindgen, esbuild and wasm-opt instead of letting it download
-# them (no internet here). Skips the build when no input is newer than the output.
+# them (no internet here). Skips the build when no input is newer than the output (the
+# inputs include docs/openapi.json, which the Worker serves compiled in).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 out=build/worker/shim.mjs
 if [ -f "$out" ] && [ -z "${FORCE_BUILD:-}" ]; then
-  newer=$(find src Cargo.toml Cargo.lock wrangler.toml -newer "$out" -print -quit 2>/dev/null)
+  newer=$(find src docs/openapi.json Cargo.toml Cargo.lock wrangler.toml -newer "$out" -print -quit 2>/dev/null)
   [ -z "$newer" ] && exit 0
 fi
 
