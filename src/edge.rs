@@ -2,7 +2,7 @@
 //! policy, routing, the one error mapping, security headers, and one access-log line.
 
 use serde_json::json;
-use worker::{Context, Env, Method, Request, Response};
+use worker::{Context, Env, Request, Response};
 
 use crate::error::AppError;
 use crate::http::{cors, route};
@@ -25,7 +25,9 @@ pub async fn handle(
     let request_id = random_hex(8).unwrap_or_else(|_| format!("t{started}"));
     let log = Logger::new(Redactor::new(config.secret_values()), request_id.clone());
 
-    let method = req.method();
+    // The method as sent: the `worker` crate's `Method` reads any method it does not know
+    // (QUERY, PROPFIND, …) as GET, which would answer them like GET instead of 405.
+    let method = req.inner().method();
     let path = req.path();
     // Never the `?token=` an MCP client may carry.
     let query = crate::gateway::request::loggable_query(web::query(&req).as_deref());
@@ -53,7 +55,7 @@ pub async fn handle(
     };
 
     let is_preflight =
-        method == Method::Options && web::header(&req, "access-control-request-method").is_some();
+        method == "OPTIONS" && web::header(&req, "access-control-request-method").is_some();
     let result = if origin.is_some() && allowed_origin.is_none() && !own_origin {
         // Present, not ours and not listed: refuse outright, preflight or not (also our
         // CSRF line).
@@ -64,7 +66,7 @@ pub async fn handle(
     } else if is_preflight {
         preflight(&req, allowed_origin.as_deref())
     } else {
-        match route::resolve(method.as_ref(), &path) {
+        match route::resolve(&method, &path) {
             Ok(r) => dispatch(r, req, &mut cx).await,
             Err(e) => Err(e),
         }
@@ -104,7 +106,7 @@ pub async fn handle(
     }
 
     let mut line = json!({
-        "method": method.to_string(),
+        "method": method,
         "path": path,
         "query": query,
         "status": response.status_code(),
