@@ -52,6 +52,20 @@ pub fn valid_email(e: &str) -> bool {
             .all(|c| c.is_ascii_graphic() || (!c.is_ascii() && !c.is_control()))
 }
 
+/// A JSON number that is a positive integer, also when written with a fraction (`42.0`
+/// is the integer 42 in JSON, and some serializers write it so).
+fn positive_integer(n: &serde_json::Number) -> Option<u64> {
+    // 2^64: the first float past u64::MAX (the documented maximum).
+    const PAST_MAX: f64 = 18_446_744_073_709_551_616.0;
+    n.as_u64()
+        .or_else(|| {
+            n.as_f64()
+                .filter(|f| f.fract() == 0.0 && *f >= 1.0 && *f < PAST_MAX)
+                .map(|f| f as u64)
+        })
+        .filter(|n| *n > 0)
+}
+
 pub fn parse_profile(body: &Value) -> Result<SyncProfile, AppError> {
     let mut f = Fields::of(body)?;
     let email = f
@@ -81,12 +95,16 @@ pub fn parse_profile(body: &Value) -> Result<SyncProfile, AppError> {
             f.fail("avatar_url", "must be an https URL without credentials");
         }
     }
-    // GitHub ids are integers; auth libraries hand them over as numbers or strings.
+    // GitHub ids are positive integers; auth libraries hand them over as numbers or strings.
     let github_id = match f.get("github_id") {
         None | Some(Value::Null) => None,
-        Some(Value::Number(n)) if n.as_u64().is_some() => n.as_u64().map(|n| n.to_string()),
+        Some(Value::Number(n)) if positive_integer(n).is_some() => {
+            positive_integer(n).map(|n| n.to_string())
+        }
         Some(Value::String(s))
-            if !s.is_empty() && s.len() <= 20 && s.bytes().all(|b| b.is_ascii_digit()) =>
+            if s.len() <= 20
+                && s.bytes().all(|b| b.is_ascii_digit())
+                && s.bytes().any(|b| b != b'0') =>
         {
             Some(s.clone())
         }
@@ -113,6 +131,9 @@ mod tests {
         let p = parse_profile(&json!({"email": "Ada@Example.COM", "name": "Ada", "avatar_url": "https://avatars.githubusercontent.com/u/1", "github_id": 583231})).unwrap();
         assert_eq!(p.email, "ada@example.com");
         assert_eq!(p.github_id.as_deref(), Some("583231"));
+        // 2691.0 is an integer in JSON (schemathesis sent it and got a 422).
+        let p = parse_profile(&json!({"email": "a@example.com", "github_id": 2691.0})).unwrap();
+        assert_eq!(p.github_id.as_deref(), Some("2691"));
     }
 
     #[test]
@@ -137,6 +158,15 @@ mod tests {
             ),
             (
                 json!({"email": "a@example.com", "github_id": -4}),
+                "github_id",
+            ),
+            // Not positive (schemathesis found 0 accepted).
+            (
+                json!({"email": "a@example.com", "github_id": 0}),
+                "github_id",
+            ),
+            (
+                json!({"email": "a@example.com", "github_id": "000"}),
                 "github_id",
             ),
             (
