@@ -93,6 +93,15 @@ impl FlyError {
                     .to_string(),
                 retry_after_secs: Some(retry_after.unwrap_or(5).clamp(1, 60)),
             },
+            // Fly refuses an action the machine's current state does not allow (412: e.g. a
+            // restart while it is still stopping) or an update that raced another (409).
+            // That is the deployment's state, not a broken platform: a conflict to retry.
+            Self::Refused {
+                status: 409 | 412, ..
+            } => AppError::Conflict {
+                code: "deployment_busy",
+                message: "The machine is changing state; try again in a moment.".to_string(),
+            },
             other => AppError::Upstream {
                 service: "machine platform",
                 detail: other.summary(),
@@ -582,6 +591,12 @@ mod tests {
         assert!(!e.summary().contains("hunter2"));
         assert!(e.summary().contains("422"));
         assert_eq!(e.into_app().status(), 502);
+        // A machine mid-transition (schemathesis found a restart right after a restart
+        // answered 502) is the deployment's state: 409 deployment_busy.
+        for status in [409, 412] {
+            let e = FlyError::Refused { status, code: None }.into_app();
+            assert_eq!((e.status(), e.code()), (409, "deployment_busy"));
+        }
 
         let up = MemoryUpstream::default();
         up.ok(LIST, "{not json");
