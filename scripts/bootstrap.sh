@@ -46,12 +46,20 @@ if [ ! -f "$stamp" ] || [ tests/conformance/package-lock.json -nt "$stamp" ]; th
   npm ci --prefix tests/conformance --no-audit --no-fund --loglevel=error >&2
 fi
 
-# Python: a project venv with the official MCP SDK, the tests' real Python client.
+# Python: a project venv with the official MCP SDK (the tests' real Python client) and
+# schemathesis (the API contract test), resolved together in one install.
 venv=.venv
-if [ ! -x "$venv/bin/python" ] || [ tests/clients/requirements.txt -nt "$venv/.installed" ]; then
-  say "installing the Python test client (mcp) into $venv"
-  python3 -m venv "$venv" >&2
-  "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/clients/requirements.txt >&2
+py_reqs=(tests/clients/requirements.txt tests/contract/requirements.txt)
+stale=0 pip_args=()
+[ -x "$venv/bin/python" ] || stale=1
+for r in "${py_reqs[@]}"; do
+  [ "$r" -nt "$venv/.installed" ] && stale=1
+  pip_args+=(-r "$r")
+done
+if [ "$stale" = 1 ]; then
+  say "installing the Python test tools (mcp, schemathesis) into $venv"
+  [ -x "$venv/bin/python" ] || python3 -m venv "$venv" >&2
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "${pip_args[@]}" >&2
   touch "$venv/.installed"
 fi
 
