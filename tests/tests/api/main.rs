@@ -3,6 +3,7 @@
 
 mod analyze;
 mod auth;
+mod contract;
 mod deploy_faults;
 mod deployments;
 mod edge;
