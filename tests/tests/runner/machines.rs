@@ -319,6 +319,50 @@ async fn an_idle_autostop_machine_stops_and_the_next_request_wakes_it() {
     assert_eq!(state(&m, &id).await, "started");
 }
 
+/// The `catwalk-runner serve` processes running as machine `id` (by their environment).
+fn runners_of(id: &str) -> usize {
+    let want = format!("FLY_MACHINE_ID={id}");
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| {
+            let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+            let env = std::fs::read(e.path().join("environ")).unwrap_or_default();
+            cmd.starts_with(b"/")
+                && String::from_utf8_lossy(&cmd).contains("catwalk-runner\0serve")
+                && env.split(|b| *b == 0).any(|v| v == want.as_bytes())
+        })
+        .count()
+}
+
+/// An update that arrives while a restart is stopping the machine: both wait for the stop,
+/// and only one of them may start the runner again (the other used to start a second
+/// one, which kept running unseen: the API contract test left dozens).
+#[tokio::test]
+async fn an_update_during_a_restart_leaves_one_runner() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = Machines::start(&dir.path().join("state"), 300);
+    let machine = create(&m, "busy", false).await;
+    let id = machine["id"].as_str().unwrap().to_string();
+    assert_eq!(wait(&m, &id, "started", "").await, 200);
+    let (restart_path, update_path) =
+        (format!("/machines/{id}/restart"), format!("/machines/{id}"));
+    let restart = api(&m, reqwest::Method::POST, &restart_path, None);
+    let update = api(
+        &m,
+        reqwest::Method::POST,
+        &update_path,
+        Some(json!({"config": machine["config"]})),
+    );
+    let ((r, _), (u, _)) = futures_util::join!(restart, update);
+    assert_eq!((r.as_u16(), u.as_u16()), (200, 200));
+    assert_eq!(wait(&m, &id, "started", "").await, 200);
+    // The restart relaunches from a task of its own: give it its moment.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(runners_of(&id), 1, "one machine, one runner");
+}
+
 #[tokio::test]
 async fn the_api_answers_like_fly_to_bad_tokens_and_bad_requests() {
     let dir = tempfile::tempdir().unwrap();

@@ -34,12 +34,19 @@ fn kill_group(pgid: i32, signal: libc::c_int) {
 }
 
 impl Service {
-    /// Starts the machine's runner process and marks it started once it listens.
+    /// Starts the machine's runner process and marks it started once it listens; a
+    /// machine whose runner is already up is left as it is.
     /// Returns the record as it stood when the process was started (`starting`): the
     /// readiness watcher may flip it to `started` a moment later on another thread.
     pub fn launch(self: &Arc<Self>, id: &str) -> Result<Machine, String> {
         let mut map = lock(&self.machines);
         let live = map.get_mut(id).ok_or("no such machine")?;
+        if live.port.is_some() {
+            // One runner per machine. Two callers that waited for the same stop (an update
+            // during a restart, a request waking the machine) may both launch: the second
+            // would replace the first in the record and leave it running unseen.
+            return Ok(live.record.clone());
+        }
         let h = honoured(&live.record.config)?;
         let port = free_port().ok_or("no free port")?;
         let mut cmd = tokio::process::Command::new(&self.cfg.runner_bin);
