@@ -26,7 +26,8 @@ use crate::error::AppError;
 /// Longer tokens are refused before any parsing: no honest session token comes near this.
 pub const MAX_TOKEN_LEN: usize = 4096;
 pub const LEEWAY_SECS: i64 = 60;
-const MAX_SUBJECT_LEN: usize = 255;
+/// Longest `sub` accepted (bytes).
+pub const MAX_SUBJECT_LEN: usize = 255;
 const MAX_EMAIL_LEN: usize = 320;
 
 /// Why a token was refused. The reason code goes to the log and `WWW-Authenticate`.
