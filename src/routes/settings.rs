@@ -30,6 +30,17 @@ fn fly_app_ok(app: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
 }
 
+/// The field a 422 names for a name that is not a setting: the name as given (bounded,
+/// control characters dropped), or `settings` when nothing of it is left to name.
+fn unknown_field(key: &str) -> String {
+    let shown: String = key.chars().filter(|c| !c.is_control()).take(64).collect();
+    if shown.is_empty() {
+        "settings".to_string()
+    } else {
+        shown
+    }
+}
+
 pub async fn get(req: Request, cx: &mut Ctx) -> AppResult<Response> {
     let user = signed_in(&req, cx).await?;
     let rows = settings::list(&env::db(&cx.env)?, &user.id).await?;
@@ -53,13 +64,7 @@ pub async fn put(mut req: Request, cx: &mut Ctx) -> AppResult<Response> {
     let obj = body.as_object().cloned().unwrap_or_default();
     for k in obj.keys() {
         if !KNOWN.iter().any(|(n, _, _)| n == k) {
-            f.fail(
-                &k.chars()
-                    .filter(|c| !c.is_control())
-                    .take(64)
-                    .collect::<String>(),
-                "is not a setting",
-            );
+            f.fail(&unknown_field(k), "is not a setting");
         }
     }
     let mut changes: Vec<(&str, bool, Option<String>)> = Vec::new();
@@ -123,4 +128,19 @@ pub async fn put(mut req: Request, cx: &mut Ctx) -> AppResult<Response> {
     )
     .await;
     get(req, cx).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unknown_name_is_named_and_an_empty_one_is_the_settings() {
+        assert_eq!(unknown_field("bogus"), "bogus");
+        assert_eq!(unknown_field("a\u{7}b"), "ab");
+        assert_eq!(unknown_field(&"x".repeat(100)).len(), 64);
+        // `{"": null}` answered a field named "" (found by schemathesis).
+        assert_eq!(unknown_field(""), "settings");
+        assert_eq!(unknown_field("\u{1}"), "settings");
+    }
 }
