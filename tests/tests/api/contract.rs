@@ -26,21 +26,21 @@ const SEED: u64 = 20261203;
 /// Generated cases per operation and phase; bounds the run to a couple of minutes.
 const MAX_EXAMPLES: u32 = 20;
 
-/// Operations left out of the run, by `operationId`. The registry routes answer 404 until
-/// their handlers land (another branch); delete this line's entries then.
-const EXCLUDED: &[&str] = &["listRegistryServers", "getRegistryServer"];
+/// Operations left out of the run, by `operationId` (none: every operation is driven).
+const EXCLUDED: &[&str] = &[];
 
 /// The seeded deployment's credential value (the README of the fake package requires it).
 const CANARY: &str = "contract-canary-value";
 
-/// One registry entry in the official registry's v0.1 wire format.
-fn registry_server(name: &str, version: &str, status: &str) -> Value {
+/// A server of the official MCP registry (v0.1 wire format) whose package is the fake
+/// npm registry's server-everything: an entry that can be deployed here.
+fn everything_entry() -> Value {
     json!({
         "server": {
-            "name": name,
+            "name": EVERYTHING_ENTRY,
             "description": "Every MCP feature, for testing clients.",
             "title": "Everything",
-            "version": version,
+            "version": "1.0.0",
             "repository": {"url": "https://github.com/modelcontextprotocol/servers", "source": "github"},
             "packages": [{
                 "registryType": "npm",
@@ -56,16 +56,33 @@ fn registry_server(name: &str, version: &str, status: &str) -> Value {
             "remotes": [{"type": "streamable-http", "url": "https://everything.example.com/mcp"}]
         },
         "_meta": {"io.modelcontextprotocol.registry/official": {
-            "status": status, "publishedAt": "2026-10-01T12:00:00Z",
+            "status": "active", "publishedAt": "2026-10-01T12:00:00Z",
             "updatedAt": "2026-11-01T12:00:00Z", "isLatest": true
         }}
     })
 }
 
-/// The official MCP registry's answers, on `fake` under `/registry`.
-fn publish_registry(fake: &FakeServer) {
-    let name = "io.github.modelcontextprotocol/everything";
-    let encoded = name.replace('/', "%2F");
+const EVERYTHING_ENTRY: &str = "io.github.modelcontextprotocol/everything";
+
+/// The registry fixtures of `tests/fixtures/registry/` that are single entries.
+const REGISTRY_ENTRIES: &[&str] = &[
+    "weather",
+    "files",
+    "oci-only",
+    "remote-only",
+    "deleted",
+    "argv-echo",
+];
+
+fn registry_fixture(name: &str) -> Value {
+    let path = edge_tests::repo_root().join(format!("tests/fixtures/registry/{name}.json"));
+    serde_json::from_str(&std::fs::read_to_string(&path).expect("fixture")).expect("fixture JSON")
+}
+
+/// The official MCP registry's answers, on `fake` under `/registry`: a page of the list
+/// (whatever the query), every fixture entry and ours by name, latest or by version,
+/// and its 404 for anything else. Returns the names it knows.
+fn publish_registry(fake: &FakeServer) -> Vec<String> {
     fake.on(
         "GET",
         "/registry/v0.1/servers/*",
@@ -74,31 +91,38 @@ fn publish_registry(fake: &FakeServer) {
     fake.on(
         "GET",
         "/registry/v0.1/servers",
-        Reply::json(
-            200,
-            &json!({
-                "servers": [
-                    registry_server(name, "1.0.0", "active"),
-                    registry_server("io.github.acme/old-weather", "0.9.0", "deprecated"),
-                ],
-                "metadata": {"nextCursor": "io.github.acme/old-weather:0.9.0", "count": 2}
-            }),
-        ),
+        Reply::json(200, &registry_fixture("list-page1")),
     );
-    for version in ["latest", "1.0.0"] {
-        for enc in [encoded.clone(), name.replace('/', "%2f")] {
+    let mut entries: Vec<Value> = REGISTRY_ENTRIES
+        .iter()
+        .map(|f| registry_fixture(f))
+        .collect();
+    entries.push(everything_entry());
+    let mut names = Vec::new();
+    for entry in entries {
+        let name = entry["server"]["name"].as_str().expect("name").to_string();
+        let version = entry["server"]["version"].as_str().expect("version");
+        for v in ["latest", version] {
             fake.on(
                 "GET",
-                &format!("/registry/v0.1/servers/{enc}/versions/{version}"),
-                Reply::json(200, &registry_server(name, "1.0.0", "active")),
+                &format!(
+                    "/registry/v0.1/servers/{}/versions/{}",
+                    name.replace('/', "%2F"),
+                    v.replace('+', "%2B")
+                ),
+                Reply::json(200, &entry),
             );
         }
+        names.push(name);
     }
+    names
 }
 
 struct Fixture {
     /// npm, PyPI, GitHub and the MCP registry, each under its own prefix.
     _upstreams: FakeServer,
+    /// The server names the fake registry knows.
+    registry_names: Vec<String>,
     _machines: Machines,
     stack: Stack,
     _dir: tempfile::TempDir,
@@ -109,7 +133,7 @@ fn start() -> Fixture {
     let machines = Machines::start(&dir.path().join("machines"), 600);
     let fake = FakeServer::start();
     publish_everything(&fake);
-    publish_registry(&fake);
+    let registry_names = publish_registry(&fake);
     let base = fake.url();
     let stack = Stack::start(StackOptions {
         vars: vec![
@@ -125,11 +149,14 @@ fn start() -> Fixture {
             ("FLY_START_TIMEOUT_SECS".into(), "60".into()),
             // The three seeded deployments and at most two that generated requests create.
             ("MAX_DEPLOYMENTS_PER_USER".into(), "5".into()),
+            // So that the development sign-in answers for real, not only its 404.
+            ("DEV_SIGN_IN".into(), "true".into()),
         ],
         ..Default::default()
     });
     Fixture {
         _upstreams: fake,
+        registry_names,
         _machines: machines,
         stack,
         _dir: dir,
@@ -182,7 +209,13 @@ const LIFECYCLE: &[&str] = &[
 /// schemathesis' configuration: the credentials of each security scheme (read from the
 /// environment, so no secret is written to disk), the seeded deployments' ids, and where
 /// an answer depends on state a schema cannot express, the statuses that state allows.
-fn config(dir: &Path, served: &str, lifecycle: &str, doomed: &str) -> std::path::PathBuf {
+fn config(
+    dir: &Path,
+    served: &str,
+    lifecycle: &str,
+    doomed: &str,
+    registry_names: &[String],
+) -> std::path::PathBuf {
     let quoted = |ops: &[&str]| {
         ops.iter()
             .map(|o| format!("\"{o}\""))
@@ -201,22 +234,37 @@ api_key = "${{CONTRACT_ACCESS_TOKEN}}"
 [auth.openapi.accessTokenQuery]
 api_key = "${{CONTRACT_ACCESS_TOKEN}}"
 
+# A body over 65,536 bytes is refused as such (413), whatever else is wrong with it.
+[checks.negative_data_rejection]
+expected-statuses = ["400", "401", "403", "404", "405", "406", "409", "413", "415", "422", "428", "429", "5xx"]
+
 # Reads and the MCP gateway: the running deployment.
 [parameters]
 "path.id" = "{served}"
 
-# Stop, start, restart, rotate, credentials and delete: the other one. A machine action
-# (a reboot with new credentials or secret) may take a Fly stop grace period.
+# Stop, start, restart, rotate and credentials: the other one. Rotating the token or
+# replacing the credentials reboots the machine before the answer (documented), which
+# may take a Fly stop grace period: more than the 10 s response-time check allows.
 [[operations]]
 include-operation-id = [{lifecycle_ops}]
 parameters = {{ "path.id" = "{lifecycle}" }}
 request-timeout = 30
+checks.max_response_time = 30
 
 # Delete: a third one, so that the others answer for the whole run.
 [[operations]]
 include-operation-id = "deleteDeployment"
 parameters = {{ "path.id" = "{doomed}" }}
 request-timeout = 30
+checks.max_response_time = 30
+
+# One registry entry: half the time a name the fake registry knows (so its entries are
+# read, not only its 404).
+[dictionaries.registry]
+values = [{registry_values}]
+[[operations]]
+include-operation-id = "getRegistryServer"
+parameters = {{ "path.name" = {{ dictionary = "registry", probability = 0.5 }} }}
 
 # A message other than `initialize` needs the session `initialize` opened: state no schema
 # can express, so the runner's 400 is an answer a valid message may get.
@@ -238,6 +286,12 @@ include-operation-id = "mcpStream"
 request-timeout = 3
 "#,
         lifecycle_ops = quoted(LIFECYCLE),
+        registry_values = quoted(
+            &registry_names
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>()
+        ),
     );
     let path = dir.join("schemathesis.toml");
     std::fs::write(&path, text).expect("write schemathesis.toml");
@@ -321,7 +375,7 @@ async fn every_operation_keeps_the_documented_contract() {
     let (lifecycle, _) = seed(&f.stack, &session, "Lifecycle").await;
     let (doomed, _) = create(&f.stack, &session, "Doomed").await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let cfg = config(dir.path(), &served, &lifecycle, &doomed);
+    let cfg = config(dir.path(), &served, &lifecycle, &doomed, &f.registry_names);
     let sync = f.stack.var("AUTH_SYNC_SECRET").to_string();
     let env = [
         ("CONTRACT_SESSION", session.as_str()),
