@@ -24,7 +24,7 @@ use serde_json::{json, Value};
 /// Fixed so a failure reproduces: `schemathesis run … --seed SEED` finds the same cases.
 const SEED: u64 = 20261203;
 /// Generated cases per operation and phase; bounds the run to a couple of minutes.
-const MAX_EXAMPLES: u32 = 20;
+const MAX_EXAMPLES: u32 = 30;
 
 /// Operations left out of the run, by `operationId` (none: every operation is driven).
 const EXCLUDED: &[&str] = &[];
