@@ -6,10 +6,12 @@
 //! documented statuses, content types and headers, bodies that match their schemas,
 //! invalid input refused, auth enforced, 405 + `Allow` for other methods.
 //!
-//! The stack is its own: the local machines service with one seeded, running deployment
-//! (its id and access token let the deployment routes and the MCP gateway answer for real,
-//! not only 404), loopback fakes for npm, PyPI, GitHub and the official MCP registry (in
-//! its v0.1 wire format), and no LLM key.
+//! The stack is its own: the local machines service with three seeded deployments, so the
+//! deployment routes and the MCP gateway answer for real, not only 404 — a running one for
+//! the reads and the gateway (with its access token), a running one for stop / start /
+//! restart / rotate / credentials, one to delete; loopback fakes for npm, PyPI, GitHub and
+//! the official MCP registry (its v0.1 wire format, the fixtures of
+//! `tests/fixtures/registry/`); the development sign-in on; no LLM key.
 
 use std::path::Path;
 use std::process::Command;
@@ -23,7 +25,7 @@ use serde_json::{json, Value};
 
 /// Fixed so a failure reproduces: `schemathesis run … --seed SEED` finds the same cases.
 const SEED: u64 = 20261203;
-/// Generated cases per operation and phase; bounds the run to a couple of minutes.
+/// Generated cases per operation and phase: about 2,000 requests, under a minute here.
 const MAX_EXAMPLES: u32 = 30;
 
 /// Operations left out of the run, by `operationId` (none: every operation is driven).
