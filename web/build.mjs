@@ -3,7 +3,7 @@
 // headers Workers static assets attach to every asset, index.html included).
 // Run by scripts/build-web.sh after the API types are generated and typechecked.
 import * as esbuild from "esbuild";
-import { mkdir, readFile, rm, writeFile, copyFile } from "node:fs/promises";
+import { copyFile, mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { basename, dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -42,7 +42,7 @@ const HEADERS = `/*
   Cache-Control: public, max-age=31536000, immutable
 `;
 
-await rm(out, { recursive: true, force: true });
+// The directory itself stays (a running `wrangler dev` watches it); stale files go at the end.
 await mkdir(out, { recursive: true });
 
 const result = await esbuild.build({
@@ -85,3 +85,10 @@ if (html.includes("<!-- script -->") || !html.includes(basename(js))) {
 await writeFile(join(out, "index.html"), html);
 await writeFile(join(out, "_headers"), HEADERS);
 await copyFile(join(web, "favicon.svg"), join(out, "favicon.svg"));
+
+// Whatever an earlier build left behind (older hashes) goes, now that index.html no
+// longer names it.
+const keep = new Set(["index.html", "_headers", "favicon.svg", "assets"]);
+const fresh = new Set(Object.keys(result.metafile.outputs).map((f) => basename(f)));
+for (const f of await readdir(out)) if (!keep.has(f)) await rm(join(out, f), { recursive: true, force: true });
+for (const f of await readdir(join(out, "assets"))) if (!fresh.has(f)) await rm(join(out, "assets", f), { force: true });

@@ -10,7 +10,7 @@ import { Watch } from "./deploy/Watch";
 
 type Step = { kind: "find" } | { kind: "review"; found: Found } | { kind: "watch"; created: Created };
 
-const TITLES = { find: "Deploy an MCP server", review: "Review and deploy", watch: "Deploying" };
+const TITLES = { find: "Deploy an MCP server", review: "Review and deploy", watch: "Your new server" };
 
 export function Deploy() {
   const [step, setStep] = useState<Step>({ kind: "find" });

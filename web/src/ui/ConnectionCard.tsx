@@ -62,7 +62,7 @@ export function ConnectionCard({
           <details key={c.key} class="config">
             <summary>{c.name}</summary>
             <p class="hint">{c.where}</p>
-            <pre class="code" id={`config-${c.key}`} tabIndex={0} aria-label={`${c.name} configuration`}>
+            <pre class={typeof v === "string" ? "code wrap" : "code"} id={`config-${c.key}`} tabIndex={0} aria-label={`${c.name} configuration`}>
               {text}
             </pre>
             <CopyButton value={text} label={`Copy ${c.name} configuration`} />
@@ -89,7 +89,7 @@ function TestConnection({ url, token }: { url: string; token: string }) {
   return (
     <div class="stack">
       <div>
-        <button type="button" class="btn btn-secondary" onClick={run} disabled={state.kind === "busy"}>
+        <button id="test-connection" type="button" class="btn btn-secondary" onClick={run} disabled={state.kind === "busy"}>
           {state.kind === "busy" ? "Testing…" : "Test connection"}
         </button>
       </div>

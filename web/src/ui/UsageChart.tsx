@@ -31,7 +31,7 @@ export function UsageChart({ latency }: { latency: Schemas["Usage"]["latency_ms"
           );
         })}
       </svg>
-      <figcaption>Time to the response head (upper bound of its bucket): {text}.</figcaption>
+      <figcaption>Latency percentiles: {text}.</figcaption>
     </figure>
   );
 }
