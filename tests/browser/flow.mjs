@@ -20,6 +20,9 @@
 //   --fail-source SRC      a source whose deployment fails; its reason must be shown
 //                          (default npm:left-pad, which has no executable; "" skips)
 //   --fail-words TEXT      words the shown reason must contain (default: any reason)
+//   --registry-search TEXT search the MCP registry for TEXT, pick the first entry that can
+//                          run here and see its form (default "": skipped, the public
+//                          registry is out of reach of a closed network)
 //   --timeout SECONDS      how long a deployment may take to settle (default 240)
 //   --chromium PATH        the browser (default /usr/bin/chromium)
 //   --checkpoint           at "running" and at "rotated" print a JSON line
@@ -40,8 +43,9 @@
 // connection lists the tools through the gateway from the page); the deployments list,
 // the deployment page (usage, logs); rotate (new token shown once; the old one is refused
 // by the gateway); audit and settings pages; delete behind a confirmation; a required
-// secret left empty is refused before any request; a failed deployment shows its reason;
-// the whole deploy flow again with Tab/Enter/Space (and typing) only, focus always
+// secret left empty is refused before any request, and a deployment's credentials are
+// replaced; a registry entry is found and its form shown (--registry-search); a failed
+// deployment shows its reason; the whole deploy flow again with Tab/Enter/Space (and typing) only, focus always
 // visible; every page at 375 px without sideways scrolling; axe-core on each page (no
 // serious or critical violations); no CSP violation and no script error on any page.
 import { chromium } from "playwright-core";
@@ -72,6 +76,7 @@ function parseArgs(argv) {
     secretSource: "npm:@modelcontextprotocol/server-github",
     failSource: "npm:left-pad",
     failWords: "",
+    registrySearch: "",
     timeout: 240,
     chromium: "/usr/bin/chromium",
     checkpoint: false,
@@ -85,6 +90,7 @@ function parseArgs(argv) {
     "--secret-source": "secretSource",
     "--fail-source": "failSource",
     "--fail-words": "failWords",
+    "--registry-search": "registrySearch",
     "--timeout": "timeout",
     "--chromium": "chromium",
   };
@@ -450,6 +456,52 @@ if (opts.secretSource) {
     await page.waitForTimeout(300);
     if (deploymentPosts.length !== before) fail("the form was sent anyway");
     await axe(page, "form-errors");
+  });
+}
+
+if (opts.secretSource) {
+  await step("update-credentials", page, async () => {
+    await analyze(page, opts.secretSource);
+    for (const input of await page.locator('main form input[type="password"]').all()) await input.fill(`first-${rand()}`);
+    const credName = `creds-${rand()}`;
+    await page.getByLabel("Name", { exact: false }).first().fill(credName);
+    await page.getByRole("button", { name: "Deploy", exact: true }).click();
+    await title(page, "Your new server");
+    const id = (await page.locator("#connection-url").inputValue()).split("/").pop();
+    try {
+      await settled(page);
+      await page.goto(`${opts.baseUrl}/deployments/${id}`);
+      await title(page, credName);
+      const form = page.locator("form", { has: page.locator("#credentials-title") });
+      await form.waitFor();
+      for (const input of await form.locator('input[type="password"]').all()) await input.fill(`second-${rand()}`);
+      await form.getByRole("button", { name: "Replace credentials" }).click();
+      const ok = form.locator(".alert-ok");
+      const bad = form.locator(".alert-error");
+      await Promise.race([ok.waitFor({ timeout: 60_000 }), bad.waitFor({ timeout: 60_000 })]);
+      if (await bad.isVisible()) fail(`replacing credentials: ${await bad.textContent()}`);
+      await axe(page, "credentials");
+    } finally {
+      await page.request.delete(`${opts.baseUrl}/api/deployments/${id}`, { headers: { Origin: opts.baseUrl } });
+    }
+  });
+}
+
+if (opts.registrySearch !== "") {
+  await step("registry", page, async () => {
+    await page.goto(`${opts.baseUrl}/`);
+    await title(page, "Deploy an MCP server");
+    await page.getByLabel("Search by name").fill(opts.registrySearch);
+    await page.getByRole("button", { name: "Search", exact: true }).click();
+    const use = page.locator("li.entry button", { hasText: "Use this server" }).first();
+    const bad = page.locator("section[aria-labelledby=registry-title] .alert-error");
+    await Promise.race([use.waitFor({ timeout: 30_000 }), bad.waitFor({ timeout: 30_000 })]);
+    if (await bad.isVisible()) fail(`registry search: ${await bad.textContent()}`);
+    await axe(page, "registry-results");
+    await use.click();
+    await title(page, "Review and deploy", 30_000);
+    await page.locator("#form-title").waitFor();
+    await axe(page, "registry-review");
   });
 }
 

@@ -5,7 +5,9 @@ import { ApiError, messageOf } from "../api/client";
 
 export function Alert({ error, shown = [] }: { error: unknown; shown?: string[] }) {
   if (!error) return null;
-  const fields = error instanceof ApiError ? error.fields.filter((f) => !shown.includes(f.field)) : [];
+  const unshown = error instanceof ApiError ? error.fields.filter((f) => !shown.includes(f.field)) : [];
+  // The message usually names every field already ("registry: …"): no second copy then.
+  const fields = unshown.filter((f) => !messageOf(error).includes(`${f.field}: ${f.message}`));
   const retry = error instanceof ApiError && error.retryAfter ? ` Try again in ${error.retryAfter} s.` : "";
   return (
     <div class="alert alert-error" role="alert">

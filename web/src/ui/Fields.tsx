@@ -78,8 +78,11 @@ export function TextField(
   );
 }
 
+/** A sentence ends with a full stop before the next one starts. */
+const sentence = (s: string) => (/[.!?:)]$/.test(s.trim()) ? s.trim() : `${s.trim()}.`);
+
 function formatHint(f: Field): string {
-  const parts = [f.description ?? ""];
+  const parts = [f.description ? sentence(f.description) : ""];
   if (f.repeated) parts.push("One value per line.");
   if (f.format === "number") parts.push("A number.");
   if (f.format === "filepath") parts.push("A path on the server's machine.");

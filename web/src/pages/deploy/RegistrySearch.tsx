@@ -11,18 +11,24 @@ type Entry = Schemas["RegistryEntry"];
 
 export function RegistrySearch({ onFound }: { onFound: (f: Found) => void }) {
   const [search, setSearch] = useState("");
+  const [inactive, setInactive] = useState(false);
   const [items, setItems] = useState<Entry[] | null>(null);
   const [cursor, setCursor] = useState<string | null>(null);
   const [asked, setAsked] = useState("");
   const [busy, setBusy] = useState<string | null>(null);
   const [error, setError] = useState<unknown>(null);
 
-  const load = async (query: string, after: string | null) => {
+  const load = async (query: string, after: string | null, withInactive = inactive) => {
     setBusy(after ? "more" : "search");
     setError(null);
     try {
       const page = await call("get", "/api/registry/servers", {
-        query: { search: query || undefined, cursor: after ?? undefined, limit: 20 },
+        query: {
+          search: query || undefined,
+          cursor: after ?? undefined,
+          limit: 20,
+          include_inactive: withInactive || undefined,
+        },
       });
       setItems(after ? [...(items ?? []), ...page.items] : page.items);
       setCursor(page.next_cursor);
@@ -62,6 +68,18 @@ export function RegistrySearch({ onFound }: { onFound: (f: Found) => void }) {
           {busy === "search" ? "Searching…" : "Search"}
         </button>
       </form>
+      <div class="check">
+        <input
+          id="registry-inactive"
+          type="checkbox"
+          checked={inactive}
+          onChange={(e) => {
+            setInactive(e.currentTarget.checked);
+            if (items) void load(asked, null, e.currentTarget.checked);
+          }}
+        />
+        <label for="registry-inactive">Include deprecated and deleted entries</label>
+      </div>
       <Alert error={error} />
       {items && (
         <p role="status" class="muted">
@@ -76,6 +94,7 @@ export function RegistrySearch({ onFound }: { onFound: (f: Found) => void }) {
             <li key={e.name} class="entry">
               <div class="entry-head">
                 <strong>{e.title ?? e.name}</strong> <span class="muted">{e.version}</span>
+                {e.status !== "active" && <span class="tag">{e.status}</span>}
               </div>
               {e.title && <div class="muted small">{e.name}</div>}
               {e.description && <p>{e.description}</p>}
@@ -84,10 +103,10 @@ export function RegistrySearch({ onFound }: { onFound: (f: Found) => void }) {
                   type="button"
                   class="btn btn-small"
                   disabled={busy !== null}
-                  aria-label={`Use ${e.title ?? e.name}`}
                   onClick={() => void pick(e.name)}
                 >
                   {busy === e.name ? "Reading…" : "Use this server"}
+                  <span class="visually-hidden">: {e.title ?? e.name}</span>
                 </button>
               ) : (
                 <p class="small">
