@@ -3,7 +3,8 @@
 #   1. the API types, generated from the contract (docs/openapi.json) by openapi-typescript
 #      into web/src/api/schema.gen.ts (gitignored; never edited by hand),
 #   2. a typecheck of the whole UI against them (tsc --noEmit),
-#   3. the bundle (web/build.mjs: esbuild → hashed JS/CSS, index.html, _headers).
+#   3. the unit tests of its pure modules (web/test/run.mjs: node:test),
+#   4. the bundle (web/build.mjs: esbuild → hashed JS/CSS, index.html, _headers).
 # Skips everything when no input is newer than build/web/index.html (FORCE_BUILD=1 builds
 # anyway). OPENAPI_SPEC names another contract file (e.g. a draft) to build against.
 set -euo pipefail
@@ -33,5 +34,6 @@ if ! node -e 'const d = JSON.parse(require("fs").readFileSync(process.argv[1], "
 fi
 
 "$bin/openapi-typescript" "$spec" --output "$types" >&2
-"$bin/tsc" --project web/tsconfig.json >&2
+"$bin/tsc" --noEmit --project web/tsconfig.json >&2
+node web/test/run.mjs
 node web/build.mjs >&2

@@ -13,22 +13,24 @@ export class SseParser {
   private data: string[] = [];
   private event = "";
   private id: string | null = null;
+  /** The last chunk ended in CR: a LF starting the next one ends no further line. */
+  private afterCr = false;
 
   constructor(private readonly onEvent: (e: SseEvent) => void) {}
 
   push(chunk: string): void {
-    this.buffer += chunk;
-    // A line ends at CRLF, LF or CR; a trailing CR may be the first half of a CRLF.
-    const lines = this.buffer.split(/\r\n|\n|\r(?=.)/s);
+    // A line ends at CRLF, LF or CR (a CRLF may be split between two chunks).
+    this.buffer += this.afterCr && chunk.startsWith("\n") ? chunk.slice(1) : chunk;
+    this.afterCr = chunk.endsWith("\r");
+    const lines = this.buffer.split(/\r\n|\n|\r/);
     this.buffer = lines.pop() ?? "";
     for (const line of lines) this.line(line);
   }
 
   private line(line: string): void {
-    if (line === "" || line === "\r") {
-      if (this.data.length > 0) {
-        this.onEvent({ event: this.event || "message", data: this.data.join("\n"), id: this.id });
-      }
+    if (line === "") {
+      const data = this.data.join("\n");
+      if (data !== "") this.onEvent({ event: this.event || "message", data, id: this.id });
       this.data = [];
       this.event = "";
       return;
