@@ -15,6 +15,12 @@ out=build/web/index.html
 types=web/src/api/schema.gen.ts
 bin=node_modules/.bin
 
+# One build at a time (test processes and wrangler dev may start it together); a second
+# one waits, then finds the output fresh.
+mkdir -p build
+exec 9>build/.build-web.lock
+flock 9
+
 if [ -f "$out" ] && [ -z "${FORCE_BUILD:-}" ]; then
   newer=$(find web "$spec" package-lock.json scripts/build-web.sh -newer "$out" \
     -not -path "$types" -print -quit 2>/dev/null)
