@@ -29,6 +29,12 @@ export class ProbeError extends Error {
 }
 
 export async function probe(url: string, token: string): Promise<ProbeResult> {
+  // The page's CSP lets it connect to its own origin only (docs/dashboard.md).
+  if (new URL(url, location.href).origin !== location.origin) {
+    throw new ProbeError(
+      `This page can only test URLs on ${location.origin}; test ${new URL(url).origin} from an MCP client.`,
+    );
+  }
   const abort = new AbortController();
   const timer = setTimeout(() => abort.abort(), TIMEOUT_MS);
   const headers: Record<string, string> = {

@@ -58,7 +58,7 @@ export function Review({
             name: name.trim(),
             credentials,
             registry: found.name,
-            version: found.server.version ?? found.server.server.version,
+            version: found.server.server.version,
             arguments: args,
           };
     setBusy(true);
