@@ -21,7 +21,9 @@ mkdir -p build
 exec 9>build/.build-web.lock
 flock 9
 
-if [ -f "$out" ] && [ -z "${FORCE_BUILD:-}" ]; then
+# Which contract the output was built from: another one means building again.
+built_from=build/.web-spec
+if [ -f "$out" ] && [ -z "${FORCE_BUILD:-}" ] && [ "$(cat "$built_from" 2>/dev/null)" = "$spec" ]; then
   newer=$(find web "$spec" package-lock.json scripts/build-web.sh -newer "$out" \
     -not -path "$types" -print -quit 2>/dev/null)
   [ -z "$newer" ] && exit 0
@@ -43,3 +45,4 @@ fi
 "$bin/tsc" --noEmit --project web/tsconfig.json >&2
 node web/test/run.mjs
 node web/build.mjs >&2
+printf '%s\n' "$spec" > "$built_from"
