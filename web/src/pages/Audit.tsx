@@ -12,6 +12,19 @@ function metadataText(m: Event["metadata"]): string {
   return entries.map(([k, v]) => `${k}: ${typeof v === "string" ? v : JSON.stringify(v)}`).join(" · ");
 }
 
+/** `deployment:dep_…` links to the deployment (a deleted one's page says it is gone). */
+function Resource({ name }: { name: string | null }) {
+  if (!name) return <>–</>;
+  const dep = /^deployment:(dep_[0-9a-f]+)$/.exec(name);
+  return dep ? (
+    <a href={`/deployments/${dep[1]}`}>
+      <code>{name}</code>
+    </a>
+  ) : (
+    <code>{name}</code>
+  );
+}
+
 export function Audit() {
   const [items, setItems] = useState<Event[] | null>(null);
   const [cursor, setCursor] = useState<string | null>(null);
@@ -59,7 +72,9 @@ export function Audit() {
                   <td>
                     <code>{e.action}</code>
                   </td>
-                  <td>{e.resource ? <code>{e.resource}</code> : "–"}</td>
+                  <td>
+                    <Resource name={e.resource} />
+                  </td>
                   <td class="small">{metadataText(e.metadata)}</td>
                 </tr>
               ))}
