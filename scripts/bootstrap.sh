@@ -46,6 +46,19 @@ if [ ! -f "$stamp" ] || [ tests/conformance/package-lock.json -nt "$stamp" ]; th
   npm ci --prefix tests/conformance --no-audit --no-fund --loglevel=error >&2
 fi
 
+# Debian's Chromium: the browser the dashboard's test drives (tests/browser/flow.mjs, with
+# npm playwright-core; Playwright's own browser downloads are out of reach here).
+if [ ! -x /usr/bin/chromium ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    say "installing chromium (apt) for the dashboard's browser test"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -q chromium >&2 ||
+      { apt-get update -q >&2 && apt-get install -y -q chromium >&2; }
+  else
+    say "chromium is missing and cannot be installed without root: apt-get install chromium"
+  fi
+fi
+
 # Python: a project venv with the official MCP SDK (the tests' real Python client) and
 # schemathesis (the API contract test), resolved together in one install.
 venv=.venv

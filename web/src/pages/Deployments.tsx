@@ -1,0 +1,79 @@
+// Your deployments, newest first, each with its status; more pages on request. Re-read
+// every 5 s while one of them is changing by itself.
+import { useEffect, useState } from "preact/hooks";
+import { call, type Schemas } from "../api/client";
+import { Alert } from "../ui/Alert";
+import { PageTitle } from "../ui/PageTitle";
+import { StatusBadge, isSettling } from "../ui/StatusBadge";
+import { Time } from "../ui/Time";
+
+type Deployment = Schemas["Deployment"];
+
+export function Deployments({ notice }: { notice?: string | undefined }) {
+  const [items, setItems] = useState<Deployment[] | null>(null);
+  const [cursor, setCursor] = useState<string | null>(null);
+  const [error, setError] = useState<unknown>(null);
+  const [busy, setBusy] = useState(false);
+
+  const load = async (after: string | null) => {
+    setBusy(true);
+    try {
+      const page = await call("get", "/api/deployments", { query: after ? { cursor: after } : {} });
+      setItems((old) => (after ? [...(old ?? []), ...page.items] : page.items));
+      setCursor(page.next_cursor);
+      setError(null);
+    } catch (e) {
+      setError(e);
+    }
+    setBusy(false);
+  };
+
+  useEffect(() => {
+    void load(null);
+  }, []);
+  const changing = items?.some((d) => isSettling(d.status)) ?? false;
+  useEffect(() => {
+    if (!changing || cursor) return;
+    const t = setTimeout(() => void load(null), 5000);
+    return () => clearTimeout(t);
+  }, [items, changing, cursor]);
+
+  return (
+    <div class="stack">
+      <PageTitle title="Deployments">Deployments</PageTitle>
+      {notice && <p class="alert alert-ok" role="status">{notice}</p>}
+      <Alert error={error} />
+      {items === null && !error && <p class="muted">Loading…</p>}
+      {items?.length === 0 && (
+        <p>
+          No deployments yet. <a href="/">Deploy a server</a>.
+        </p>
+      )}
+      {items && items.length > 0 && (
+        <ul class="cards">
+          {items.map((d) => (
+            <li key={d.id} class="card deployment-item">
+              <div class="row row-between">
+                <a href={`/deployments/${d.id}`} class="strong">
+                  {d.name}
+                </a>
+                <StatusBadge status={d.status} />
+              </div>
+              <div class="muted small">
+                <code>{d.source}</code>
+                {d.version ? ` ${d.version}` : ""} · created <Time at={d.created_at} />
+              </div>
+            </li>
+          ))}
+        </ul>
+      )}
+      {cursor && (
+        <div>
+          <button type="button" class="btn btn-secondary" onClick={() => void load(cursor)} disabled={busy}>
+            {busy ? "Loading…" : "More deployments"}
+          </button>
+        </div>
+      )}
+    </div>
+  );
+}
