@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 export WRANGLER_SEND_METRICS := false
 
-.PHONY: dev test token build bootstrap lint unit integration bench bench-ready bench-analyze bench-deploy bench-gateway
+.PHONY: dev test token build bootstrap lint unit integration bench bench-ready bench-analyze bench-deploy bench-gateway web-size
 
 bootstrap:
 	@scripts/bootstrap.sh
@@ -51,6 +51,10 @@ bench-deploy: build
 bench-gateway: bootstrap build
 	cargo build --quiet --release -p catwalk-runner -p mcp-bench
 	cargo run --quiet --release -p edge-tests --bin gateway-bench
+
+# The dashboard's first load, gzipped, against its 100 KB budget.
+web-size: build
+	@scripts/web-size.sh
 
 # Prints a session JWT for the local stack: make token [ARGS="--sub me --email me@example.com"]
 token:

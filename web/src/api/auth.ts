@@ -1,25 +1,9 @@
 // Signing in and out: the Worker sets and clears the HttpOnly session cookie; this page
-// never sees a token. Answers are typed by the contract once it lists these routes; until
-// then by the shapes docs/api.md gives (`FromContract` switches over by itself).
-import { call, send, type Schemas } from "./client";
-import type { paths } from "./schema.gen";
-
-type Json<R> = R extends { content: { "application/json": infer B } } ? B : never;
-type FromContract<P extends string, M extends string, Fallback> = P extends keyof paths
-  ? M extends keyof paths[P]
-    ? NonNullable<paths[P][M]> extends { responses: { 200: infer R } }
-      ? Json<R>
-      : Fallback
-    : Fallback
-  : Fallback;
+// never sees a token. Every answer is typed by the contract (docs/openapi.json).
+import { call, type Answer, type Schemas } from "./client";
 
 export type User = Schemas["User"];
-export type Providers = FromContract<
-  "/api/auth/providers",
-  "get",
-  { dev_sign_in: boolean; login_url: string | null }
->;
-type SignedIn = FromContract<"/api/auth/dev-sign-in", "post", { user: User }>;
+export type Providers = Answer<"/api/auth/providers", "get">;
 
 /** Who is signed in, or `null` (401: no session, or it expired). */
 export async function currentUser(): Promise<User | null> {
@@ -32,14 +16,14 @@ export async function currentUser(): Promise<User | null> {
 }
 
 export function providers(): Promise<Providers> {
-  return send("get", "/api/auth/providers") as Promise<Providers>;
+  return call("get", "/api/auth/providers");
 }
 
 /** The local development sign-in (exists only under `make dev`): any email, no password. */
 export async function devSignIn(email: string): Promise<User> {
-  return ((await send("post", "/api/auth/dev-sign-in", { email })) as SignedIn).user;
+  return (await call("post", "/api/auth/dev-sign-in", { body: { email } })).user;
 }
 
 export async function signOut(): Promise<void> {
-  await send("post", "/api/auth/sign-out");
+  await call("post", "/api/auth/sign-out");
 }

@@ -93,8 +93,7 @@ function queryString(query: unknown): string {
   return s ? `?${s}` : "";
 }
 
-/** The untyped transport under `call` (also used for the few routes the contract may not
- * list yet, see auth.ts). */
+/** The untyped transport under `call`. */
 export async function send(
   method: string,
   url: string,
