@@ -24,6 +24,19 @@ impl FieldError {
     }
 }
 
+/// A key from a request as an error may name it: control characters dropped, at most 64
+/// characters (a field name is bounded by the contract); `None` when nothing is left.
+pub fn shown_key(key: &str) -> Option<String> {
+    let shown: String = key.chars().filter(|c| !c.is_control()).take(64).collect();
+    (!shown.is_empty()).then_some(shown)
+}
+
+/// The field naming `key` under `parent` (`credentials.API_KEY`), or `parent` itself when
+/// the key has nothing printable to name.
+pub fn nested_field(parent: &str, key: &str) -> String {
+    shown_key(key).map_or_else(|| parent.to_string(), |k| format!("{parent}.{k}"))
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AppError {
     /// 400: the request cannot be read (bad JSON, bad encoding, bad parameter).

@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 
 use crate::analysis::plan::env_name_ok;
 use crate::analysis::request::{parse as parse_source, AnalyzeRequest};
-use crate::error::{AppError, AppResult, FieldError};
+use crate::error::{nested_field, AppError, AppResult, FieldError};
 use crate::http::input::Fields;
 use crate::registry::entry::name_ok as registry_name_ok;
 use crate::registry::fetch::version_ok as registry_version_ok;
@@ -192,7 +192,7 @@ fn arguments_field(f: &mut Fields<'_>) -> Given {
     }
     let mut total = 0;
     for (k, v) in obj {
-        let field = format!("arguments.{}", printable(k));
+        let field = nested_field("arguments", k);
         let values: Option<Vec<String>> = match v {
             Value::String(s) => Some(vec![s.clone()]),
             Value::Array(items) if items.len() <= 32 => items
@@ -277,7 +277,7 @@ pub fn credentials_field(f: &mut Fields<'_>) -> Vec<(String, String)> {
     }
     let mut total = 0;
     for (k, v) in obj {
-        let field = format!("credentials.{}", printable(k));
+        let field = nested_field("credentials", k);
         if !env_name_ok(k) {
             f.fail(
                 &field,
@@ -310,11 +310,6 @@ pub fn credentials_field(f: &mut Fields<'_>) -> Vec<(String, String)> {
         );
     }
     out
-}
-
-/// A key as it may appear in an error message: bounded, control characters dropped.
-fn printable(k: &str) -> String {
-    k.chars().filter(|c| !c.is_control()).take(64).collect()
 }
 
 pub fn parse_create(body: &Value) -> AppResult<CreateRequest> {

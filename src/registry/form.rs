@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::error::FieldError;
+use crate::error::{nested_field, FieldError};
 use launch_spec::pypi_normalize;
 
 /// The longest value a person may give one input.
@@ -341,6 +341,26 @@ impl Form {
     }
 }
 
+/// "must be one of: …" naming as many choices as fit a field message (300 characters in
+/// the contract): an entry may declare a hundred choices of a kilobyte each.
+fn one_of(choices: &[String]) -> String {
+    const ROOM: usize = 240;
+    let mut out = String::from("must be one of: ");
+    for (i, c) in choices.iter().enumerate() {
+        let shown: String = c.chars().take(40).collect();
+        let ellipsis = if shown.len() < c.len() { "…" } else { "" };
+        let sep = if i == 0 { "" } else { ", " };
+        if out.len() + sep.len() + shown.len() + ellipsis.len() > ROOM {
+            out.push_str(&format!("{sep}… ({} in all)", choices.len()));
+            return out;
+        }
+        out.push_str(sep);
+        out.push_str(&shown);
+        out.push_str(ellipsis);
+    }
+    out
+}
+
 /// Whether `value` is acceptable for something declared with `choices` and `format`;
 /// the reason when it is not (never echoing the value).
 pub fn check_value(value: &str, choices: &[String], format: Format) -> Result<(), String> {
@@ -351,7 +371,7 @@ pub fn check_value(value: &str, choices: &[String], format: Format) -> Result<()
         return Err("must not contain control characters".into());
     }
     if !choices.is_empty() && !choices.iter().any(|c| c == value) {
-        return Err(format!("must be one of: {}", choices.join(", ")));
+        return Err(one_of(choices));
     }
     match format {
         Format::Number => {
@@ -386,7 +406,7 @@ pub fn arguments(form: &Form, given: &Given) -> Result<Vec<String>, Vec<FieldErr
     for key in given.keys() {
         if !form.inputs.iter().any(|i| i.key == *key) {
             errors.push(FieldError::new(
-                format!("arguments.{key}"),
+                nested_field("arguments", key),
                 "is not an argument this server takes",
             ));
         }
@@ -475,7 +495,7 @@ pub fn check_environment(form: &Form, given: &[(String, String)]) -> Result<(), 
             if f.choices.is_empty() || f.choices.contains(v) {
                 Ok(())
             } else {
-                Err(format!("must be one of: {}", f.choices.join(", ")))
+                Err(one_of(&f.choices))
             }
         } else {
             check_value(v, &f.choices, f.format)

@@ -116,7 +116,7 @@ pub(crate) mod fixtures {
 mod tests {
     use super::entry::{read, read_list, Status};
     use super::fixtures::load;
-    use super::form::{arguments, check_environment, Form, Given};
+    use super::form::{arguments, check_environment, check_value, Form, Format, Given};
     use super::*;
 
     fn given(pairs: &[(&str, &[&str])]) -> Given {
@@ -331,6 +331,46 @@ mod tests {
         assert!(fields[4].1.contains("required"));
         let ctl = arguments(&form, &given(&[("root_dir", &["a\nb"])])).unwrap_err();
         assert!(ctl[0].message.contains("control"));
+    }
+
+    #[test]
+    fn refusals_name_hostile_keys_and_long_choice_lists_within_the_contracts_bounds() {
+        let doc = load("files");
+        let form = Form::of(runnable(&doc).unwrap());
+        let long_key = format!("k\u{1b}[31m{}", "x".repeat(5000));
+        let errors = arguments(
+            &form,
+            &given(&[
+                (long_key.as_str(), &["1"]),
+                ("\u{0}\u{7}", &["1"]),
+                ("root_dir", &["/srv"]),
+            ]),
+        )
+        .unwrap_err();
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert!(
+            fields.contains(&"arguments"),
+            "nothing printable names the parent: {fields:?}"
+        );
+        let named = errors.iter().find(|e| e.field != "arguments").unwrap();
+        assert!(named.field.len() <= 200 && !named.field.chars().any(char::is_control));
+        assert!(named.field.starts_with("arguments.k[31m"));
+
+        // A hundred choices of a kilobyte each: the message stays a sentence.
+        let choices: Vec<String> = (0..100)
+            .map(|i| format!("{i}{}", "c".repeat(1023)))
+            .collect();
+        let why = check_value("other", &choices, Format::String).unwrap_err();
+        assert!(why.len() <= 300, "{} bytes", why.len());
+        assert!(
+            why.starts_with("must be one of: 0cc") && why.ends_with("(100 in all)"),
+            "{why}"
+        );
+        let short = ["ro".to_string(), "rw".to_string()];
+        assert_eq!(
+            check_value("rx", &short, Format::String).unwrap_err(),
+            "must be one of: ro, rw"
+        );
     }
 
     #[test]

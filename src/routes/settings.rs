@@ -6,7 +6,7 @@ use serde_json::{json, Map, Value};
 use worker::{Request, Response};
 
 use crate::crypto::keyring;
-use crate::error::{AppError, AppResult};
+use crate::error::{shown_key, AppError, AppResult};
 use crate::http::input::Fields;
 use crate::platform::{env, web};
 use crate::routes::auth::signed_in;
@@ -33,12 +33,7 @@ fn fly_app_ok(app: &str) -> bool {
 /// The field a 422 names for a name that is not a setting: the name as given (bounded,
 /// control characters dropped), or `settings` when nothing of it is left to name.
 fn unknown_field(key: &str) -> String {
-    let shown: String = key.chars().filter(|c| !c.is_control()).take(64).collect();
-    if shown.is_empty() {
-        "settings".to_string()
-    } else {
-        shown
-    }
+    shown_key(key).unwrap_or_else(|| "settings".to_string())
 }
 
 pub async fn get(req: Request, cx: &mut Ctx) -> AppResult<Response> {
