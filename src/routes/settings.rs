@@ -1,6 +1,7 @@
 //! `GET /api/settings` and `PUT /api/settings`: a person's own LLM API key and Fly account
 //! (token + app), used instead of the operator's. Secret values are sealed by the vault and
-//! never returned: GET says only whether each is set and when it changed.
+//! never returned: GET says whether each is set, when it changed and, for a long enough
+//! secret, its last four characters (opened for the answer, never stored in plaintext).
 
 use serde_json::{json, Map, Value};
 use worker::{Request, Response};
@@ -30,6 +31,13 @@ fn fly_app_ok(app: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
 }
 
+/// The last four characters of a secret long enough that they give nothing away (at least
+/// 12); `None` for a shorter one.
+fn last_four(secret: &str) -> Option<String> {
+    let n = secret.chars().count();
+    (n >= 12).then(|| secret.chars().skip(n - 4).collect())
+}
+
 /// The field a 422 names for a name that is not a setting: the name as given (bounded,
 /// control characters dropped), or `settings` when nothing of it is left to name.
 fn unknown_field(key: &str) -> String {
@@ -38,13 +46,24 @@ fn unknown_field(key: &str) -> String {
 
 pub async fn get(req: Request, cx: &mut Ctx) -> AppResult<Response> {
     let user = signed_in(&req, cx).await?;
-    let rows = settings::list(&env::db(&cx.env)?, &user.id).await?;
+    let db = env::db(&cx.env)?;
+    let rows = settings::list(&db, &user.id).await?;
     let mut out = Map::new();
     for (name, secret, _) in KNOWN {
         let row = rows.iter().find(|r| r.0 == *name);
         let mut v = json!({ "set": row.is_some(), "updated_at": row.map(|r| rfc3339(r.3)) });
         if !secret {
             v["value"] = json!(row.and_then(|r| r.2.clone()));
+        } else {
+            let hint = match (row, cx.config.encryption_keys.as_ref()) {
+                (Some(_), Some(ring)) => settings::secret(&db, ring, &user.id, name)
+                    .await
+                    // One that no key opens any more shows no hint; it can still be replaced.
+                    .unwrap_or(None)
+                    .and_then(|plain| last_four(&plain)),
+                _ => None,
+            };
+            v["last_four"] = json!(hint);
         }
         out.insert((*name).to_string(), v);
     }
@@ -128,6 +147,14 @@ pub async fn put(mut req: Request, cx: &mut Ctx) -> AppResult<Response> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_long_secret_shows_its_last_four() {
+        assert_eq!(last_four("sk-abcdefgh1234").as_deref(), Some("1234"));
+        assert_eq!(last_four("ééééééééééé€xyz").as_deref(), Some("€xyz"));
+        assert_eq!(last_four("short-12345"), None);
+        assert_eq!(last_four(""), None);
+    }
 
     #[test]
     fn an_unknown_name_is_named_and_an_empty_one_is_the_settings() {

@@ -33,6 +33,7 @@
 // Output: one JSON line on stdout (after any checkpoint lines):
 //   {"ok", "base_url", "email", "deployment_id", "connection_url", "access_token",
 //    "old_token", "new_token", "old_token_refused", "tools", "keyboard", "failure_message",
+//    "llm_key" (the LLM key the settings step saved and removed, for the caller's searches),
 //    "axe": {page: [serious/critical violations]}, "axe_minor": {page: ["id (impact)"]},
 //    "steps": [{"name", "ok", "ms",
 //    "error"?, "screenshot"?}], "errors": [...]}
@@ -42,7 +43,8 @@
 // analyze → form → deploy → running → the connection card's URL and token (Test
 // connection lists the tools through the gateway from the page); the deployments list,
 // the deployment page (usage, logs); rotate (new token shown once; the old one is refused
-// by the gateway); audit and settings pages; delete behind a confirmation; a required
+// by the gateway); audit and settings pages (an LLM key saved shows only its last four,
+// survives a reload, is removed); delete behind a confirmation; a required
 // secret left empty is refused before any request, and a deployment's credentials are
 // replaced; a registry entry is found and its form shown (--registry-search); a failed
 // deployment shows its reason; the whole deploy flow again with Tab/Enter/Space (and typing) only, focus always
@@ -136,6 +138,7 @@ const result = {
   tools: [],
   keyboard: null,
   failure_message: null,
+  llm_key: null,
   axe: {},
   axe_minor: {},
   steps: [],
@@ -416,7 +419,21 @@ await step("settings", page, async () => {
   await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Settings" }).click();
   await title(page, "Settings");
   await page.locator("#setting-llm_api_key-state").waitFor();
+  // A secret saved here comes back only as "Set", its last four characters and when.
+  const key = `sk-browser-${rand()}${rand()}`;
+  await page.locator("#setting-llm_api_key").fill(key);
+  await page.getByRole("button", { name: "Save LLM API key" }).click();
+  const state = page.locator("#setting-llm_api_key-state");
+  await state.getByText(`ending in ${key.slice(-4)}`).waitFor();
+  if ((await page.locator("#setting-llm_api_key").inputValue()) !== "") fail("the saved key stayed in its field");
+  await page.reload();
+  await state.getByText(`ending in ${key.slice(-4)}`).waitFor();
+  if ((await page.content()).includes(key)) fail("the saved key is in the page");
+  result.llm_key = key;
   await axe(page, "settings");
+  await page.screenshot({ path: join(opts.artifacts, `${String(shot + 1).padStart(2, "0")}-settings-key-set.png`), fullPage: true });
+  await page.getByRole("button", { name: "Remove LLM API key" }).click();
+  await state.getByText("Not set").waitFor();
 });
 
 await step("delete", page, async () => {

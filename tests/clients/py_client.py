@@ -10,6 +10,8 @@ Scenarios:
   progress  trigger-long-running-operation, recording when each progress notification arrives
   sampling  a tool that asks the client to sample; our callback answers
   call      ARG = {"tool": NAME, "arguments": {...}}: tools/list, then that one call
+  refused   initialize with this token: whether the SDK failed, the HTTP statuses it got
+            and its error (exits 0 either way; the caller judges)
 """
 
 import asyncio
@@ -23,7 +25,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
 
-def transport(url, token):
+def transport(url, token, statuses=None):
     headers = {}
     if token.startswith("header:"):
         headers = {"X-Access-Token": token[len("header:"):]}
@@ -31,15 +33,22 @@ def transport(url, token):
         url += ("&" if "?" in url else "?") + "token=" + token[len("query:"):]
     elif token:
         headers = {"Authorization": f"Bearer {token}"}
-    return streamable_http_client(url, http_client=create_mcp_http_client(headers=headers))
+    client = create_mcp_http_client(headers=headers)
+    if statuses is not None:
+        # The SDK reports any refusal as one JSON-RPC error; the status is kept here.
+        async def record(response):
+            statuses.append(response.status_code)
+
+        client.event_hooks["response"] = [record]
+    return streamable_http_client(url, http_client=client)
 
 
 def text_of(result):
     return "".join(c.text for c in result.content if getattr(c, "type", "") == "text")
 
 
-async def with_session(url, token, body, **kwargs):
-    async with transport(url, token) as (read, write):
+async def with_session(url, token, body, statuses=None, **kwargs):
+    async with transport(url, token, statuses) as (read, write):
         async with ClientSession(read, write, **kwargs) as session:
             init = await session.initialize()
             return await body(session, init)
@@ -121,7 +130,33 @@ async def call(url, token, arg):
     return await with_session(url, token, body)
 
 
-SCENARIOS = {"basic": basic, "auto": auto, "progress": progress, "sampling": sampling, "call": call}
+def chain(e):
+    """Every exception inside `e`: a task group's members and each cause, as text."""
+    seen, out, todo = set(), [], [e]
+    while todo:
+        x = todo.pop()
+        if x is None or id(x) in seen:
+            continue
+        seen.add(id(x))
+        out.append(f"{type(x).__name__}: {x}")
+        todo.extend(getattr(x, "exceptions", ()))
+        todo.extend([x.__cause__, x.__context__])
+    return " | ".join(out)
+
+
+async def refused(url, token, _arg):
+    async def body(_session, _init):
+        return None
+
+    statuses = []
+    try:
+        await with_session(url, token, body, statuses=statuses)
+    except Exception as e:  # the SDK's task group wraps the HTTP error
+        return {"refused": True, "statuses": statuses, "error": chain(e)[:600]}
+    return {"refused": False, "statuses": statuses}
+
+
+SCENARIOS = {"refused": refused, "basic": basic, "auto": auto, "progress": progress, "sampling": sampling, "call": call}
 
 if __name__ == "__main__":
     url, token, scenario = sys.argv[1], sys.argv[2], sys.argv[3]

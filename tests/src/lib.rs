@@ -6,6 +6,7 @@
 //! - [`fake`]: programmable loopback HTTP servers standing in for upstreams we cannot reach
 //!   (Fly, GitHub, the LLM), including their failures;
 //! - [`jwt`]: HS256 tokens, well-formed or deliberately broken;
+//! - [`npm`], [`registry`]: a loopback npm registry and official MCP registry;
 //! - [`runner`]: a real `catwalk-runner serve` process in front of a real MCP server;
 //! - [`clients`]: the official Python and TypeScript MCP SDKs as real clients.
 
@@ -13,6 +14,7 @@ pub mod clients;
 pub mod fake;
 pub mod guard;
 pub mod npm;
+pub mod registry;
 pub mod runner;
 pub mod stack;
 

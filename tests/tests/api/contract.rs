@@ -17,7 +17,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use edge_tests::fake::{FakeServer, Reply};
+use edge_tests::fake::FakeServer;
 use edge_tests::runner::{publish_everything, Machines, EVERYTHING_PACKAGE, EVERYTHING_VERSION};
 use edge_tests::stack::{Stack, StackOptions};
 use reqwest::Method;
@@ -66,60 +66,6 @@ fn everything_entry() -> Value {
 
 const EVERYTHING_ENTRY: &str = "io.github.modelcontextprotocol/everything";
 
-/// The registry fixtures of `tests/fixtures/registry/` that are single entries.
-const REGISTRY_ENTRIES: &[&str] = &[
-    "weather",
-    "files",
-    "oci-only",
-    "remote-only",
-    "deleted",
-    "argv-echo",
-];
-
-fn registry_fixture(name: &str) -> Value {
-    let path = edge_tests::repo_root().join(format!("tests/fixtures/registry/{name}.json"));
-    serde_json::from_str(&std::fs::read_to_string(&path).expect("fixture")).expect("fixture JSON")
-}
-
-/// The official MCP registry's answers, on `fake` under `/registry`: a page of the list
-/// (whatever the query), every fixture entry and ours by name, latest or by version,
-/// and its 404 for anything else. Returns the names it knows.
-fn publish_registry(fake: &FakeServer) -> Vec<String> {
-    fake.on(
-        "GET",
-        "/registry/v0.1/servers/*",
-        Reply::json(404, &json!({"error": "Server not found"})),
-    );
-    fake.on(
-        "GET",
-        "/registry/v0.1/servers",
-        Reply::json(200, &registry_fixture("list-page1")),
-    );
-    let mut entries: Vec<Value> = REGISTRY_ENTRIES
-        .iter()
-        .map(|f| registry_fixture(f))
-        .collect();
-    entries.push(everything_entry());
-    let mut names = Vec::new();
-    for entry in entries {
-        let name = entry["server"]["name"].as_str().expect("name").to_string();
-        let version = entry["server"]["version"].as_str().expect("version");
-        for v in ["latest", version] {
-            fake.on(
-                "GET",
-                &format!(
-                    "/registry/v0.1/servers/{}/versions/{}",
-                    name.replace('/', "%2F"),
-                    v.replace('+', "%2B")
-                ),
-                Reply::json(200, &entry),
-            );
-        }
-        names.push(name);
-    }
-    names
-}
-
 struct Fixture {
     /// npm, PyPI, GitHub and the MCP registry, each under its own prefix.
     _upstreams: FakeServer,
@@ -135,7 +81,7 @@ fn start() -> Fixture {
     let machines = Machines::start(&dir.path().join("machines"), 600);
     let fake = FakeServer::start();
     publish_everything(&fake);
-    let registry_names = publish_registry(&fake);
+    let registry_names = edge_tests::registry::publish(&fake, vec![everything_entry()]);
     let base = fake.url();
     let stack = Stack::start(StackOptions {
         vars: vec![

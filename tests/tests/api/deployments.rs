@@ -703,6 +703,8 @@ async fn settings_hold_secrets_sealed_and_a_persons_own_fly_token_is_used() {
     let (s, b, _) = call(w, Method::PUT, "/api/settings", &token, Some(json!({"llm_api_key": "sk-own-llm-key-123", "fly_api_token": "fo1_wrong-token", "fly_app": "catwalk-test"}))).await;
     assert_eq!(s, 200, "{b}");
     assert_eq!(b["settings"]["llm_api_key"]["set"], true);
+    assert_eq!(b["settings"]["llm_api_key"]["last_four"], "-123", "{b}");
+    assert_eq!(b["settings"]["fly_api_token"]["last_four"], "oken", "{b}");
     assert_eq!(b["settings"]["fly_app"]["value"], "catwalk-test");
     assert!(!b.to_string().contains("sk-own-llm-key-123") && !b.to_string().contains("fo1_wrong"));
     let stored = w

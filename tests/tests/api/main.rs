@@ -3,6 +3,7 @@
 
 mod analyze;
 mod auth;
+mod browser;
 mod contract;
 mod deploy_faults;
 mod deployments;

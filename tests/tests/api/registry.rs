@@ -9,6 +9,7 @@
 use std::time::{Duration, Instant};
 
 use edge_tests::fake::{FakeServer, Reply};
+use edge_tests::registry::{fixture, version_path};
 use edge_tests::runner::Machines;
 use edge_tests::stack::{Stack, StackOptions};
 use reqwest::Method;
@@ -23,19 +24,6 @@ struct Fixture {
     stack: Stack,
     run: String,
     _dir: tempfile::TempDir,
-}
-
-fn fixture(name: &str) -> Value {
-    let path = edge_tests::repo_root().join(format!("tests/fixtures/registry/{name}.json"));
-    serde_json::from_str(&std::fs::read_to_string(&path).expect("fixture")).expect("fixture JSON")
-}
-
-/// The registry path of one server version (the name's slash encoded, as the API says).
-fn version_path(name: &str, version: &str) -> String {
-    format!(
-        "/v0.1/servers/{}/versions/{version}",
-        name.replace('/', "%2F")
-    )
 }
 
 const ECHO: &str = "io.github.catwalk-test/argv-echo";

@@ -1,5 +1,6 @@
 // Your own LLM key, Fly token and Fly app. Write-only for the secrets: the API tells only
-// whether each is set and when; a new value replaces it, "Remove" clears it.
+// whether each is set, when, and a long one's last four characters; a new value replaces
+// it, "Remove" clears it.
 import { useEffect, useState } from "preact/hooks";
 import { ApiError, call, type Body, type Schemas } from "../api/client";
 import { Alert } from "../ui/Alert";
@@ -78,6 +79,7 @@ function SettingForm({
     error instanceof ApiError ? error.fields.find((f) => f.field === item.key)?.message : undefined;
   const id = `setting-${item.key}`;
   const shownValue = "value" in state ? state.value : null;
+  const lastFour = "last_four" in state ? state.last_four : null;
 
   return (
     <form
@@ -98,6 +100,12 @@ function SettingForm({
               <>
                 {" "}
                 <code>{shownValue}</code>
+              </>
+            ) : null}
+            {lastFour ? (
+              <>
+                {" "}
+                ending in <code>{lastFour}</code>
               </>
             ) : null}{" "}
             · updated <Time at={state.updated_at} />
