@@ -60,6 +60,8 @@ pub enum Route {
     RegistryServer,
     /// `GET /api/openapi.json`: the API contract (OpenAPI 3.1).
     OpenApi,
+    /// `GET` of one of the dashboard's pages ([`PAGES`]): its `index.html`.
+    Page,
 }
 
 /// A matched route and the resource key its path carried, if any: a deployment id, or a
@@ -218,7 +220,18 @@ const ALLOW: &[&[&str]] = &[
     &["GET"],
 ];
 
-/// Every path pattern with the methods it answers, in table order (what the OpenAPI
+/// The dashboard's pages (the paths `web/src/app.tsx` shows): each answers the dashboard's
+/// `index.html` from the static assets, which route in the page. The assets' own files
+/// (`/assets/…`, `/favicon.svg`) never reach the Worker; any other path is a JSON 404.
+pub const PAGES: &[&str] = &[
+    "/",
+    "/deployments",
+    "/deployments/{id}",
+    "/audit",
+    "/settings",
+];
+
+/// Every API path pattern with the methods it answers, in table order (what the OpenAPI
 /// document must describe, no more and no less).
 pub fn table() -> impl Iterator<Item = (&'static str, Vec<&'static str>)> {
     TABLE
@@ -309,12 +322,49 @@ pub fn resolve(method: &str, path: &str) -> Result<Resolved, AppError> {
                 allowed: ALLOW.get(i).copied().unwrap_or(&[]),
             });
     }
+    if let Some(id) = PAGES.iter().find_map(|p| capture(p, path)) {
+        return match method {
+            "GET" | "HEAD" => Ok(Resolved {
+                route: Route::Page,
+                id,
+            }),
+            _ => Err(AppError::MethodNotAllowed { allowed: &["GET"] }),
+        };
+    }
     Err(AppError::not_found("No such route."))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_dashboards_pages_are_get_only_and_nothing_else_outside_the_api_is_a_page() {
+        let route = |m: &str, p: &str| resolve(m, p).map(|r| r.route);
+        let id = format!("dep_{}", "0a".repeat(15));
+        for p in ["/", "/deployments", "/deployments/", "/audit", "/settings"] {
+            assert_eq!(route("GET", p), Ok(Route::Page), "{p}");
+            assert_eq!(route("HEAD", p), Ok(Route::Page), "{p}");
+        }
+        let r = resolve("GET", &format!("/deployments/{id}")).unwrap();
+        assert_eq!((r.route, r.id), (Route::Page, Some(id)));
+        assert!(matches!(
+            route("POST", "/settings"),
+            Err(AppError::MethodNotAllowed { .. })
+        ));
+        for p in [
+            "/deployments/dep_nope",
+            "/auth/me",
+            "/index.html/../etc/passwd",
+            "/settings/x",
+            "/__scheduled",
+        ] {
+            assert!(
+                matches!(route("GET", p), Err(AppError::NotFound { .. })),
+                "{p}"
+            );
+        }
+    }
 
     #[test]
     fn known_routes_resolve_with_or_without_a_trailing_slash() {

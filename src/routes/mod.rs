@@ -4,6 +4,7 @@
 pub mod analyze;
 pub mod audit;
 pub mod auth;
+pub mod dashboard;
 pub mod deployments;
 pub mod health;
 pub mod mcp;
@@ -58,5 +59,6 @@ pub async fn dispatch(resolved: Resolved, req: Request, cx: &mut Ctx) -> AppResu
         Route::RegistryServers => registry::list(req, cx).await,
         Route::RegistryServer => registry::get(req, cx, id).await,
         Route::OpenApi => openapi::document(),
+        Route::Page => dashboard::page(&req, cx).await,
     }
 }

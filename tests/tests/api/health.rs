@@ -17,7 +17,30 @@ async fn an_unknown_route_is_a_json_404_and_a_wrong_method_a_405_with_allow() {
         error_code(get("/api/nope", None).await, 404).await,
         "not_found"
     );
-    assert_eq!(error_code(get("/", None).await, 404).await, "not_found");
+    assert_eq!(error_code(get("/nope", None).await, 404).await, "not_found");
+    assert_eq!(
+        error_code(get("/deployments/dep_nope", None).await, 404).await,
+        "not_found"
+    );
+    // The dashboard's pages are its index.html with the assets' headers ("/" is the file
+    // itself; the others come through the Worker, which adds its own).
+    for page in ["/", "/deployments", "/settings"] {
+        let resp = get(page, None).await;
+        assert_eq!(resp.status(), 200, "{page}");
+        let h = resp.headers();
+        assert!(h["content-type"].to_str().unwrap().starts_with("text/html"));
+        assert!(h["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("default-src 'self'"));
+        if page != "/" {
+            assert_eq!(h["x-request-id"].len(), 16);
+        }
+        assert!(resp.text().await.unwrap().contains("<div id=\"app\">"));
+    }
+    let resp = send(reqwest::Method::POST, "/settings", &[], None).await;
+    assert_eq!(resp.headers()["allow"], "GET");
+    assert_eq!(error_code(resp, 405).await, "method_not_allowed");
     let resp = send(reqwest::Method::DELETE, "/api/health", &[], None).await;
     assert_eq!(resp.headers()["allow"], "GET");
     assert_eq!(error_code(resp, 405).await, "method_not_allowed");
