@@ -52,11 +52,9 @@ async fn audit_user(
     }
 }
 
-/// Verifies the session JWT (no I/O) — the bearer header, else the dashboard's cookie —
-/// and, for a cookie-borne change, that the request says where it comes from.
-pub fn verified(req: &Request, cx: &Ctx) -> AppResult<Identity> {
-    let auth = cx
-        .config
+/// The session settings, or 503 naming what the operator has not configured.
+pub fn auth_config(cx: &Ctx) -> AppResult<&crate::config::AuthConfig> {
+    cx.config
         .auth
         .as_ref()
         .ok_or_else(|| AppError::NotConfigured {
@@ -66,7 +64,13 @@ pub fn verified(req: &Request, cx: &Ctx) -> AppResult<Identity> {
                 .into_iter()
                 .map(String::from)
                 .collect(),
-        })?;
+        })
+}
+
+/// Verifies the session JWT (no I/O) — the bearer header, else the dashboard's cookie —
+/// and, for a cookie-borne change, that the request says where it comes from.
+pub fn verified(req: &Request, cx: &Ctx) -> AppResult<Identity> {
+    let auth = auth_config(cx)?;
     let (token, carrier) = session_token(req)?;
     let origin = web::header(req, "origin");
     if !session::csrf_ok(carrier, req.method().as_ref(), origin.as_deref()) {

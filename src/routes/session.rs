@@ -13,7 +13,7 @@ use crate::identity::jwt::{mint, verify, MAX_SUBJECT_LEN};
 use crate::identity::session::{clear_cookie, set_cookie, Carrier};
 use crate::identity::sync::valid_email;
 use crate::platform::web;
-use crate::routes::auth::{known, session_token, user_json};
+use crate::routes::auth::{auth_config, known, session_token, user_json};
 use crate::routes::Ctx;
 use crate::time::{now_ms, to_datetime};
 
@@ -23,20 +23,6 @@ const DEV_SUBJECT: &str = "dev:";
 fn with_cookie(mut resp: Response, cookie: &str) -> AppResult<Response> {
     resp.headers_mut().set("Set-Cookie", cookie)?;
     Ok(resp)
-}
-
-fn auth_config(cx: &Ctx) -> AppResult<&crate::config::AuthConfig> {
-    cx.config
-        .auth
-        .as_ref()
-        .ok_or_else(|| AppError::NotConfigured {
-            missing: cx
-                .config
-                .auth_missing()
-                .into_iter()
-                .map(String::from)
-                .collect(),
-        })
 }
 
 /// `GET /api/auth/providers` (open)

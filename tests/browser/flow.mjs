@@ -23,6 +23,9 @@
 //   --registry-search TEXT search the MCP registry for TEXT, pick the first entry that can
 //                          run here and see its form (default "": skipped, the public
 //                          registry is out of reach of a closed network)
+//   --session-token JWT   after signing out, come back the way the identity provider sends
+//                          people (/#session=JWT): signed in as that token's person, the
+//                          fragment gone from the address and history (default "": skipped)
 //   --timeout SECONDS      how long a deployment may take to settle (default 240)
 //   --chromium PATH        the browser (default /usr/bin/chromium)
 //   --checkpoint           at "running" and at "rotated" print a JSON line
@@ -79,6 +82,7 @@ function parseArgs(argv) {
     failSource: "npm:left-pad",
     failWords: "",
     registrySearch: "",
+    sessionToken: "",
     timeout: 240,
     chromium: "/usr/bin/chromium",
     checkpoint: false,
@@ -93,6 +97,7 @@ function parseArgs(argv) {
     "--fail-source": "failSource",
     "--fail-words": "failWords",
     "--registry-search": "registrySearch",
+    "--session-token": "sessionToken",
     "--timeout": "timeout",
     "--chromium": "chromium",
   };
@@ -621,6 +626,30 @@ await step("sign-out", page, async () => {
   const me = await page.request.get(`${opts.baseUrl}/api/auth/me`);
   if (me.status() !== 401) fail(`/api/auth/me answered ${me.status()} after signing out`);
 });
+
+if (opts.sessionToken) {
+  await step("provider-return", page, async () => {
+    // Arriving from the provider's site: a fresh load, not a fragment change in place.
+    await page.goto("about:blank");
+    await page.goto(`${opts.baseUrl}/#session=${encodeURIComponent(opts.sessionToken)}`);
+    await title(page, "Deploy an MCP server");
+    const where = await page.evaluate(() => ({ hash: location.hash, cookie: document.cookie }));
+    if (where.hash !== "") fail(`the token stayed in the address: ${where.hash.slice(0, 20)}…`);
+    if (where.cookie.includes("cw_session")) fail("the session cookie is readable by scripts");
+    if ((await page.content()).includes(opts.sessionToken)) fail("the token is in the page");
+    const me = await page.request.get(`${opts.baseUrl}/api/auth/me`);
+    if (me.status() !== 200) fail(`/api/auth/me answered ${me.status()} with the provider's cookie`);
+    result.provider_user = (await me.json()).user;
+    // A token the Worker refuses is said on the sign-in page, in the API's words.
+    await page.getByRole("button", { name: "Sign out" }).click();
+    await title(page, "Sign in");
+    await page.goto("about:blank");
+    await page.goto(`${opts.baseUrl}/#session=not-a-token`);
+    await title(page, "Sign in");
+    await page.locator("main .alert-error").waitFor();
+    await axe(page, "provider-refused");
+  });
+}
 
 finish(result.steps.every((s) => s.ok) && result.errors.length === 0 ? 0 : 1);
 

@@ -263,6 +263,20 @@ impl Machines {
         }
     }
 
+    /// The Worker's variables that make this service its Fly: the Machines API and the
+    /// ingress at its address, its token, the app `catwalk-test`.
+    pub fn fly_vars(&self) -> Vec<(String, String)> {
+        [
+            ("FLY_API_BASE", self.base_url.as_str()),
+            ("FLY_INGRESS_BASE", self.base_url.as_str()),
+            ("FLY_API_TOKEN", self.token.as_str()),
+            ("FLY_APP", "catwalk-test"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    }
+
     pub fn api(&self, path: &str) -> String {
         format!("{}/v1/apps/catwalk-test{path}", self.base_url)
     }

@@ -2,7 +2,7 @@
 // header with its navigation, and which page the path shows. Each page is keyed by its
 // path, so leaving a page drops its state — a token shown once included.
 import { useEffect, useState } from "preact/hooks";
-import { currentUser, signOut, type User } from "./api/auth";
+import { adoptReturnedSession, currentUser, signOut, type User } from "./api/auth";
 import { whenUnauthorized } from "./api/client";
 import { Audit } from "./pages/Audit";
 import { Deploy } from "./pages/Deploy";
@@ -51,6 +51,8 @@ export function App() {
   const [user, setUser] = useState<User | null | undefined>(undefined);
   const [expired, setExpired] = useState(false);
   const [bootError, setBootError] = useState<unknown>(null);
+  // The identity provider's token, refused (expired, wrong issuer, …): said on the sign-in page.
+  const [refused, setRefused] = useState<unknown>(null);
   const path = usePath();
 
   useEffect(() => {
@@ -60,7 +62,13 @@ export function App() {
         return null;
       });
     });
-    currentUser().then(setUser, setBootError);
+    adoptReturnedSession()
+      .catch((e: unknown) => {
+        setRefused(e);
+        return null;
+      })
+      .then((u) => u ?? currentUser())
+      .then(setUser, setBootError);
     return () => whenUnauthorized(null);
   }, []);
 
@@ -81,6 +89,7 @@ export function App() {
     content = (
       <SignIn
         expired={expired}
+        refused={refused}
         onSignedIn={(u) => {
           setExpired(false);
           setUser(u);

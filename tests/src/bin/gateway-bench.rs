@@ -208,17 +208,14 @@ async fn main() {
     let machines = Machines::start(&dir.path().join("machines"), 3600);
     let registry = FakeServer::start();
     publish_everything(&registry);
-    let vars = vec![
+    let mut vars = machines.fly_vars();
+    vars.extend([
         (
             "NPM_REGISTRY_BASE".into(),
             format!("{}/npm", registry.url()),
         ),
-        ("FLY_API_BASE".into(), machines.base_url.clone()),
-        ("FLY_INGRESS_BASE".into(), machines.base_url.clone()),
-        ("FLY_API_TOKEN".into(), machines.token.clone()),
-        ("FLY_APP".into(), "catwalk-test".into()),
         ("MCP_RATE_LIMIT".into(), "1000000".into()),
-    ];
+    ]);
     let stack = tokio::task::spawn_blocking(move || {
         Stack::start(StackOptions {
             vars,

@@ -5,7 +5,8 @@
 //! showed; the page rotates the token and the SDK's old token is refused while the new one
 //! works; then audit, settings (a saved LLM key shows only its last four), delete, a
 //! required secret refused empty, a failed deployment's own reason, the deploy flow by
-//! keyboard only, 375 px, the light scheme, axe-core on every page. One screenshot per step goes to
+//! keyboard only, 375 px, the light scheme, sign-out, and the identity provider's way back
+//! (`/#session=<jwt>` becomes the cookie), axe-core on every page. One screenshot per step goes to
 //! `<target>/test-artifacts/dashboard/`.
 //!
 //! Packages come from a loopback npm registry (`edge_tests::npm`): the analysis and the
@@ -123,22 +124,31 @@ async fn a_person_deploys_uses_rotates_and_deletes_a_server_in_the_browser() {
     );
     let base = fake.url();
     let stack = Stack::start(StackOptions {
-        vars: vec![
-            ("NPM_REGISTRY_BASE".into(), format!("{base}/npm")),
-            ("PYPI_BASE".into(), format!("{base}/pypi")),
-            ("GITHUB_API_BASE".into(), format!("{base}/github-api")),
-            ("GITHUB_RAW_BASE".into(), format!("{base}/github-raw")),
-            ("MCP_REGISTRY_BASE".into(), format!("{base}/registry")),
-            ("FLY_API_BASE".into(), machines.base_url.clone()),
-            ("FLY_INGRESS_BASE".into(), machines.base_url.clone()),
-            ("FLY_API_TOKEN".into(), machines.token.clone()),
-            ("FLY_APP".into(), "catwalk-test".into()),
-            ("FLY_START_TIMEOUT_SECS".into(), "60".into()),
-            ("DEV_SIGN_IN".into(), "true".into()),
-        ],
+        vars: [
+            machines.fly_vars(),
+            vec![
+                ("NPM_REGISTRY_BASE".into(), format!("{base}/npm")),
+                ("PYPI_BASE".into(), format!("{base}/pypi")),
+                ("GITHUB_API_BASE".into(), format!("{base}/github-api")),
+                ("GITHUB_RAW_BASE".into(), format!("{base}/github-raw")),
+                ("MCP_REGISTRY_BASE".into(), format!("{base}/registry")),
+                ("FLY_START_TIMEOUT_SECS".into(), "60".into()),
+                ("DEV_SIGN_IN".into(), "true".into()),
+            ],
+        ]
+        .concat(),
         ..Default::default()
     });
 
+    // The identity provider's way back to the dashboard (production's sign-in).
+    let idp_email = format!("idp-{run}@example.com");
+    let mut claims = edge_tests::jwt::claims(&format!("idp|{run}"), Some(&idp_email), 600);
+    claims["email_verified"] = json!(true);
+    let idp_token = edge_tests::jwt::sign(
+        &json!({"alg": "HS256", "typ": "JWT"}),
+        &claims,
+        stack.var("AUTH_SECRET"),
+    );
     let shots = artifacts();
     let _ = std::fs::remove_dir_all(&shots);
     let mut child = tokio::process::Command::new("node")
@@ -154,6 +164,7 @@ async fn a_person_deploys_uses_rotates_and_deletes_a_server_in_the_browser() {
         .args(["--fail-source", &fail_source])
         .args(["--fail-words", CRASH_WORDS])
         .args(["--registry-search", "weather"])
+        .args(["--session-token", &idp_token])
         .args(["--timeout", "120"])
         .arg("--checkpoint")
         .current_dir(edge_tests::repo_root())
@@ -303,9 +314,15 @@ async fn a_person_deploys_uses_rotates_and_deletes_a_server_in_the_browser() {
         "phone-width",
         "light-scheme",
         "sign-out",
+        "provider-return",
     ] {
         assert!(names.contains(&wanted), "no step {wanted}: {names:?}");
     }
+    assert_eq!(
+        result["provider_user"]["email"],
+        idp_email.as_str(),
+        "{result}"
+    );
     let pngs = std::fs::read_dir(&shots)
         .map(|d| {
             d.filter(|e| {

@@ -84,22 +84,22 @@ fn start() -> Fixture {
     let registry_names = edge_tests::registry::publish(&fake, vec![everything_entry()]);
     let base = fake.url();
     let stack = Stack::start(StackOptions {
-        vars: vec![
-            ("NPM_REGISTRY_BASE".into(), format!("{base}/npm")),
-            ("PYPI_BASE".into(), format!("{base}/pypi")),
-            ("GITHUB_API_BASE".into(), format!("{base}/github-api")),
-            ("GITHUB_RAW_BASE".into(), format!("{base}/github-raw")),
-            ("MCP_REGISTRY_BASE".into(), format!("{base}/registry")),
-            ("FLY_API_BASE".into(), machines.base_url.clone()),
-            ("FLY_INGRESS_BASE".into(), machines.base_url.clone()),
-            ("FLY_API_TOKEN".into(), machines.token.clone()),
-            ("FLY_APP".into(), "catwalk-test".into()),
-            ("FLY_START_TIMEOUT_SECS".into(), "60".into()),
-            // The three seeded deployments and at most two that generated requests create.
-            ("MAX_DEPLOYMENTS_PER_USER".into(), "5".into()),
-            // So that the development sign-in answers for real, not only its 404.
-            ("DEV_SIGN_IN".into(), "true".into()),
-        ],
+        vars: [
+            machines.fly_vars(),
+            vec![
+                ("NPM_REGISTRY_BASE".into(), format!("{base}/npm")),
+                ("PYPI_BASE".into(), format!("{base}/pypi")),
+                ("GITHUB_API_BASE".into(), format!("{base}/github-api")),
+                ("GITHUB_RAW_BASE".into(), format!("{base}/github-raw")),
+                ("MCP_REGISTRY_BASE".into(), format!("{base}/registry")),
+                ("FLY_START_TIMEOUT_SECS".into(), "60".into()),
+                // The three seeded deployments and at most two that generated requests create.
+                ("MAX_DEPLOYMENTS_PER_USER".into(), "5".into()),
+                // So that the development sign-in answers for real, not only its 404.
+                ("DEV_SIGN_IN".into(), "true".into()),
+            ],
+        ]
+        .concat(),
         ..Default::default()
     });
     Fixture {

@@ -34,18 +34,18 @@ fn start(machine_env: Vec<(String, String)>, start_timeout_secs: u32) -> Fixture
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let machines = Machines::start_with_env(&dir.path().join("machines"), 600, &env);
     let stack = Stack::start(StackOptions {
-        vars: vec![
-            ("NPM_REGISTRY_BASE".into(), format!("{}/npm", fake.url())),
-            ("PYPI_BASE".into(), format!("{}/pypi-base", fake.url())),
-            ("FLY_API_BASE".into(), machines.base_url.clone()),
-            ("FLY_INGRESS_BASE".into(), machines.base_url.clone()),
-            ("FLY_API_TOKEN".into(), machines.token.clone()),
-            ("FLY_APP".into(), "catwalk-test".into()),
-            (
-                "FLY_START_TIMEOUT_SECS".into(),
-                start_timeout_secs.to_string(),
-            ),
-        ],
+        vars: [
+            machines.fly_vars(),
+            vec![
+                ("NPM_REGISTRY_BASE".into(), format!("{}/npm", fake.url())),
+                ("PYPI_BASE".into(), format!("{}/pypi-base", fake.url())),
+                (
+                    "FLY_START_TIMEOUT_SECS".into(),
+                    start_timeout_secs.to_string(),
+                ),
+            ],
+        ]
+        .concat(),
         ..Default::default()
     });
     Fixture {

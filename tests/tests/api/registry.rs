@@ -121,15 +121,15 @@ fn start() -> Fixture {
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let machines = Machines::start_with_env(&dir.path().join("machines"), 600, &env);
     let stack = Stack::start(StackOptions {
-        vars: vec![
-            ("MCP_REGISTRY_BASE".into(), registry.url()),
-            ("NPM_REGISTRY_BASE".into(), format!("{}/npm", npm.url())),
-            ("FLY_API_BASE".into(), machines.base_url.clone()),
-            ("FLY_INGRESS_BASE".into(), machines.base_url.clone()),
-            ("FLY_API_TOKEN".into(), machines.token.clone()),
-            ("FLY_APP".into(), "catwalk-test".into()),
-            ("FLY_START_TIMEOUT_SECS".into(), "60".into()),
-        ],
+        vars: [
+            machines.fly_vars(),
+            vec![
+                ("MCP_REGISTRY_BASE".into(), registry.url()),
+                ("NPM_REGISTRY_BASE".into(), format!("{}/npm", npm.url())),
+                ("FLY_START_TIMEOUT_SECS".into(), "60".into()),
+            ],
+        ]
+        .concat(),
         ..Default::default()
     });
     Fixture {

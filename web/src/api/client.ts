@@ -99,8 +99,9 @@ export async function send(
   url: string,
   body?: unknown,
   signal?: AbortSignal,
+  extraHeaders?: Record<string, string>,
 ): Promise<unknown> {
-  const headers: Record<string, string> = { Accept: "application/json" };
+  const headers: Record<string, string> = { Accept: "application/json", ...extraHeaders };
   const init: RequestInit = {
     method: method.toUpperCase(),
     credentials: "same-origin",

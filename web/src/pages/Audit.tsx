@@ -1,6 +1,6 @@
 // Your own audit events, newest first (metadata never holds secrets), page by page.
-import { useEffect, useState } from "preact/hooks";
 import { call, type Schemas } from "../api/client";
+import { usePages } from "../api/usePages";
 import { Alert } from "../ui/Alert";
 import { PageTitle } from "../ui/PageTitle";
 import { Time } from "../ui/Time";
@@ -26,25 +26,9 @@ function Resource({ name }: { name: string | null }) {
 }
 
 export function Audit() {
-  const [items, setItems] = useState<Event[] | null>(null);
-  const [cursor, setCursor] = useState<string | null>(null);
-  const [error, setError] = useState<unknown>(null);
-  const [busy, setBusy] = useState(false);
-  const load = async (after: string | null) => {
-    setBusy(true);
-    try {
-      const page = await call("get", "/api/audit", { query: after ? { cursor: after } : {} });
-      setItems((old) => (after ? [...(old ?? []), ...page.items] : page.items));
-      setCursor(page.next_cursor);
-      setError(null);
-    } catch (e) {
-      setError(e);
-    }
-    setBusy(false);
-  };
-  useEffect(() => {
-    void load(null);
-  }, []);
+  const { items, cursor, error, busy, load } = usePages<Event>((after) =>
+    call("get", "/api/audit", { query: after ? { cursor: after } : {} }),
+  );
   return (
     <div class="stack">
       <PageTitle title="Audit log">Audit log</PageTitle>

@@ -1,7 +1,8 @@
 // Your deployments, newest first, each with its status; more pages on request. Re-read
 // every 5 s while one of them is changing by itself.
-import { useEffect, useState } from "preact/hooks";
+import { useEffect } from "preact/hooks";
 import { call, type Schemas } from "../api/client";
+import { usePages } from "../api/usePages";
 import { Alert } from "../ui/Alert";
 import { PageTitle } from "../ui/PageTitle";
 import { StatusBadge, isSettling } from "../ui/StatusBadge";
@@ -10,27 +11,9 @@ import { Time } from "../ui/Time";
 type Deployment = Schemas["Deployment"];
 
 export function Deployments({ notice }: { notice?: string | undefined }) {
-  const [items, setItems] = useState<Deployment[] | null>(null);
-  const [cursor, setCursor] = useState<string | null>(null);
-  const [error, setError] = useState<unknown>(null);
-  const [busy, setBusy] = useState(false);
-
-  const load = async (after: string | null) => {
-    setBusy(true);
-    try {
-      const page = await call("get", "/api/deployments", { query: after ? { cursor: after } : {} });
-      setItems((old) => (after ? [...(old ?? []), ...page.items] : page.items));
-      setCursor(page.next_cursor);
-      setError(null);
-    } catch (e) {
-      setError(e);
-    }
-    setBusy(false);
-  };
-
-  useEffect(() => {
-    void load(null);
-  }, []);
+  const { items, cursor, error, busy, load } = usePages<Deployment>((after) =>
+    call("get", "/api/deployments", { query: after ? { cursor: after } : {} }),
+  );
   const changing = items?.some((d) => isSettling(d.status)) ?? false;
   useEffect(() => {
     if (!changing || cursor) return;

@@ -1,6 +1,6 @@
 // Signing in. The Worker says which ways exist: the operator's identity provider (a link to
 // its sign-in page) and, only on a development stack, a sign-in by email alone. Either way
-// the Worker sets an HttpOnly cookie; this page never holds a token.
+// the Worker sets an HttpOnly cookie; this page keeps no token.
 import { useEffect, useState } from "preact/hooks";
 import { devSignIn, providers, type Providers, type User } from "../api/auth";
 import { ApiError } from "../api/client";
@@ -8,7 +8,15 @@ import { Alert } from "../ui/Alert";
 import { TextField } from "../ui/Fields";
 import { PageTitle } from "../ui/PageTitle";
 
-export function SignIn({ onSignedIn, expired }: { onSignedIn: (u: User) => void; expired: boolean }) {
+export function SignIn({
+  onSignedIn,
+  expired,
+  refused,
+}: {
+  onSignedIn: (u: User) => void;
+  expired: boolean;
+  refused?: unknown;
+}) {
   const [ways, setWays] = useState<Providers | null>(null);
   const [error, setError] = useState<unknown>(null);
   const [email, setEmail] = useState("");
@@ -36,6 +44,7 @@ export function SignIn({ onSignedIn, expired }: { onSignedIn: (u: User) => void;
       <PageTitle title="Sign in">Sign in</PageTitle>
       <p>Deploy an MCP server from a GitHub link or a package, and get one URL for Claude or any MCP client.</p>
       {expired && <p class="alert alert-info">Your session ended. Sign in again.</p>}
+      <Alert error={refused ?? null} />
       <Alert error={error} shown={["email"]} />
       {!ways && !error && <p class="muted">Loading…</p>}
       {ways?.login_url && (
