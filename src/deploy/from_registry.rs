@@ -51,6 +51,8 @@ pub fn launch(
             secret: v.secret,
             preset: v.default.clone(),
             fixed: false,
+            choices: v.choices.clone(),
+            format: v.format,
         })
         .collect();
     env_vars.extend(form.fixed_env.iter().map(|(name, value)| Variable {
@@ -59,6 +61,8 @@ pub fn launch(
         secret: false,
         preset: Some(value.clone()),
         fixed: true,
+        choices: Vec::new(),
+        format: form::Format::String,
     }));
     let launch = Launch {
         runtime: form.runtime.to_string(),
@@ -157,12 +161,30 @@ mod tests {
             .complete(&[("ACME_USER_AGENT".into(), "mine".into())])
             .unwrap_err();
         assert_eq!(e.status(), 422);
-        // What is stored round-trips with its presets; an analysis plan's guesses do not
+        // A replaced set is held to the entry's choices and format as at create.
+        let e = w
+            .complete(&[
+                ("ACME_UNITS".into(), "kelvin".into()),
+                ("ACME_TIMEOUT".into(), "soon".into()),
+                ("ACME_API_KEY".into(), "k\nwith a newline".into()),
+            ])
+            .unwrap_err();
+        let AppError::Validation { fields } = e else {
+            panic!("{e:?}")
+        };
+        let named: Vec<&str> = fields.iter().map(|f| f.field.as_str()).collect();
+        assert_eq!(
+            named,
+            ["credentials.ACME_UNITS", "credentials.ACME_TIMEOUT"]
+        );
+        // What is stored round-trips with its presets, choices and format; an analysis plan's guesses do not
         // become presets.
         let stored: Launch = serde_json::from_value(serde_json::to_value(&w).unwrap()).unwrap();
         assert_eq!(stored, w);
         let plan = serde_json::json!({"runtime": "npm", "package": "x", "env_vars": [{"name": "A", "default": "guess"}]});
-        assert_eq!(Launch::from_plan(&plan).unwrap().env_vars[0].preset, None);
+        let guessed = Launch::from_plan(&plan).unwrap();
+        assert_eq!(guessed.env_vars[0].preset, None);
+        assert!(guessed.env_vars[0].choices.is_empty());
     }
 
     #[test]

@@ -13,6 +13,7 @@ use crate::error::{nested_field, AppError, AppResult, FieldError};
 use crate::http::input::Fields;
 use crate::registry::entry::name_ok as registry_name_ok;
 use crate::registry::fetch::version_ok as registry_version_ok;
+use crate::registry::form::{check_variable, Format};
 use crate::registry::form::{Given, MAX_VALUE};
 use launch_spec::{LaunchSpec, Runtime};
 
@@ -385,6 +386,12 @@ pub struct Variable {
     /// The entry sets this variable itself (to `preset`); a person may not.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub fixed: bool,
+    /// The registry entry's allowed values and format, checked again whenever the
+    /// person's values are replaced (not read from an analysis plan).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub choices: Vec<String>,
+    #[serde(default, skip_serializing_if = "Format::is_string")]
+    pub format: Format,
 }
 
 impl Launch {
@@ -422,14 +429,20 @@ impl Launch {
     }
 
     /// The variables a machine gets from the person's: every preset the person left out
-    /// added (so a replaced set keeps a registry entry's defaults and fixed values), and a
-    /// fixed variable given by the person refused.
+    /// added (so a replaced set keeps a registry entry's defaults and fixed values), a
+    /// fixed variable given by the person refused, and each value held to its declared
+    /// choices and format.
     pub fn complete(&self, creds: &[(String, String)]) -> AppResult<Vec<(String, String)>> {
         let fields: Vec<FieldError> = creds
             .iter()
-            .filter(|(k, _)| self.env_vars.iter().any(|v| v.fixed && v.name == *k))
-            .map(|(k, _)| {
-                FieldError::new(format!("credentials.{k}"), "is set by the registry entry")
+            .filter_map(|(k, value)| {
+                let v = self.env_vars.iter().find(|v| v.name == *k)?;
+                let why = if v.fixed {
+                    "is set by the registry entry".to_string()
+                } else {
+                    check_variable(value, &v.choices, v.format).err()?
+                };
+                Some(FieldError::new(format!("credentials.{k}"), why))
             })
             .collect();
         if !fields.is_empty() {

@@ -16,13 +16,20 @@ use launch_spec::pypi_normalize;
 /// The longest value a person may give one input.
 pub const MAX_VALUE: usize = 1024;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Format {
+    #[default]
     String,
     Number,
     Boolean,
     Filepath,
+}
+
+impl Format {
+    pub fn is_string(&self) -> bool {
+        *self == Format::String
+    }
 }
 
 /// Something the person may (or must) give: an argument's value or a template variable.
@@ -478,32 +485,30 @@ pub fn arguments(form: &Form, given: &Given) -> Result<Vec<String>, Vec<FieldErr
     Ok(argv)
 }
 
-/// The person's credentials checked against the declared fields (`choices`, `format`).
-/// Defaults and fixed values are added later, from the launch (`Launch::complete`), so
-/// a replaced set keeps them too.
-pub fn check_environment(form: &Form, given: &[(String, String)]) -> Result<(), Vec<FieldError>> {
-    let mut errors = Vec::new();
-    for (k, v) in given {
-        let Some(f) = form.env_vars.iter().find(|f| f.name == *k) else {
-            continue;
-        };
-        if v.is_empty() {
-            continue;
-        }
-        let checked = if f.format == Format::String {
-            // Free text may hold newlines (a PEM key); only the choices bind it.
-            if f.choices.is_empty() || f.choices.contains(v) {
-                Ok(())
-            } else {
-                Err(one_of(&f.choices))
-            }
-        } else {
-            check_value(v, &f.choices, f.format)
-        };
-        if let Err(why) = checked {
-            errors.push(FieldError::new(format!("credentials.{k}"), why));
-        }
+/// Whether a variable's value is acceptable for its declared `choices` and `format`: an
+/// empty one is left to the required check, and free text (`string`) may hold newlines
+/// (a PEM key), so only its choices bind it.
+pub fn check_variable(value: &str, choices: &[String], format: Format) -> Result<(), String> {
+    match format {
+        _ if value.is_empty() => Ok(()),
+        Format::String if choices.is_empty() || choices.iter().any(|c| c == value) => Ok(()),
+        Format::String => Err(one_of(choices)),
+        _ => check_value(value, choices, format),
     }
+}
+
+/// The person's credentials checked against the declared fields (`choices`, `format`).
+/// Defaults and fixed values are added later, from the launch (`Launch::complete`, which
+/// checks a replaced set the same way).
+pub fn check_environment(form: &Form, given: &[(String, String)]) -> Result<(), Vec<FieldError>> {
+    let errors: Vec<FieldError> = given
+        .iter()
+        .filter_map(|(k, v)| {
+            let f = form.env_vars.iter().find(|f| f.name == *k)?;
+            let why = check_variable(v, &f.choices, f.format).err()?;
+            Some(FieldError::new(format!("credentials.{k}"), why))
+        })
+        .collect();
     if errors.is_empty() {
         Ok(())
     } else {

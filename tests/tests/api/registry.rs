@@ -606,6 +606,24 @@ async fn a_registry_entry_deploys_with_its_arguments_as_argv() {
     );
     assert_eq!(seen["region"], "eu", "the entry's default was set");
     assert_eq!(seen["token_length"], canary.len());
+    // A replaced set is held to the entry's choices as at create, and changes nothing.
+    let (s, refused, text) = api(
+        &f,
+        Method::PUT,
+        &format!("/api/deployments/{id}/credentials"),
+        &token,
+        Some(json!({"credentials": {"ECHO_TOKEN": "x", "ECHO_REGION": "mars"}})),
+    )
+    .await;
+    assert_eq!(s, 422, "{text}");
+    assert_eq!(
+        refused["error"]["fields"][0]["field"], "credentials.ECHO_REGION",
+        "{refused}"
+    );
+    assert!(refused["error"]["fields"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("eu, us"));
     // A replaced set of credentials keeps the entry's defaults.
     let rotated = format!("{canary}-2");
     let (s, _, text) = api(
