@@ -15,6 +15,9 @@ use crate::registry::entry::{cursor_ok, read, read_list, Entry};
 
 /// How long an answer is reused: the registry changes slowly, people browse quickly.
 pub const CACHE_TTL_SECS: u64 = 120;
+/// How long "no such server" is remembered (KV's shortest expiry): a typo, or someone
+/// probing names, does not reach the registry on every request.
+pub const MISSING_TTL_SECS: u64 = 60;
 /// What a page or a server may weigh (a page of 100 entries is well under this).
 const MAX_BODY: usize = 2 * 1024 * 1024;
 /// Wait suggested when the registry gives none.
@@ -180,7 +183,8 @@ pub async fn list<U: Upstream, M: Memo>(
 }
 
 /// One server version as the registry answers it (`{"server": …, "_meta": …}`) and read
-/// as an [`Entry`], and whether it came from the cache; `version` defaults to the latest. No such server or version is a 404.
+/// as an [`Entry`], and whether it came from the cache; `version` defaults to the latest.
+/// No such server or version is a 404, remembered for [`MISSING_TTL_SECS`].
 pub async fn server<U: Upstream, M: Memo>(
     up: &U,
     memo: &M,
@@ -196,19 +200,25 @@ pub async fn server<U: Upstream, M: Memo>(
     );
     let url = join(base, &path);
     let key = cache_key("server", &url);
+    let missing = || {
+        AppError::not_found(match version {
+            Some(v) => format!("The registry has no version {v} of {name}."),
+            None => format!("The registry has no server named {name}."),
+        })
+    };
     let (doc, cached) = match memo
         .get(&key)
         .await
         .and_then(|s| serde_json::from_str::<Value>(&s).ok())
     {
+        // A remembered 404.
+        Some(Value::Null) => return Err(missing()),
         Some(hit) => (hit, true),
         None => {
             let Some(doc) = answered(up.get(&url, "application/json", MAX_BODY).await, "server")?
             else {
-                return Err(AppError::not_found(match version {
-                    Some(v) => format!("The registry has no version {v} of {name}."),
-                    None => format!("The registry has no server named {name}."),
-                }));
+                memo.put(&key, "null", MISSING_TTL_SECS).await;
+                return Err(missing());
             };
             memo.put(&key, &doc.to_string(), CACHE_TTL_SECS).await;
             (doc, false)
@@ -372,6 +382,22 @@ mod tests {
         ))
         .unwrap_err();
         assert_eq!(e.status(), 404);
+        let asked = up.calls.borrow().len();
+        let again = block_on(server(
+            &up,
+            &memo,
+            &base(),
+            "io.github.acme/nope",
+            Some("1.0.0+build"),
+        ))
+        .unwrap_err();
+        assert_eq!(again.status(), 404);
+        assert_eq!(up.calls.borrow().len(), asked, "the 404 was remembered");
+        assert!(memo
+            .map
+            .borrow()
+            .values()
+            .any(|(v, ttl)| v == "null" && *ttl == MISSING_TTL_SECS));
         // An answer about another server is not this one.
         let other = "https://registry.test/v0.1/servers/io.github.acme%2Fother/versions/latest";
         up.ok(other, load("weather").to_string());
