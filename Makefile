@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 export WRANGLER_SEND_METRICS := false
 
-.PHONY: dev test token build bootstrap lint unit integration bench bench-ready bench-analyze bench-deploy bench-gateway web-size
+.PHONY: dev test token build bootstrap lint unit integration bench bench-ready bench-analyze bench-deploy bench-gateway web-size soak
 
 bootstrap:
 	@scripts/bootstrap.sh
@@ -51,6 +51,13 @@ bench-deploy: build
 bench-gateway: bootstrap build
 	cargo build --quiet --release -p catwalk-runner -p mcp-bench
 	cargo run --quiet --release -p edge-tests --bin gateway-bench
+
+# N sessions calling echo through the gateway for M minutes while the machine is
+# restarted, a server process killed, the machine stopped and the Machines API down:
+# make soak [ARGS="--sessions 32 --minutes 3 --rounds 2"] (a short round runs in make test).
+soak: build
+	cargo build --quiet -p catwalk-runner -p catwalk-machines
+	cargo run --quiet --release -p edge-tests --bin soak -- $(ARGS)
 
 # The dashboard's first load, gzipped, against its 100 KB budget.
 web-size: build

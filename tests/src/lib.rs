@@ -8,6 +8,7 @@
 //! - [`jwt`]: HS256 tokens, well-formed or deliberately broken;
 //! - [`npm`], [`registry`]: a loopback npm registry and official MCP registry;
 //! - [`runner`]: a real `catwalk-runner serve` process in front of a real MCP server;
+//! - [`soak`]: sessions calling through the gateway while faults are injected;
 //! - [`clients`]: the official Python and TypeScript MCP SDKs as real clients.
 
 pub mod clients;
@@ -16,6 +17,7 @@ pub mod guard;
 pub mod npm;
 pub mod registry;
 pub mod runner;
+pub mod soak;
 pub mod stack;
 
 /// Session JWTs, valid or deliberately broken (the `dev-token` crate).

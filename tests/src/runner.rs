@@ -329,6 +329,14 @@ impl Machines {
         }
     }
 
+    /// The service's own pid (the guard's shell starts it), for its memory.
+    pub fn service_pid(&self) -> Option<u32> {
+        children(self.process.pid()).into_iter().find(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/comm"))
+                .is_ok_and(|c| c.trim().starts_with("catwalk-machin"))
+        })
+    }
+
     pub fn stop(mut self) {
         self.process.stop();
     }

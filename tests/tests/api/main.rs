@@ -14,5 +14,6 @@ mod readiness;
 mod registry;
 mod security;
 mod session;
+mod soak;
 mod storage;
 mod support;

@@ -12,7 +12,8 @@
 //! - [`host_env`]: what of this host a machine's environment holds;
 //! - [`fleet`]: the table of machines and their state changes;
 //! - [`persist`]: that table on disk;
-//! - [`model`]: the machine record and the pure rules about it.
+//! - [`model`]: the machine record and the pure rules about it;
+//! - [`orphans`]: the MCP servers a dead runner left behind, ended like a VM's.
 //!
 //! Only `/health` *without* `fly-force-instance-id` is this service's own.
 
@@ -22,6 +23,7 @@ mod fleet;
 mod host_env;
 mod ingress;
 mod model;
+mod orphans;
 mod persist;
 mod supervise;
 
@@ -62,6 +64,8 @@ async fn run(cfg: MachinesConfig, shutdown: watch::Receiver<bool>) -> std::io::R
         "catwalk-machines: Fly Machines API and ingress on http://{}",
         listener.local_addr()?
     );
+    orphans::adopt();
+    orphans::spawn_reaper();
     supervise::spawn_idle_stop(svc.clone());
     let handler = svc.clone();
     http::serve(

@@ -29,7 +29,8 @@ fn free_port() -> Option<u16> {
 }
 
 fn kill_group(pgid: i32, signal: libc::c_int) {
-    // A negative pid names the process group: the runner and every MCP server it started.
+    // A negative pid names the process group: the runner (its MCP servers run in groups of
+    // their own; what a dead runner leaves behind is `orphans`' to end).
     unsafe { libc::kill(-pgid, signal) };
 }
 
@@ -201,8 +202,9 @@ pub fn spawn_idle_stop(svc: Arc<Service>) {
     });
 }
 
-/// At shutdown: SIGTERM to every machine, and a moment for the runners to end their
-/// servers. Records are left as they are; the next start reads them as `stopped`.
+/// At shutdown: SIGTERM to every machine, a moment for the runners to end their servers,
+/// then SIGKILL to what is left and its orphans. Records are left as they are; the next
+/// start reads them as `stopped`.
 pub async fn terminate_all(svc: &Service) {
     let ids: Vec<String> = lock(&svc.machines).keys().cloned().collect();
     for id in ids {
@@ -211,4 +213,14 @@ pub async fn terminate_all(svc: &Service) {
         }
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
+    // A runner still up goes now; the servers it leaves become ours and go with it.
+    let groups: Vec<i32> = lock(&svc.machines)
+        .values()
+        .filter_map(|l| l.pgid)
+        .collect();
+    for pgid in groups {
+        kill_group(pgid, libc::SIGKILL);
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    crate::orphans::reap();
 }
