@@ -13,8 +13,9 @@ pub const VERSION: &str = "2025-06-18";
 /// Why a request got no result: the server's HTTP refusal, or no answer at all.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CallError {
-    /// An HTTP status other than 2xx (404 on a session: the server forgot it).
-    Status(u16),
+    /// An HTTP status other than 2xx (404 on a session: the server forgot it), with what
+    /// the body said (a JSON-RPC error's message, else its first characters).
+    Status(u16, String),
     /// The connection failed, timed out, or the stream ended without the response.
     NoAnswer(String),
 }
@@ -34,7 +35,8 @@ pub fn chain(e: &dyn std::error::Error) -> String {
 impl std::fmt::Display for CallError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            CallError::Status(s) => write!(f, "HTTP {s}"),
+            CallError::Status(s, said) if said.is_empty() => write!(f, "HTTP {s}"),
+            CallError::Status(s, said) => write!(f, "HTTP {s}: {said}"),
             CallError::NoAnswer(why) => write!(f, "no answer: {why}"),
         }
     }
@@ -113,7 +115,13 @@ impl Session {
             .await
             .map_err(|e| CallError::NoAnswer(chain(&e)))?;
         if !resp.status().is_success() {
-            return Err(CallError::Status(resp.status().as_u16()));
+            let status = resp.status().as_u16();
+            let body = resp.text().await.unwrap_or_default();
+            let said = serde_json::from_str::<Value>(&body)
+                .ok()
+                .and_then(|v| v["error"]["message"].as_str().map(str::to_string))
+                .unwrap_or_else(|| body.chars().take(80).collect());
+            return Err(CallError::Status(status, said));
         }
         if let Some(sid) = resp
             .headers()

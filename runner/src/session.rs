@@ -157,6 +157,9 @@ pub struct Session {
     ping: Mutex<Option<Ping>>,
     /// The spare answered its ping: the server is loaded.
     proven: AtomicBool,
+    /// The child has answered something (its ping, a client's request): it started, so
+    /// its exit, however soon, is no crash at start.
+    answered: AtomicBool,
     /// Fired by the first answer to a client request (see [`Sessions::start`]).
     first_answer: Mutex<Option<oneshot::Sender<()>>>,
 }
@@ -292,6 +295,7 @@ impl Session {
     /// message was the answer to the runner's own ping (which goes to no client).
     pub fn from_server(&self, msg: Value) -> Option<Duration> {
         if let Kind::Response { id } = classify(&msg) {
+            self.answered.store(true, Ordering::SeqCst);
             let mut ping = lock(&self.ping);
             if ping.as_ref().is_some_and(|p| p.key == id_key(&id)) {
                 self.proven.store(true, Ordering::SeqCst);
@@ -494,7 +498,8 @@ struct Crashes {
     streak: u32,
 }
 
-/// A child that exits within this long after start counts as a crash.
+/// A child that exits within this long after start, having answered nothing, counts as a
+/// crash.
 const EARLY_EXIT: Duration = Duration::from_secs(10);
 const CRASH_WINDOW: Duration = Duration::from_secs(60);
 const CRASHES_BEFORE_BACKOFF: usize = 3;
@@ -655,10 +660,13 @@ impl Sessions {
             .and_then(|t| t.checked_duration_since(Instant::now()))
     }
 
-    fn record_exit(&self, started: Instant) {
+    /// Counts a child's exit towards the crash back-off when it exited soon after start
+    /// without ever answering (a server killed after it served, by a person or an
+    /// operator, is no crash loop).
+    fn record_exit(&self, started: Instant, answered: bool) {
         let mut c = lock(&self.crashes);
         let now = Instant::now();
-        if now.duration_since(started) > EARLY_EXIT {
+        if answered || now.duration_since(started) > EARLY_EXIT {
             c.streak = 0;
             return;
         }
@@ -843,6 +851,7 @@ impl Sessions {
             closed: AtomicBool::new(false),
             ping: Mutex::new(ping),
             proven: AtomicBool::new(false),
+            answered: AtomicBool::new(false),
             first_answer: Mutex::new(None),
         });
         {
@@ -873,7 +882,7 @@ impl Sessions {
                 short(&session.id)
             ));
             if !requested {
-                table.record_exit(started);
+                table.record_exit(started, session.answered.load(Ordering::SeqCst));
             }
             session.closed.store(true, Ordering::SeqCst);
             session.fail_all("The MCP server process exited; start a new session.");
@@ -1018,6 +1027,7 @@ mod tests {
             closed: AtomicBool::new(false),
             ping: Mutex::new(None),
             proven: AtomicBool::new(false),
+            answered: AtomicBool::new(false),
             first_answer: Mutex::new(None),
         }
     }

@@ -380,10 +380,16 @@ impl McpGateway {
                 let current = current.unwrap_or(fresh);
                 answer(200, json!({ "upstream_session": current }))
             }
-            Err(why) => answer(
-                502,
-                json!({ "error": { "code": "recovery_failed", "message": why } }),
-            ),
+            Err(why) => {
+                self.logger().warn(
+                    "session_recovery_failed",
+                    json!({ "deployment_id": call.deployment_id, "why": why }),
+                );
+                answer(
+                    502,
+                    json!({ "error": { "code": "recovery_failed", "message": why } }),
+                )
+            }
         }
     }
 
@@ -452,7 +458,18 @@ async fn reinitialize(
         .await
         .map_err(|f| f.message().to_string())?;
     if resp.status_code() != 200 {
-        return Err(format!("re-initialize answered {}", resp.status_code()));
+        let status = resp.status_code();
+        // The runner says why in a JSON-RPC error (full, backing off, still starting).
+        let said = resp
+            .text()
+            .await
+            .ok()
+            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+            .and_then(|v| v["error"]["message"].as_str().map(str::to_string))
+            .unwrap_or_default();
+        return Err(format!("re-initialize answered {status} {said}")
+            .trim_end()
+            .to_string());
     }
     let session = resp
         .headers()

@@ -359,13 +359,13 @@ async fn session_loop(
                 "not the echo: {}",
                 v.to_string().chars().take(80).collect::<String>()
             )),
-            Err(CallError::Status(404)) => {
+            Err(CallError::Status(404, _)) => {
                 // The gateway forgot the session: the client must initialize again.
                 session = None;
                 reopened.push(Instant::now());
                 Outcome::Failed("HTTP 404 (session gone; initialized again)".into())
             }
-            Err(CallError::Status(code)) => Outcome::Failed(format!("HTTP {code}")),
+            Err(e @ CallError::Status(..)) => Outcome::Failed(e.to_string()),
             Err(CallError::NoAnswer(why)) => Outcome::Lost(why),
         };
         last_ok = matches!(outcome, Outcome::Ok);

@@ -42,6 +42,16 @@ async fn main() {
         println!("memory after round {r}: machines service {service} KiB, runner with its servers {runner} KiB");
         memory.push((service, runner));
     }
+    if std::env::var_os("SOAK_LOG").is_some() {
+        for line in w
+            .stack
+            .logs()
+            .lines()
+            .filter(|l| l.contains("session_recovery_failed") || l.contains("\"status\":502"))
+        {
+            println!("{line}");
+        }
+    }
     if let (Some(first), Some(last)) = (memory.first(), memory.last()) {
         if memory.len() > 1 {
             println!(

@@ -328,6 +328,43 @@ async fn oversized_and_malformed_posts_are_refused() {
     assert_eq!(no_accept.status(), 406);
 }
 
+/// Servers killed right after they answered (an operator's kill, the soak's fault) are no
+/// crash loop: the next initialize is served at once, never "backing off".
+#[tokio::test]
+async fn servers_killed_after_answering_do_not_trigger_the_crash_back_off() {
+    let r = Runner::everything(&[]);
+    wait_status(&r.base_url, "ready").await;
+    for _ in 0..4 {
+        open_session(&r.mcp_url(), &r.secret).await;
+    }
+    let servers = r.session_processes();
+    assert!(servers.len() >= 4, "{servers:?}");
+    for pid in &servers {
+        // SAFETY: kill(2) on the runner's own children, just listed.
+        unsafe { libc::kill(*pid as i32, libc::SIGKILL) };
+    }
+    // Their exits are noted (within 10 s of their start: the crash window's rule).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while log_lines(&r.base_url, &r.secret)
+        .await
+        .iter()
+        .filter(|l| l.contains("MCP server exited"))
+        .count()
+        < servers.len()
+    {
+        assert!(std::time::Instant::now() < deadline, "exits never noted");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // More sessions than any warm spare could cover: each needs a fresh child.
+    for i in 0..4 {
+        let resp = post(&r.mcp_url(), &r.secret, None, &init_body())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "#{i}: {:?}", resp.text().await);
+    }
+}
+
 /// A server that passes the readiness probe and then dies at every start: its warm spares
 /// count as crashes, so they are backed off instead of respawned in a loop, and a client's
 /// initialize during the back-off gets 503 with `Retry-After`.
