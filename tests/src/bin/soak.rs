@@ -4,6 +4,8 @@
 //!
 //! usage: soak [--sessions 32] [--minutes 3] [--rounds 2]
 //! Each round is a third before the faults, a third with them, a third after.
+//! `SOAK_LOG=1` also prints the Worker's log lines about failed session recoveries and
+//! 502 answers, to see why calls failed.
 
 use std::time::Duration;
 
