@@ -5,7 +5,7 @@ use serde_json::json;
 use worker::{Context, Env, Request, Response};
 
 use crate::error::AppError;
-use crate::http::{cors, route};
+use crate::http::{cors, host, route};
 use crate::ids::random_hex;
 use crate::log::Redactor;
 use crate::platform::log::Logger;
@@ -36,6 +36,13 @@ pub async fn handle(
         .as_deref()
         .filter(|o| cors::is_allowed(o, &config.allowed_origins))
         .map(str::to_string);
+    // A Host that is not ours (DNS rebinding of a local `wrangler dev`) is refused before
+    // anything else, and so never makes its own Origin look like ours.
+    let host_served = host::is_served(
+        config.environment,
+        req.url().ok().as_ref().and_then(|u| u.host_str()),
+        config.public_base_url.as_ref(),
+    );
     // The dashboard the Worker serves calls it from its own origin: always allowed, and
     // needing no CORS headers.
     let own_origin = origin.as_deref().is_some_and(|o| {
@@ -56,7 +63,12 @@ pub async fn handle(
 
     let is_preflight =
         method == "OPTIONS" && web::header(&req, "access-control-request-method").is_some();
-    let result = if origin.is_some() && allowed_origin.is_none() && !own_origin {
+    let result = if !host_served {
+        Err(AppError::Forbidden {
+            code: "host_not_allowed",
+            message: "This host name is not served here.".to_string(),
+        })
+    } else if origin.is_some() && allowed_origin.is_none() && !own_origin {
         // Present, not ours and not listed: refuse outright, preflight or not (also our
         // CSRF line).
         Err(AppError::Forbidden {

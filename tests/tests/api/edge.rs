@@ -30,6 +30,29 @@ async fn a_refused_origin_gets_403_and_no_cors_headers() {
     }
 }
 
+/// DNS rebinding of the local stack: a page whose name now points at 127.0.0.1 calls us
+/// with its own Host (and, on a POST, an Origin that matches it).
+#[tokio::test]
+async fn a_host_name_that_is_not_ours_is_refused_under_wrangler_dev() {
+    let host = "evil.example.com";
+    let origin = format!("http://{host}");
+    for headers in [
+        vec![("host", host)],
+        vec![("host", host), ("origin", &origin)],
+    ] {
+        let resp = send(Method::GET, "/api/health", &headers, None).await;
+        assert_eq!(
+            error_code(resp, 403).await,
+            "host_not_allowed",
+            "{headers:?}"
+        );
+    }
+    for host in ["localhost", "127.0.0.1"] {
+        let resp = send(Method::GET, "/api/health", &[("host", host)], None).await;
+        assert_ne!(resp.status(), 403, "{host}");
+    }
+}
+
 #[tokio::test]
 async fn preflight_is_answered_for_allowed_origins_and_refused_otherwise() {
     let ok = send(

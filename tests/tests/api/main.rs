@@ -4,6 +4,7 @@
 mod analyze;
 mod auth;
 mod browser;
+mod conformance;
 mod contract;
 mod deploy_faults;
 mod deployments;
