@@ -77,7 +77,8 @@ fn echo(id: u64, message: &str) -> Value {
 async fn open_session(url: &str, auth: &[(&str, &str)]) -> String {
     let (s, h, m, text) = post(url, auth, None, &init(1)).await;
     assert_eq!(s, 200, "{text}");
-    assert!(m.unwrap()["result"]["serverInfo"].is_object());
+    let m = m.unwrap_or_else(|| panic!("initialize gave no answer: {text:?}"));
+    assert!(m["result"]["serverInfo"].is_object(), "{m}");
     let sid = h["mcp-session-id"].to_str().unwrap().to_string();
     let (s, _, _, _) = post(
         url,
@@ -359,11 +360,22 @@ async fn twenty_concurrent_sessions_stay_isolated() {
     let w = world();
     let d = live(w, "crowd").await;
     let auth = bearer(&d.token);
+    // Opened five at a time (each starts a server process: twenty node starts at once
+    // outlast a client's timeout on a loaded 2-CPU machine), then all call at once.
+    let mut sids = Vec::new();
+    for wave in 0..4 {
+        let opened = futures_util::future::join_all((0..5).map(|_| {
+            let (url, auth) = (d.url.clone(), auth.clone());
+            async move { open_session(&url, &[("authorization", &auth)]).await }
+        }))
+        .await;
+        assert_eq!(opened.len(), 5, "wave {wave}");
+        sids.extend(opened);
+    }
     let mut tasks = Vec::new();
-    for i in 0..20u64 {
+    for (i, sid) in sids.into_iter().enumerate() {
         let (url, auth) = (d.url.clone(), auth.clone());
         tasks.push(tokio::spawn(async move {
-            let sid = open_session(&url, &[("authorization", &auth)]).await;
             let mut got = Vec::new();
             for n in 0..3 {
                 let msg = format!("client {i} call {n}");
@@ -524,22 +536,23 @@ async fn rate_limits_and_stateless_headers_pass_through() {
     );
     assert!(seen.header("mcp-session-id").is_none());
 
-    // Past 10 requests a minute: 429 with Retry-After.
-    let mut limited = None;
-    for i in 0..15 {
-        let r = edge_tests::stack::client()
+    // Past 10 requests a minute: 429 with Retry-After. Sent at once and cheap for the
+    // machine (a ping without a session), so the bucket's refill (one every 6 s) cannot
+    // keep up however slow a loaded test machine is.
+    let answers = futures_util::future::join_all((0..15).map(|i| {
+        edge_tests::stack::client()
             .post(&d.url)
             .header("authorization", &auth)
-            .json(&init(i))
+            .header("accept", "application/json, text/event-stream")
+            .json(&json!({"jsonrpc": "2.0", "id": i, "method": "ping"}))
             .send()
-            .await
-            .unwrap();
-        if r.status() == 429 {
-            limited = Some(r);
-            break;
-        }
-    }
-    let r = limited.expect("a 429 within 15 requests");
+    }))
+    .await;
+    let r = answers
+        .into_iter()
+        .map(|r| r.expect("an answer"))
+        .find(|r| r.status() == 429)
+        .expect("a 429 within 15 requests");
     assert!(r.headers().contains_key("retry-after"));
 }
 
