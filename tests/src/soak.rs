@@ -137,19 +137,21 @@ impl World {
         (service, runner)
     }
 
+    /// `POST /api/deployments/{id}/restart` as the owner: (status, body).
+    async fn restart(&self) -> (u16, Value) {
+        let path = format!("/api/deployments/{}/restart", self.id);
+        let (s, b, _) = self
+            .stack
+            .call(Method::POST, &path, &self.session_jwt, None)
+            .await;
+        (s, b)
+    }
+
     /// One fault; what it did, in words.
     async fn fault(&self, fault: Fault, hold: Duration) -> String {
         match fault {
             Fault::Restart => {
-                let (s, b, _) = self
-                    .stack
-                    .call(
-                        Method::POST,
-                        &format!("/api/deployments/{}/restart", self.id),
-                        &self.session_jwt,
-                        None,
-                    )
-                    .await;
+                let (s, b) = self.restart().await;
                 format!("restart through the API: {s} {}", b["status"])
             }
             Fault::KillChild => match self.runner() {
@@ -183,15 +185,7 @@ impl World {
                     "/*",
                     Reply::json(503, &json!({"error": "unavailable"})),
                 );
-                let (s, b, _) = self
-                    .stack
-                    .call(
-                        Method::POST,
-                        &format!("/api/deployments/{}/restart", self.id),
-                        &self.session_jwt,
-                        None,
-                    )
-                    .await;
+                let (s, b) = self.restart().await;
                 tokio::time::sleep(hold).await;
                 self.fly_api
                     .on("*", "/*", Reply::forward(self.machines.base_url.clone()));
