@@ -414,10 +414,12 @@ pub async fn round(w: &World, o: Options) -> Report {
         alive += usize::from(ok);
     }
 
-    let phase_of = |at: Instant| {
-        if at < during_at {
+    // A call in flight when the faults begin belongs to them, not to the calm before.
+    let phase_of = |c: &Call| {
+        let ended = c.at + Duration::from_secs_f64(c.ms / 1000.0);
+        if ended < during_at {
             0
-        } else if at < after_at {
+        } else if c.at < after_at {
             1
         } else {
             2
@@ -429,7 +431,7 @@ pub async fn round(w: &World, o: Options) -> Report {
         ..Default::default()
     };
     for (i, name) in ["before", "during", "after"].into_iter().enumerate() {
-        let mine: Vec<&Call> = calls.iter().filter(|c| phase_of(c.at) == i).collect();
+        let mine: Vec<&Call> = calls.iter().filter(|c| phase_of(c) == i).collect();
         let mut ms: Vec<f64> = mine
             .iter()
             .filter(|c| matches!(c.outcome, Outcome::Ok))
