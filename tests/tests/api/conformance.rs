@@ -81,27 +81,33 @@ pub fn table(reference: &Results, gateway: &Results) -> String {
     out
 }
 
-const FIXTURE: &str = "@catwalk-test/conformance-fixture";
-
 /// Publishes the fixture on `fake`'s npm registry: a package whose bin imports the repo's
 /// `tests/fixture-server/index.mjs` (stdio mode), so the runner's `npx` launches our code.
-fn publish_fixture(fake: &FakeServer) {
+/// Its name is new each run: npx caches a package by name and version, and a cached one
+/// would import the path of the checkout that first ran it. Returns the name.
+fn publish_fixture(fake: &FakeServer) -> String {
+    let fixture = format!(
+        "@catwalk-test/conformance-fixture-{}",
+        edge_tests::random_hex(4)
+    );
+    let fixture = fixture.as_str();
     let server = edge_tests::repo_root().join("tests/fixture-server/index.mjs");
     let cli = format!(
         "#!/usr/bin/env node\nimport({:?}).catch((e) => {{ console.error(e); process.exit(1); }});\n",
         format!("file://{}", server.display())
     );
     let readme = format!(
-        "# conformance fixture\n\n```json\n{{\"mcpServers\": {{\"fixture\": {{\"command\": \"npx\", \"args\": [\"-y\", \"{FIXTURE}\"]}}}}}}\n```\n"
+        "# conformance fixture\n\n```json\n{{\"mcpServers\": {{\"fixture\": {{\"command\": \"npx\", \"args\": [\"-y\", \"{fixture}\"]}}}}}}\n```\n"
     );
     edge_tests::npm::publish(
         fake,
-        FIXTURE,
+        fixture,
         "1.0.0",
         &readme,
-        json!({"name": FIXTURE, "version": "1.0.0", "type": "module", "bin": {"conformance-fixture": "cli.js"}}),
+        json!({"name": fixture, "version": "1.0.0", "type": "module", "bin": {"conformance-fixture": "cli.js"}}),
         &[("cli.js", &cli)],
     );
+    fixture.to_string()
 }
 
 /// The fixture's own Streamable HTTP mode on a free port; (guard, `/mcp` URL).
@@ -133,7 +139,7 @@ async fn the_fixture_passes_every_conformance_scenario_itself_and_through_the_ga
         .unwrap();
 
     let fake = FakeServer::start();
-    publish_fixture(&fake);
+    let fixture = publish_fixture(&fake);
     let npm = format!("{}/npm/", fake.url());
     let machines = Machines::start_with_env(
         &dir.path().join("machines"),
@@ -162,7 +168,7 @@ async fn the_fixture_passes_every_conformance_scenario_itself_and_through_the_ga
             Method::POST,
             "/api/deployments",
             &owner,
-            Some(json!({"name": "conformance fixture", "package": format!("npm:{FIXTURE}")})),
+            Some(json!({"name": "conformance fixture", "package": format!("npm:{fixture}")})),
         )
         .await;
     assert_eq!(status, 201, "{text}");
