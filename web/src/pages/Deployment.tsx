@@ -1,5 +1,5 @@
 // One deployment: what it runs and where, its status (kept fresh while it changes), the
-// actions, its usage, its recent logs and its credentials.
+// actions, its usage, its recent logs, its credentials and the OAuth clients connected to it.
 import { Alert } from "../ui/Alert";
 import { CopyButton } from "../ui/CopyButton";
 import { PageTitle } from "../ui/PageTitle";
@@ -8,6 +8,7 @@ import { Time } from "../ui/Time";
 import { Actions } from "./deployment/Actions";
 import { Credentials } from "./deployment/Credentials";
 import { Logs } from "./deployment/Logs";
+import { OAuthClients } from "./deployment/OAuthClients";
 import { Usage } from "./deployment/Usage";
 import { useDeployment } from "./useDeployment";
 
@@ -73,8 +74,19 @@ export function DeploymentPage({ id }: { id: string }) {
         </dl>
         <div class="field">
           <label for="detail-url">Connection URL</label>
+          <p class="hint" id="detail-url-hint">
+            Clients that support MCP authorization (Claude, ChatGPT) need only this URL, no token: they ask you to
+            allow them here.
+          </p>
           <div class="row">
-            <input id="detail-url" class="grow" readOnly value={d.connection_url} spellcheck={false} />
+            <input
+              id="detail-url"
+              class="grow"
+              readOnly
+              value={d.connection_url}
+              spellcheck={false}
+              aria-describedby="detail-url-hint"
+            />
             <CopyButton value={d.connection_url} label="Copy URL" />
           </div>
         </div>
@@ -83,6 +95,7 @@ export function DeploymentPage({ id }: { id: string }) {
       <Usage id={d.id} />
       <Logs id={d.id} status={d.status} />
       <Credentials deployment={d} onChanged={adopt} />
+      <OAuthClients id={d.id} />
     </div>
   );
 }

@@ -12,10 +12,13 @@ export function SignIn({
   onSignedIn,
   expired,
   refused,
+  consent = false,
 }: {
   onSignedIn: (u: User) => void;
   expired: boolean;
   refused?: unknown;
+  /** On the OAuth consent page's address: signing in here shows the request next. */
+  consent?: boolean;
 }) {
   const [ways, setWays] = useState<Providers | null>(null);
   const [error, setError] = useState<unknown>(null);
@@ -42,7 +45,11 @@ export function SignIn({
   return (
     <section class="narrow stack">
       <PageTitle title="Sign in">Sign in</PageTitle>
-      <p>Deploy an MCP server from a GitHub link or a package, and get one URL for Claude or any MCP client.</p>
+      {consent ? (
+        <p>An MCP client asks for access to one of your deployments. Sign in to see the request and answer it.</p>
+      ) : (
+        <p>Deploy an MCP server from a GitHub link or a package, and get one URL for Claude or any MCP client.</p>
+      )}
       {expired && <p class="alert alert-info">Your session ended. Sign in again.</p>}
       <Alert error={refused ?? null} />
       <Alert error={error} shown={["email"]} />
@@ -52,6 +59,12 @@ export function SignIn({
           <a class="btn" href={ways.login_url}>
             Sign in
           </a>
+        </p>
+      )}
+      {consent && ways?.login_url && (
+        <p class="hint">
+          If signing in does not bring you back to this request, start again from your MCP client (a request lasts 10
+          minutes).
         </p>
       )}
       {ways?.dev_sign_in && (
