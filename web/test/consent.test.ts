@@ -23,8 +23,9 @@ test("a redirect to the host shown is followed", () => {
   assert.ok(redirectAllowed("https://Chatgpt.COM/connector/oauth/cb?code=x", "chatgpt.com"));
   assert.ok(redirectAllowed("https://chatgpt.com:443/cb?code=x", "chatgpt.com"));
   assert.ok(redirectAllowed("https://chatgpt.com/cb?code=x", "chatgpt.com:443"));
-  // A private-use scheme has no host: it is named by its scheme.
-  assert.ok(redirectAllowed("com.example.app:/oauth/cb?code=x", "com.example.app"));
+  // A private-use scheme has no host: it is named by its scheme (the Worker adds a colon).
+  assert.ok(redirectAllowed("com.example.app:/oauth/cb?code=x", "com.example.app:"));
+  assert.ok(redirectAllowed("Com.Example.App:/oauth/cb?code=x", "com.example.app:"));
 });
 
 test("a redirect anywhere else is not", () => {
@@ -43,6 +44,13 @@ test("a redirect anywhere else is not", () => {
   assert.equal(redirectAllowed("javascript:alert(1)", "javascript"), false);
   assert.equal(redirectAllowed("data:text/html,hi", "data"), false);
   assert.equal(redirectAllowed("file:///etc/passwd", ""), false);
+  assert.equal(redirectAllowed("javascript:alert(1)", "javascript:"), false);
+  // A private-use scheme is not a web host, nor another scheme.
+  assert.equal(redirectAllowed("com.example.app:/cb", "com.example.app.evil:"), false);
+  assert.equal(redirectAllowed("com.evil.app:/cb", "com.example.app:"), false);
+  assert.equal(redirectAllowed("https://com.example.app/cb", "com.example.app:"), false);
+  // A host shown never lets a private-use scheme of the same name through.
+  assert.equal(redirectAllowed("claude.ai:/cb?code=x", "claude.ai"), false);
   // Nothing shown, nothing followed.
   assert.equal(redirectAllowed("https://claude.ai/cb", ""), false);
   assert.equal(redirectAllowed("https://claude.ai/cb", "  "), false);
@@ -51,7 +59,8 @@ test("a redirect anywhere else is not", () => {
 test("redirectTarget names what the browser would reach", () => {
   assert.equal(redirectTarget("https://EXAMPLE.com:443/x"), "example.com");
   assert.equal(redirectTarget("http://127.0.0.1:80/x"), "127.0.0.1");
-  assert.equal(redirectTarget("com.example.app:/cb"), "com.example.app");
+  assert.equal(redirectTarget("com.example.app:/cb"), "com.example.app:");
+  assert.equal(redirectTarget("http://[::1]:9000/cb"), "[::1]:9000");
   assert.equal(redirectTarget("not a url"), null);
   assert.equal(redirectTarget("javascript:void(0)"), null);
 });

@@ -24,8 +24,9 @@ const DEFAULT_PORT: Record<string, string> = { "http:": "80", "https:": "443" };
 
 /** `host[:port]` of a URL as the page compares it: lowercase, the scheme's default port
  * dropped (`https://a.example:443/` → `a.example`), IPv6 in brackets. A URL without a host
- * (a private-use scheme, `com.example.app:/cb`) is named by its scheme. `null`: not a
- * URL, or a scheme the page never opens. */
+ * (a private-use scheme, `com.example.app:/cb`) is named by its scheme and a colon,
+ * `com.example.app:`, as the Worker names it. `null`: not a URL, or a scheme the page
+ * never opens. */
 export function redirectTarget(url: string): string | null {
   let u: URL;
   try {
@@ -36,11 +37,12 @@ export function redirectTarget(url: string): string | null {
   if (NEVER.has(u.protocol)) return null;
   if (u.host) return u.host.toLowerCase();
   if (u.protocol === "http:" || u.protocol === "https:") return null;
-  return u.protocol.slice(0, -1).toLowerCase();
+  return u.protocol.toLowerCase();
 }
 
 /** `redirect_host` as the Worker wrote it, compared the same way (`HOST:443` for https
- * equals `host`). */
+ * equals `host`). A private-use scheme matches only with its colon: `claude.ai` shown
+ * never lets `claude.ai:/cb` through. */
 function normalHost(host: string, protocol: string): string {
   const h = host.trim().toLowerCase();
   const port = DEFAULT_PORT[protocol];
