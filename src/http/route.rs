@@ -450,6 +450,67 @@ mod tests {
     use super::*;
 
     #[test]
+    fn oauth_routes_carry_their_deployment_and_key() {
+        let id = format!("dep_{}", "0a".repeat(15));
+        let r = resolve(
+            "GET",
+            &format!("/.well-known/oauth-protected-resource/api/mcp/{id}"),
+        )
+        .unwrap();
+        assert_eq!(
+            (r.route, r.id.as_deref()),
+            (Route::ResourceMetadata, Some(id.as_str()))
+        );
+        for p in [
+            "/.well-known/oauth-authorization-server".to_string(),
+            format!("/.well-known/oauth-authorization-server/api/mcp/{id}"),
+            "/.well-known/openid-configuration".to_string(),
+            format!("/.well-known/openid-configuration/api/mcp/{id}"),
+            format!("/api/mcp/{id}/.well-known/openid-configuration"),
+        ] {
+            assert_eq!(
+                resolve("GET", &p).map(|r| r.route),
+                Ok(Route::ServerMetadata),
+                "{p}"
+            );
+        }
+        let r = resolve(
+            "DELETE",
+            &format!("/api/deployments/{id}/oauth-grants/grt_abc"),
+        )
+        .unwrap();
+        assert_eq!(r.route, Route::RevokeOAuthGrant);
+        assert_eq!(
+            (r.id.as_deref(), r.key.as_deref()),
+            (Some(id.as_str()), Some("grt_abc"))
+        );
+        let r = resolve("POST", "/api/oauth/requests/0123abcd").unwrap();
+        assert_eq!(
+            (r.route, r.key.as_deref()),
+            (Route::OAuthDecide, Some("0123abcd"))
+        );
+        assert_eq!(
+            resolve("GET", "/oauth/consent").map(|r| r.route),
+            Ok(Route::Page)
+        );
+        for bad in [
+            "/api/oauth/requests/a.b".to_string(),
+            "/api/oauth/requests/..".to_string(),
+            format!("/api/oauth/requests/{}", "a".repeat(65)),
+            "/.well-known/oauth-protected-resource/api/mcp/dep_x".to_string(),
+        ] {
+            assert!(
+                matches!(resolve("GET", &bad), Err(AppError::NotFound { .. })),
+                "{bad}"
+            );
+        }
+        assert!(matches!(
+            resolve("GET", "/oauth/token"),
+            Err(AppError::MethodNotAllowed { allowed: &["POST"] })
+        ));
+    }
+
+    #[test]
     fn the_dashboards_pages_are_get_only_and_nothing_else_outside_the_api_is_a_page() {
         let route = |m: &str, p: &str| resolve(m, p).map(|r| r.route);
         let id = format!("dep_{}", "0a".repeat(15));

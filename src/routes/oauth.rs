@@ -80,6 +80,14 @@ async fn read_body(req: &mut Request) -> Result<Vec<u8>, OAuthError> {
 
 /// `POST /oauth/register` (RFC 7591): a public client with its redirect URIs.
 pub async fn register(mut req: Request, cx: &mut Ctx) -> AppResult<Response> {
+    // Anyone may register a client, so registrations are counted per address.
+    let address = web::header(&req, "cf-connecting-ip").unwrap_or_else(|| "unknown".into());
+    let limiter = env::rate_limiter(&cx.env, env::OAUTH_RATE_LIMITER)?;
+    if !limiter.limit(address).await?.success {
+        return Err(AppError::RateLimited {
+            retry_after_secs: 60,
+        });
+    }
     let body = match read_body(&mut req).await {
         Ok(b) => b,
         Err(e) => return oauth_error(&e),
