@@ -543,8 +543,24 @@ impl Rows for D1Deployments<'_> {
     }
 
     async fn remove(&self, id: &str) -> AppResult<bool> {
+        // Best effort: only the audit line depends on it.
+        let grants = crate::store::oauth::standing_grants(&self.db, id)
+            .await
+            .ok()
+            .flatten();
         let removed = delete(&self.db, id).await?;
         gate::forget_deleted(self.env, &self.log, id).await;
+        if let (true, Some((owner, n))) = (removed, grants) {
+            audit::deployment(
+                &self.db,
+                &self.log,
+                &owner,
+                "oauth.revoked",
+                id,
+                serde_json::json!({ "reason": "deleted", "grants": n }),
+            )
+            .await;
+        }
         Ok(removed)
     }
 

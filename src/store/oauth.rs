@@ -264,6 +264,28 @@ pub fn revoked_count(r: &D1Result) -> usize {
     changes(r)
 }
 
+#[derive(Deserialize)]
+struct Standing {
+    user_id: Option<String>,
+    n: usize,
+}
+
+/// Who granted a deployment's standing grants and how many there are (read before a
+/// deletion removes them, so the owner's audit log can say they ended).
+pub async fn standing_grants(
+    db: &D1Database,
+    deployment_id: &str,
+) -> AppResult<Option<(String, usize)>> {
+    let row = db
+        .prepare(
+            "SELECT MAX(user_id) AS user_id, COUNT(*) AS n FROM oauth_grants WHERE deployment_id = ?1 AND revoked_at IS NULL",
+        )
+        .bind(&[text(deployment_id)])?
+        .first::<Standing>(None)
+        .await?;
+    Ok(row.and_then(|r| r.user_id.filter(|_| r.n > 0).map(|u| (u, r.n))))
+}
+
 /// The statements that remove a deployment's OAuth rows (its deletion's batch).
 pub fn delete_deployment_stmts(
     db: &D1Database,
