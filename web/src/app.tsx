@@ -5,6 +5,7 @@ import { useEffect, useState } from "preact/hooks";
 import { adoptReturnedSession, currentUser, signOut, type User } from "./api/auth";
 import { whenUnauthorized } from "./api/client";
 import { Audit } from "./pages/Audit";
+import { takeConsent } from "./oauth/consent";
 import { Consent } from "./pages/Consent";
 import { Deploy } from "./pages/Deploy";
 import { DeploymentPage } from "./pages/Deployment";
@@ -65,6 +66,12 @@ export function App() {
       });
     });
     adoptReturnedSession()
+      .then((u) => {
+        // Back from the identity provider: to the consent request that sent the person there.
+        const back = u ? takeConsent(sessionStorage) : null;
+        if (back) navigate(back);
+        return u;
+      })
       .catch((e: unknown) => {
         setRefused(e);
         return null;

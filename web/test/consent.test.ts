@@ -12,6 +12,8 @@ import {
   NOT_OWNER,
   redirectAllowed,
   redirectTarget,
+  rememberConsent,
+  takeConsent,
 } from "../src/oauth/consent";
 
 test("a redirect to the host shown is followed", () => {
@@ -108,4 +110,22 @@ test("unix seconds become the ISO time <Time> shows", () => {
   assert.equal(isoFromUnix(null), null);
   assert.equal(isoFromUnix(undefined), null);
   assert.equal(isoFromUnix(Number.NaN), null);
+});
+
+test("only a consent page's address survives the trip through the identity provider, once", () => {
+  const m = new Map<string, string>();
+  const store = {
+    setItem: (k: string, v: string) => void m.set(k, v),
+    getItem: (k: string) => m.get(k) ?? null,
+    removeItem: (k: string) => void m.delete(k),
+  };
+  rememberConsent(store, "/oauth/consent?request=0123abcd");
+  assert.equal(takeConsent(store), "/oauth/consent?request=0123abcd");
+  assert.equal(takeConsent(store), null);
+  for (const bad of ["/settings", "//evil.example/x", "/oauth/consent?request=a&x=1", "https://evil.example/"]) {
+    rememberConsent(store, bad);
+    assert.equal(takeConsent(store), null, bad);
+  }
+  m.set("cw_consent_return", "//evil.example/oauth/consent?request=a");
+  assert.equal(takeConsent(store), null);
 });

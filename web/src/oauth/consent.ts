@@ -92,3 +92,24 @@ export function isoFromUnix(seconds: number | null | undefined): string | null {
   return new Date(seconds * 1000).toISOString();
 }
 
+
+/** Where a sign-in through the identity provider came from, kept for the trip (the
+ * provider returns to `/#session=…`): only a consent page's own address is ever kept or
+ * followed, so nothing else can be planted here. */
+const RETURN_KEY = "cw_consent_return";
+const CONSENT_PATH = /^\/oauth\/consent\?request=[A-Za-z0-9_-]{1,64}$/;
+
+export function isConsentPath(path: string): boolean {
+  return CONSENT_PATH.test(path);
+}
+
+export function rememberConsent(store: Pick<Storage, "setItem">, path: string): void {
+  if (isConsentPath(path)) store.setItem(RETURN_KEY, path);
+}
+
+/** The consent page to go back to after a provider sign-in, once. */
+export function takeConsent(store: Pick<Storage, "getItem" | "removeItem">): string | null {
+  const path = store.getItem(RETURN_KEY);
+  store.removeItem(RETURN_KEY);
+  return path && isConsentPath(path) ? path : null;
+}

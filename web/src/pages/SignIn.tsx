@@ -5,6 +5,7 @@ import { useEffect, useState } from "preact/hooks";
 import { devSignIn, providers, type Providers, type User } from "../api/auth";
 import { ApiError } from "../api/client";
 import { Alert } from "../ui/Alert";
+import { rememberConsent } from "../oauth/consent";
 import { TextField } from "../ui/Fields";
 import { PageTitle } from "../ui/PageTitle";
 
@@ -56,15 +57,19 @@ export function SignIn({
       {!ways && !error && <p class="muted">Loading…</p>}
       {ways?.login_url && (
         <p>
-          <a class="btn" href={ways.login_url}>
+          <a
+            class="btn"
+            href={ways.login_url}
+            onClick={() => consent && rememberConsent(sessionStorage, location.pathname + location.search)}
+          >
             Sign in
           </a>
         </p>
       )}
       {consent && ways?.login_url && (
         <p class="hint">
-          If signing in does not bring you back to this request, start again from your MCP client (a request lasts 10
-          minutes).
+          Signing in brings you back to this request in this tab. If it does not, start again from your MCP client (a
+          request lasts 10 minutes).
         </p>
       )}
       {ways?.dev_sign_in && (
