@@ -1,5 +1,6 @@
 // One deployment: what it runs and where, its status (kept fresh while it changes), the
 // actions, its usage, its recent logs, its credentials and the OAuth clients connected to it.
+import { useState } from "preact/hooks";
 import { Alert } from "../ui/Alert";
 import { CopyButton } from "../ui/CopyButton";
 import { PageTitle } from "../ui/PageTitle";
@@ -14,6 +15,8 @@ import { useDeployment } from "./useDeployment";
 
 export function DeploymentPage({ id }: { id: string }) {
   const { deployment: d, error, adopt } = useDeployment(id);
+  // A token rotation ends every OAuth grant on the Worker: the list is read again.
+  const [rotations, setRotations] = useState(0);
   if (!d) {
     return (
       <div class="stack">
@@ -91,11 +94,11 @@ export function DeploymentPage({ id }: { id: string }) {
           </div>
         </div>
       </section>
-      <Actions deployment={d} onChanged={adopt} />
+      <Actions deployment={d} onChanged={adopt} onRotated={() => setRotations((n) => n + 1)} />
       <Usage id={d.id} />
       <Logs id={d.id} status={d.status} />
       <Credentials deployment={d} onChanged={adopt} />
-      <OAuthClients id={d.id} />
+      <OAuthClients key={rotations} id={d.id} />
     </div>
   );
 }
