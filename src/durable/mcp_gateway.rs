@@ -259,7 +259,13 @@ impl McpGateway {
             }
         };
         let presented = call.token.as_deref().unwrap_or_default();
-        let v = if secret::well_formed(secret::ACCESS_PREFIX, presented) {
+        let v = if !secret::well_formed(secret::ACCESS_PREFIX, presented) {
+            authority.judge(presented)
+        } else if call.token_in != Some(TokenSource::Bearer) {
+            // OAuth tokens ride in `Authorization: Bearer` only (RFC 6750 §2.1; the metadata
+            // says `bearer_methods_supported: ["header"]`): never in a URL that gets logged.
+            Verdict::Unauthorized
+        } else {
             match self.oauth_access(&call.deployment_id, presented).await {
                 Ok(true) => authority.admit(),
                 Ok(false) => Verdict::Unauthorized,
@@ -273,8 +279,6 @@ impl McpGateway {
                     }
                 }
             }
-        } else {
-            authority.judge(presented)
         };
         match &v {
             Verdict::Unauthorized => self.audit_auth_failure(&authority, &call),
