@@ -80,6 +80,8 @@ use tokio::sync::watch;
 
 use crate::http::{self, Body, BodyError};
 use crate::launch::{self, ChildUser};
+use crate::modern::Modern;
+use crate::pool::Pool;
 use crate::ready::{self, Phase};
 use crate::ring::LogRing;
 use crate::session::{Limits, Posted, Sessions, StartError};
@@ -174,6 +176,8 @@ pub struct ServeConfig {
     pub allowed_origins: Vec<String>,
     pub ready_timeout: Duration,
     pub wake_wait: Duration,
+    /// Children serving 2026-07-28 requests at most (see [`crate::pool`]).
+    pub stateless_pool: usize,
 }
 
 fn env_num<T: std::str::FromStr>(
@@ -229,6 +233,10 @@ impl ServeConfig {
                 secs => Duration::from_secs(secs),
             },
             wake_wait: Duration::from_secs(env_num(&get, "CATWALK_WAKE_WAIT_SECS", 60)?),
+            stateless_pool: match env_num(&get, "CATWALK_STATELESS_POOL", 2usize)? {
+                0 => return Err("CATWALK_STATELESS_POOL must be at least 1".into()),
+                n => n,
+            },
             max_body: env_num(&get, "CATWALK_MAX_BODY_BYTES", 4 * 1024 * 1024)?,
             allowed_origins: get("CATWALK_ALLOWED_ORIGINS")
                 .map(|v| {
@@ -245,6 +253,7 @@ impl ServeConfig {
 struct App {
     cfg: ServeConfig,
     sessions: Arc<Sessions>,
+    modern: Arc<Modern>,
     started: Instant,
     phase: watch::Sender<Phase>,
 }
@@ -309,7 +318,7 @@ fn rpc_error(
     http::json(status, &error_response(id, code, message, data))
 }
 
-fn accepts(req: &Request<Incoming>, media: &str) -> bool {
+fn accepts<B>(req: &Request<B>, media: &str) -> bool {
     http::header(req, "accept").is_some_and(|a| {
         a.split(',').any(|p| {
             let p = p.split(';').next().unwrap_or_default().trim();
@@ -344,9 +353,11 @@ pub async fn run(cfg: ServeConfig, shutdown: watch::Receiver<bool>) -> std::io::
         "catwalk-runner serve: listening on {}",
         listener.local_addr()?
     );
+    let modern = Modern::new(Pool::new(sessions.clone(), cfg.stateless_pool));
     let app = Arc::new(App {
         cfg,
         sessions: sessions.clone(),
+        modern,
         started: Instant::now(),
         phase: watch::channel(Phase::Starting).0,
     });
@@ -434,6 +445,21 @@ async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
         "/logs" => logs(&app, &req),
         "/mcp" => match *req.method() {
             Method::POST => post(app, req).await,
+            // 2026-07-28 has no GET stream and no session to delete.
+            Method::GET | Method::DELETE
+                if http::header(&req, HEADER_PROTOCOL_VERSION)
+                    .is_some_and(version::is_stateless) =>
+            {
+                let mut r = rpc_error(
+                    405,
+                    None,
+                    jsonrpc::SERVER_ERROR,
+                    "Method not allowed: 2026-07-28 requests are POSTs.",
+                    None,
+                );
+                http::set_header(&mut r, "allow", "POST");
+                r
+            }
             Method::GET | Method::DELETE => {
                 if let Err(why) = app.until_ready().await {
                     return not_ready(why, None);
@@ -466,6 +492,7 @@ fn health(app: &App) -> Response<Body> {
         "status": phase.name(),
         "sessions": app.sessions.len(),
         "spares": app.sessions.spares_ready(),
+        "pooled": app.sessions.pooled(),
         "uptime_s": app.started.elapsed().as_secs(),
     });
     if let Phase::Failed(reason) = &phase {
@@ -633,12 +660,23 @@ async fn post(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
         );
     }
     let initialize = messages.iter().find_map(jsonrpc::initialize);
+    // 2026-07-28: its version header (a session id sent along is ignored, as the era
+    // says), or, with no session, a body that carries the era's envelope or is discover.
+    let stateless = header_version.as_deref().is_some_and(version::is_stateless)
+        || (http::header(&req, HEADER_SESSION_ID).is_none()
+            && initialize.is_none()
+            && messages.len() == 1
+            && mcp_wire::stateless::is_stateless_post(None, &messages[0]));
     if let Err(why) = app.until_ready().await {
         let first = kinds.iter().find_map(|k| match k {
             Kind::Request { id, .. } => Some(id),
             _ => None,
         });
         return not_ready(why, first);
+    }
+    if stateless {
+        let json_ok = accepts(&req, "application/json");
+        return app.modern.post(req.headers(), messages, json_ok, sse).await;
     }
     let session = match session_from(&app, &req) {
         Ok(s) => s,
@@ -714,25 +752,10 @@ async fn post(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
             }
         }
         (None, None) => {
-            // A stateless-era (2026-07-28) request: answer so auto-mode clients fall back to
-            // the handshake (-32022 naming only handshake versions).
             let id = kinds.iter().find_map(|k| match k {
                 Kind::Request { id, .. } => Some(id.clone()),
                 _ => None,
             });
-            let modern = header_version.as_deref().is_some_and(version::is_stateless)
-                || kinds.iter().any(
-                    |k| matches!(k, Kind::Request { method, .. } if method == "server/discover"),
-                );
-            if modern {
-                return rpc_error(
-                    400,
-                    id.as_ref(),
-                    jsonrpc::UNSUPPORTED_PROTOCOL_VERSION,
-                    "Unsupported protocol version: this server uses the initialize handshake.",
-                    Some(json!({"supported": HANDSHAKE_VERSIONS, "requested": header_version})),
-                );
-            }
             return session_required(id.as_ref());
         }
     };

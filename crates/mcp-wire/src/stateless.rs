@@ -272,14 +272,32 @@ pub fn strip_envelope(request: &mut Value) {
     }
 }
 
-/// Marks a handshake-era result as this era's final result (`resultType: "complete"`, which
-/// servers of this revision must send) and stamps the server's identity into its `_meta`.
-pub fn complete(result: &mut Value, server_info: Option<&Value>) {
+/// Methods whose results must carry the caching hints `ttlMs` and `cacheScope` (SEP-2549).
+pub const CACHEABLE_METHODS: &[&str] = &[
+    "prompts/list",
+    "resources/list",
+    "resources/read",
+    "resources/templates/list",
+    DISCOVER,
+    "tools/list",
+];
+
+/// Makes a handshake-era server's result for `method` a valid result of this era: the
+/// `resultType: "complete"` servers of this revision must send; for cacheable methods the
+/// caching hints, as "immediately stale, not shared" (a bridged server's list-changed
+/// notifications cannot reach a stateless client, so nothing may be cached on its behalf);
+/// and the server's identity stamped into `_meta`.
+pub fn complete(result: &mut Value, method: &str, server_info: Option<&Value>) {
     let Some(obj) = result.as_object_mut() else {
         return;
     };
     obj.entry("resultType")
         .or_insert_with(|| Value::from(COMPLETE));
+    if CACHEABLE_METHODS.contains(&method) {
+        obj.entry("ttlMs").or_insert_with(|| Value::from(0));
+        obj.entry("cacheScope")
+            .or_insert_with(|| Value::from("private"));
+    }
     if let Some(info) = server_info {
         if let Some(meta) = obj
             .entry("_meta")
@@ -497,8 +515,15 @@ mod tests {
     #[test]
     fn bridged_results_are_complete_and_discover_comes_from_initialize() {
         let mut r = json!({"tools": []});
-        complete(&mut r, Some(&json!({"name": "s"})));
+        complete(&mut r, "tools/list", Some(&json!({"name": "s"})));
         assert_eq!(r["resultType"], COMPLETE);
+        assert_eq!(
+            (r["ttlMs"].clone(), r["cacheScope"].clone()),
+            (json!(0), json!("private"))
+        );
+        let mut call = json!({"content": []});
+        complete(&mut call, "tools/call", None);
+        assert_eq!(call, json!({"content": [], "resultType": COMPLETE}));
         assert_eq!(r["_meta"][META_SERVER_INFO]["name"], "s");
         let init = json!({"protocolVersion": "2025-11-25", "capabilities": {"tools": {}},
             "serverInfo": {"name": "s", "version": "1"}, "instructions": "hi"});
