@@ -2,8 +2,9 @@
 //! out once), and a bounded pool of children leased one request at a time.
 //!
 //! ## The era of the child
-//! The first 2026-07-28 request starts a child (a warm spare when there is one) and sends it
-//! `server/discover` with the per-request envelope before anything else. An SDK that speaks
+//! The first 2026-07-28 request starts a fresh child (never a warm spare: see
+//! `Sessions::start_pooled`) and sends it `server/discover` with the per-request envelope
+//! before anything else. An SDK that speaks
 //! the new era answers with `supportedVersions` naming 2026-07-28: every request is then
 //! passed through as it is (the child reads each request's `_meta` itself) and this first
 //! child joins the pool. Anything else — a method-not-found error, an error of any kind,
@@ -185,7 +186,7 @@ impl Pool {
     async fn detect(self: &Arc<Self>) -> Result<Era, PoolError> {
         let child = self
             .sessions
-            .start_pooled()
+            .start_pooled(false)
             .await
             .map_err(PoolError::Start)?;
         let id = self.next_id();
@@ -240,7 +241,7 @@ impl Pool {
         }
         let child = self
             .sessions
-            .start_pooled()
+            .start_pooled(era == Era::Handshake)
             .await
             .map_err(PoolError::Start)?;
         if era == Era::Handshake {

@@ -595,6 +595,8 @@ enum Role {
     Session,
     Spare,
     Pooled,
+    /// Pooled, and never a spare (see [`Sessions::start_pooled`]).
+    PooledFresh,
 }
 
 pub struct Sessions {
@@ -774,10 +776,14 @@ impl Sessions {
         self.start_for(Role::Session, requested_version).await
     }
 
-    /// A child for the 2026-07-28 pool, taken and counted like a session's (a spare if
-    /// there is one); the pool initializes it itself.
-    pub async fn start_pooled(self: &Arc<Self>) -> Result<Arc<Session>, StartError> {
-        self.start_for(Role::Pooled, version::DEFAULT_VERSION).await
+    /// A child for the 2026-07-28 pool, counted like a session's; the pool initializes it
+    /// itself. `spare_ok`: a warm spare may be taken. Not for a server that speaks
+    /// 2026-07-28, nor to find out whether it does: an SDK that serves both eras settles a
+    /// connection's era on its first request, and a spare's first request was the
+    /// runner's `ping`, without the 2026-07-28 envelope.
+    pub async fn start_pooled(self: &Arc<Self>, spare_ok: bool) -> Result<Arc<Session>, StartError> {
+        let role = if spare_ok { Role::Pooled } else { Role::PooledFresh };
+        self.start_for(role, version::DEFAULT_VERSION).await
     }
 
     async fn start_for(
@@ -787,7 +793,9 @@ impl Sessions {
     ) -> Result<Arc<Session>, StartError> {
         let mut waited = 0;
         let session = loop {
-            let taken = {
+            let taken = if role == Role::PooledFresh {
+                Err(false)
+            } else {
                 let mut t = lock(&self.table);
                 let at = t
                     .spares
@@ -820,7 +828,7 @@ impl Sessions {
                         let mut t = lock(&self.table);
                         let full = t.children() >= self.limits.max_sessions;
                         if !full {
-                            if role == Role::Pooled {
+                            if matches!(role, Role::Pooled | Role::PooledFresh) {
                                 t.starting_pooled += 1;
                             } else {
                                 t.starting_sessions += 1;
@@ -911,7 +919,7 @@ impl Sessions {
         let release = |t: &mut Table| match role {
             Role::Session => t.starting_sessions -= 1,
             Role::Spare => t.starting_spares -= 1,
-            Role::Pooled => t.starting_pooled -= 1,
+            Role::Pooled | Role::PooledFresh => t.starting_pooled -= 1,
         };
         let mut rnd = [0u8; 16];
         if let Err(e) = getrandom::getrandom(&mut rnd) {
@@ -963,7 +971,7 @@ impl Sessions {
                     t.sessions.insert(id.clone(), session.clone());
                 }
                 Role::Spare => t.spares.push_back(session.clone()),
-                Role::Pooled => t.pooled.push(session.clone()),
+                Role::Pooled | Role::PooledFresh => t.pooled.push(session.clone()),
             }
         }
         self.wire(session.clone(), &mut child);

@@ -6,7 +6,7 @@ TOKEN is sent as `Authorization: Bearer TOKEN`; `header:T` sends it as `X-Access
 Prints one JSON object with what the scenario observed; exits non-zero on failure.
 Scenarios:
   basic     initialize (explicit handshake), tools/list, tools/call echo, get-env
-  auto      the SDK's default auto mode: stateless probe, then fall back to the handshake
+  auto      the SDK's default auto mode: the server/discover probe, the handshake only if refused
   progress  trigger-long-running-operation, recording when each progress notification arrives
   sampling  a tool that asks the client to sample; our callback answers
   call      ARG = {"tool": NAME, "arguments": {...}}: tools/list, then that one call
@@ -90,7 +90,7 @@ async def auto(url, token, _arg):
     async with Client(transport(url, token)) as client:
         tools = await client.list_tools()
         echo = await client.call_tool("echo", {"message": "auto"})
-        return {"tools": len(tools.tools), "echo": text_of(echo)}
+        return {"tools": len(tools.tools), "echo": text_of(echo), "protocol": client.protocol_version}
 
 
 async def progress(url, token, arg):
