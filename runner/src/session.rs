@@ -781,8 +781,15 @@ impl Sessions {
     /// 2026-07-28, nor to find out whether it does: an SDK that serves both eras settles a
     /// connection's era on its first request, and a spare's first request was the
     /// runner's `ping`, without the 2026-07-28 envelope.
-    pub async fn start_pooled(self: &Arc<Self>, spare_ok: bool) -> Result<Arc<Session>, StartError> {
-        let role = if spare_ok { Role::Pooled } else { Role::PooledFresh };
+    pub async fn start_pooled(
+        self: &Arc<Self>,
+        spare_ok: bool,
+    ) -> Result<Arc<Session>, StartError> {
+        let role = if spare_ok {
+            Role::Pooled
+        } else {
+            Role::PooledFresh
+        };
         self.start_for(role, version::DEFAULT_VERSION).await
     }
 
