@@ -400,3 +400,69 @@ async fn a_handshake_session_works_at_the_same_time_on_its_own_child() {
         "{h}"
     );
 }
+
+#[tokio::test]
+async fn progress_streams_before_the_answer_and_closing_the_stream_cancels_and_frees_the_child() {
+    let r = Runner::everything(&[("CATWALK_STATELESS_POOL", "1")]);
+    let long = |id: u64, secs: u64| {
+        let mut req = stateless(
+            &r.mcp_url(),
+            &r.secret,
+            id,
+            "tools/call",
+            json!({"name": "trigger-long-running-operation", "arguments": {"duration": secs, "steps": secs}}),
+        );
+        // The headers from `stateless`, the body again with a progress token in `_meta`.
+        let mut body = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+            "params": {"name": "trigger-long-running-operation", "arguments": {"duration": secs, "steps": secs},
+                "_meta": envelope()}});
+        body["params"]["_meta"]["progressToken"] = json!(format!("p{id}"));
+        req = req.json(&body);
+        req
+    };
+    // Progress first, so the answer commits to SSE: notifications, then the result.
+    let resp = long(1, 2).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+    let events = read_all(resp).await;
+    let progress = events
+        .iter()
+        .filter(|e| json_of(e)["method"] == "notifications/progress")
+        .count();
+    assert!(progress >= 1, "{events:?}");
+    let last = events.last().map(json_of).unwrap_or_default();
+    assert_eq!(last["id"], 1);
+    assert_eq!(last["result"]["resultType"], "complete");
+
+    // A long call whose client goes away after its first progress event: the only pooled
+    // child is told, and serves the next request at once instead of after 30 s.
+    let resp = long(2, 30).send().await.unwrap();
+    let mut events = crate::raw::Events::new(resp);
+    let first = events.next().await.expect("a progress event");
+    assert_eq!(json_of(&first)["method"], "notifications/progress");
+    drop(events);
+    let started = Instant::now();
+    let (status, v) = answer(stateless(
+        &r.mcp_url(),
+        &r.secret,
+        3,
+        "tools/call",
+        json!({"name": "echo", "arguments": {"message": "after"}}),
+    ))
+    .await;
+    assert_eq!(
+        (status, v["result"]["content"][0]["text"].as_str()),
+        (200, Some("Echo: after")),
+        "{v}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    let (_, h) = health(&r.base_url).await;
+    assert_eq!(h["pooled"], 1, "{h}");
+}
