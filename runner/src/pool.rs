@@ -8,10 +8,12 @@
 //! the new era answers with `supportedVersions` naming 2026-07-28: every request is then
 //! passed through as it is (the child reads each request's `_meta` itself) and this first
 //! child joins the pool. Anything else — a method-not-found error, an error of any kind,
-//! no answer within [`DETECT_WAIT`] — means a handshake-era SDK: that child is ended (a
-//! server that saw a request before `initialize` is not trusted to be in a clean state)
-//! and the runner bridges: every pooled child is initialized by the runner once
-//! ([`bridge_initialize`]) and then serves stateless requests.
+//! no answer within [`DETECT_WAIT`] — means a handshake-era SDK, and the runner bridges:
+//! every pooled child is initialized by the runner once (`Pool::bridge_initialize`) and
+//! then serves stateless requests. The probed child becomes the first of them if it
+//! answered (its SDK handled an unknown method, which changes no state); one that did not
+//! answer is ended (a server that choked on a request before `initialize` is not trusted
+//! to be in a clean state).
 //!
 //! ## Bound
 //! At most [`Pool::size`] children (`CATWALK_STATELESS_POOL`, default 2) exist for this
@@ -192,26 +194,37 @@ impl Pool {
         let id = self.next_id();
         let probe = json!({"jsonrpc": "2.0", "id": id, "method": DISCOVER,
             "params": {"_meta": runner_envelope()}});
-        let speaks_it = match child.exchange(probe).await {
-            Ok(mut rx) => answer(&mut rx, DETECT_WAIT).await.is_some_and(|a| {
-                a.pointer("/result/supportedVersions")
-                    .and_then(Value::as_array)
-                    .is_some_and(|vs| {
-                        vs.iter()
-                            .any(|v| v.as_str().is_some_and(mcp_wire::version::is_stateless))
-                    })
-            }),
-            Err(_) => false,
+        let answered = match child.exchange(probe).await {
+            Ok(mut rx) => answer(&mut rx, DETECT_WAIT).await,
+            Err(_) => None,
         };
         child.forget(&id);
+        let speaks_it = answered.as_ref().is_some_and(|a| {
+            a.pointer("/result/supportedVersions")
+                .and_then(Value::as_array)
+                .is_some_and(|vs| {
+                    vs.iter()
+                        .any(|v| v.as_str().is_some_and(mcp_wire::version::is_stateless))
+                })
+        });
         let era = if speaks_it {
-            lock(&self.idle).push(child);
             Era::Stateless
+        } else {
+            Era::Handshake
+        };
+        // A child that answered (an error: its SDK handled the unknown method, which changes
+        // no state) becomes the first pooled child, which spares the first request a
+        // second start; one that did not answer is not trusted with anything more.
+        let keep = match era {
+            Era::Stateless => true,
+            Era::Handshake => answered.is_some() && self.bridge_initialize(&child).await.is_ok(),
+        };
+        if keep {
+            lock(&self.idle).push(child);
         } else {
             child.terminate();
             self.sessions.remove(&child.id);
-            Era::Handshake
-        };
+        }
         self.sessions.ring.push(&format!(
             "2026-07-28 requests: the MCP server {}",
             match era {

@@ -1,6 +1,8 @@
-//! `serve` mode: the machine's entrypoint. MCP Streamable HTTP on `/mcp` (handshake era,
-//! 2025-03-26 … 2025-11-25) in front of one stdio child per session, `/health` (open,
-//! nothing secret) and `/logs` (the child's masked stderr). `/mcp` and `/logs` require
+//! `serve` mode: the machine's entrypoint. MCP Streamable HTTP on `/mcp` — the handshake
+//! era (2025-03-26 … 2025-11-25) in front of one stdio child per session, and 2026-07-28
+//! (no sessions) on a bounded pool of children, bridged or passed through (see
+//! [`crate::modern`], [`crate::pool`]) — `/health` (open, nothing secret) and `/logs` (the
+//! child's masked stderr). `/mcp` and `/logs` require
 //! `Authorization: Bearer <CATWALK_UPSTREAM_SECRET>`.
 //!
 //! Boot. The runner listens at once, then prepares its server (see [`crate::ready`]):
@@ -9,11 +11,18 @@
 //! reachable, and its `/health` answers, while the package installs.
 //!
 //! `GET /health` (open; the phase, counts and the reason only — no stderr, no env):
-//! - `200 {"status": "ready", "sessions": 1, "spares": 1, "uptime_s": 42}`
+//! - `200 {"status": "ready", "sessions": 1, "spares": 1, "pooled": 0, "uptime_s": 42}`
 //! - `503 {"status": "starting", "sessions": 0, "spares": 0, "uptime_s": 3}`
 //! - `503 {"status": "failed", "reason": "no answer to initialize within 300 s", "sessions": 0, "spares": 0, "uptime_s": 301}`
 //!
-//! `sessions` counts client sessions; `spares` the warm spares that answered their ping.
+//! `sessions` counts client sessions; `spares` the warm spares that answered their ping;
+//! `pooled` the children serving 2026-07-28 requests (idle or busy).
+//!
+//! Which era a POST is: 2026-07-28 when its `MCP-Protocol-Version` names that revision
+//! (an `Mcp-Session-Id` sent along is ignored, as the era says), or when it names no
+//! session and is one request that is `server/discover` or carries the era's `_meta`
+//! envelope; otherwise the handshake era. A GET or DELETE with the 2026-07-28 version
+//! header gets 405 (`Allow: POST`).
 //!
 //! `/mcp` while not ready. A request that arrives while `starting` (a machine woken by
 //! that very request) is held until `ready` and then served as usual, for at most
@@ -47,6 +56,7 @@
 //! | `CATWALK_READY_TIMEOUT_SECS` | 300 | how long the readiness probe may take to answer `initialize` (a first install downloads) |
 //! | `CATWALK_SPARES` | 1 | warm spares kept once ready (0 disables); they count against `CATWALK_MAX_SESSIONS` |
 //! | `CATWALK_WAKE_WAIT_SECS` | 60 | how long a `/mcp` request that arrives while starting is held (0: not held) |
+//! | `CATWALK_STATELESS_POOL` | 2 | children serving 2026-07-28 requests at most (≥ 1); they count against `CATWALK_MAX_SESSIONS` |
 //!
 //! Listen address. On a Fly Machine, Fly Proxy (which serves `https://{app}.fly.dev` and
 //! honours `fly-force-instance-id`) reaches a service "through a private IPv4 address on
@@ -902,6 +912,7 @@ mod tests {
         assert_eq!(cfg.ready_timeout, Duration::from_secs(300));
         assert_eq!(cfg.wake_wait, Duration::from_secs(60));
         assert_eq!(cfg.limits.spares, 1);
+        assert_eq!(cfg.stateless_pool, 2);
         let cfg = with(&[("CATWALK_SPARES", "0"), ("CATWALK_WAKE_WAIT_SECS", "0")]).unwrap();
         assert_eq!((cfg.limits.spares, cfg.wake_wait), (0, Duration::ZERO));
         for (name, bad) in [
@@ -909,6 +920,7 @@ mod tests {
             ("CATWALK_READY_TIMEOUT_SECS", "soon"),
             ("CATWALK_SPARES", "-1"),
             ("CATWALK_WAKE_WAIT_SECS", "1.5"),
+            ("CATWALK_STATELESS_POOL", "0"),
         ] {
             let err = with(&[(name, bad)]).unwrap_err();
             assert!(err.contains(name), "{name}={bad}: {err}");

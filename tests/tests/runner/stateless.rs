@@ -218,7 +218,7 @@ fn a_server_that_speaks_2026_07_28_itself_is_passed_through() {
 #[tokio::test]
 async fn the_pool_bound_holds_under_concurrency() {
     let r = Runner::everything(&[("CATWALK_STATELESS_POOL", "2"), ("CATWALK_SPARES", "0")]);
-    // Settle the era first (its probe child is ended, which takes up to its grace period).
+    // Settle the era first (the probed child becomes the first pooled one).
     answer(stateless(
         &r.mcp_url(),
         &r.secret,
@@ -227,7 +227,6 @@ async fn the_pool_bound_holds_under_concurrency() {
         json!({}),
     ))
     .await;
-    tokio::time::sleep(Duration::from_millis(2500)).await;
     let started = Instant::now();
     let calls = (0..6).map(|i| {
         let req = stateless(
