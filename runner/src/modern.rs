@@ -80,6 +80,7 @@ struct Parked {
     method: String,
     name: Option<Value>,
     envelope: Envelope,
+    era: Era,
 }
 
 pub struct Modern {
@@ -288,7 +289,10 @@ impl Modern {
                 None,
             ));
         }
-        let reply = match body.pointer(&format!("/params/inputResponses/{}", p.key)) {
+        let reply = match body
+            .pointer("/params/inputResponses")
+            .and_then(|r| r.get(&p.key))
+        {
             Some(result) => json!({"jsonrpc": "2.0", "id": p.server_request_id, "result": result}),
             None => error_response(
                 Some(&p.server_request_id),
@@ -307,7 +311,7 @@ impl Modern {
             method,
             name,
             envelope: p.envelope,
-            era: Era::Handshake,
+            era: p.era,
         };
         tokio::spawn(self.clone().relay(call, out));
         Ok(())
@@ -384,6 +388,7 @@ impl Modern {
                                     method: call.method,
                                     name: call.name,
                                     envelope: call.envelope,
+                                    era: call.era,
                                 },
                             );
                             return;

@@ -256,9 +256,19 @@ impl Pool {
             .sessions
             .start_pooled(era == Era::Handshake)
             .await
-            .map_err(PoolError::Start)?;
+            .map_err(|e| {
+                if let StartError::Spawn(why) = &e {
+                    self.sessions
+                        .ring
+                        .push(&format!("could not start a pooled child: {why}"));
+                }
+                PoolError::Start(e)
+            })?;
         if era == Era::Handshake {
             if let Err(why) = self.bridge_initialize(&child).await {
+                self.sessions
+                    .ring
+                    .push(&format!("a pooled child did not initialize: {why}"));
                 child.terminate();
                 self.sessions.remove(&child.id);
                 return Err(PoolError::Init(why));
