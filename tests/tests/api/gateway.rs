@@ -563,7 +563,7 @@ async fn rate_limits_and_stateless_headers_pass_through() {
 #[tokio::test]
 async fn both_protocol_eras_share_a_deployment_at_the_same_time() {
     let w = world();
-    let d = live(&w, "both eras").await;
+    let d = live(w, "both eras").await;
     let (url, token) = (d.url.clone(), d.token.clone());
     let modern = tokio::task::spawn_blocking(move || clients::python(&url, &token, "modern", None));
     let (url, token) = (d.url.clone(), d.token.clone());
