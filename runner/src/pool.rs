@@ -37,6 +37,9 @@
 //!   (`catwalk-runner/{n}`) so a late answer to a request whose client went away can never
 //!   be taken for another client's; progress goes only to the stream of the request that
 //!   asked for it.
+//! - not relayed: what a bridged server sends outside the request in flight (log
+//!   messages, list-changed notifications) reaches no client — the era has no GET stream —
+//!   and waits in the child's bounded backlog until it is evicted;
 //! - refused, because they would change the shared connection for later clients:
 //!   `logging/setLevel`, `resources/subscribe`, `resources/unsubscribe` and `initialize`
 //!   (none exists in 2026-07-28: the log level travels in `_meta`, subscriptions through

@@ -646,6 +646,7 @@ async fn post(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
             )
         }
     };
+    let batch = parsed.is_array();
     let messages = match parsed {
         Value::Array(items) if !items.is_empty() => items,
         Value::Array(_) => {
@@ -685,6 +686,16 @@ async fn post(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
         return not_ready(why, first);
     }
     if stateless {
+        if batch {
+            // 2026-07-28 has no batches: one JSON-RPC message per POST.
+            return rpc_error(
+                400,
+                None,
+                jsonrpc::INVALID_REQUEST,
+                "Invalid Request: a 2026-07-28 POST carries one JSON-RPC message, not a batch.",
+                None,
+            );
+        }
         let json_ok = accepts(&req, "application/json");
         return app.modern.post(req.headers(), messages, json_ok, sse).await;
     }

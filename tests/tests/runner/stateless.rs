@@ -331,7 +331,7 @@ async fn routing_headers_that_disagree_with_the_body_are_refused_with_32020() {
 }
 
 #[tokio::test]
-async fn get_and_delete_are_405_in_the_new_era_and_notifications_are_202() {
+async fn get_and_delete_are_405_in_the_new_era_notifications_are_202_and_batches_400() {
     let r = Runner::everything(&[]);
     crate::raw::wait_status(&r.base_url, "ready").await;
     for method in [reqwest::Method::GET, reqwest::Method::DELETE] {
@@ -357,6 +357,20 @@ async fn get_and_delete_are_405_in_the_new_era_and_notifications_are_202() {
         .await
         .unwrap();
     assert_eq!(note.status(), 202);
+    // One message per POST in this era.
+    let batch = client()
+        .post(r.mcp_url())
+        .bearer_auth(&r.secret)
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", ERA)
+        .header("mcp-method", "tools/list")
+        .json(&json!([{"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": envelope()}}]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(batch.status(), 400);
+    let v: Value = batch.json().await.unwrap();
+    assert_eq!(v["error"]["code"], -32600);
 }
 
 #[tokio::test]
