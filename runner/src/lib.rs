@@ -8,6 +8,8 @@
 //!   message;
 //! - [`bounded`]: the FIFO (count and bytes) behind its replay buffer and backlog;
 //! - [`serve`]: MCP Streamable HTTP on `/mcp`, `/health`, `/logs`;
+//! - [`modern`]: 2026-07-28 requests on `/mcp` (checked, bridged or passed through);
+//! - [`pool`]: the bounded pool of children that serve them, and their era;
 //! - [`ring`]: the child's stderr, bounded and masked;
 //! - [`lines`]: reading that stderr with a byte cap per line;
 //! - [`http`]: HTTP plumbing (also used by `catwalk-machines`);
@@ -18,6 +20,8 @@ pub mod clock;
 pub mod http;
 pub mod launch;
 pub mod lines;
+pub mod modern;
+pub mod pool;
 pub mod ready;
 pub mod ring;
 pub mod serve;

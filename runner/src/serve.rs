@@ -1,6 +1,8 @@
-//! `serve` mode: the machine's entrypoint. MCP Streamable HTTP on `/mcp` (handshake era,
-//! 2025-03-26 … 2025-11-25) in front of one stdio child per session, `/health` (open,
-//! nothing secret) and `/logs` (the child's masked stderr). `/mcp` and `/logs` require
+//! `serve` mode: the machine's entrypoint. MCP Streamable HTTP on `/mcp` — the handshake
+//! era (2025-03-26 … 2025-11-25) in front of one stdio child per session, and 2026-07-28
+//! (no sessions) on a bounded pool of children, bridged or passed through (see
+//! [`crate::modern`], [`crate::pool`]) — `/health` (open, nothing secret) and `/logs` (the
+//! child's masked stderr). `/mcp` and `/logs` require
 //! `Authorization: Bearer <CATWALK_UPSTREAM_SECRET>`.
 //!
 //! Boot. The runner listens at once, then prepares its server (see [`crate::ready`]):
@@ -9,11 +11,18 @@
 //! reachable, and its `/health` answers, while the package installs.
 //!
 //! `GET /health` (open; the phase, counts and the reason only — no stderr, no env):
-//! - `200 {"status": "ready", "sessions": 1, "spares": 1, "uptime_s": 42}`
+//! - `200 {"status": "ready", "sessions": 1, "spares": 1, "pooled": 0, "uptime_s": 42}`
 //! - `503 {"status": "starting", "sessions": 0, "spares": 0, "uptime_s": 3}`
 //! - `503 {"status": "failed", "reason": "no answer to initialize within 300 s", "sessions": 0, "spares": 0, "uptime_s": 301}`
 //!
-//! `sessions` counts client sessions; `spares` the warm spares that answered their ping.
+//! `sessions` counts client sessions; `spares` the warm spares that answered their ping;
+//! `pooled` the children serving 2026-07-28 requests (idle or busy).
+//!
+//! Which era a POST is: 2026-07-28 when its `MCP-Protocol-Version` names that revision
+//! (an `Mcp-Session-Id` sent along is ignored, as the era says), or when it names no
+//! session and is one request that is `server/discover` or carries the era's `_meta`
+//! envelope; otherwise the handshake era. A GET or DELETE with the 2026-07-28 version
+//! header gets 405 (`Allow: POST`).
 //!
 //! `/mcp` while not ready. A request that arrives while `starting` (a machine woken by
 //! that very request) is held until `ready` and then served as usual, for at most
@@ -47,6 +56,7 @@
 //! | `CATWALK_READY_TIMEOUT_SECS` | 300 | how long the readiness probe may take to answer `initialize` (a first install downloads) |
 //! | `CATWALK_SPARES` | 1 | warm spares kept once ready (0 disables); they count against `CATWALK_MAX_SESSIONS` |
 //! | `CATWALK_WAKE_WAIT_SECS` | 60 | how long a `/mcp` request that arrives while starting is held (0: not held) |
+//! | `CATWALK_STATELESS_POOL` | 2 | children serving 2026-07-28 requests at most (≥ 1); they count against `CATWALK_MAX_SESSIONS` |
 //!
 //! Listen address. On a Fly Machine, Fly Proxy (which serves `https://{app}.fly.dev` and
 //! honours `fly-force-instance-id`) reaches a service "through a private IPv4 address on
@@ -80,6 +90,8 @@ use tokio::sync::watch;
 
 use crate::http::{self, Body, BodyError};
 use crate::launch::{self, ChildUser};
+use crate::modern::Modern;
+use crate::pool::Pool;
 use crate::ready::{self, Phase};
 use crate::ring::LogRing;
 use crate::session::{Limits, Posted, Sessions, StartError};
@@ -174,6 +186,8 @@ pub struct ServeConfig {
     pub allowed_origins: Vec<String>,
     pub ready_timeout: Duration,
     pub wake_wait: Duration,
+    /// Children serving 2026-07-28 requests at most (see [`crate::pool`]).
+    pub stateless_pool: usize,
 }
 
 fn env_num<T: std::str::FromStr>(
@@ -229,6 +243,10 @@ impl ServeConfig {
                 secs => Duration::from_secs(secs),
             },
             wake_wait: Duration::from_secs(env_num(&get, "CATWALK_WAKE_WAIT_SECS", 60)?),
+            stateless_pool: match env_num(&get, "CATWALK_STATELESS_POOL", 2usize)? {
+                0 => return Err("CATWALK_STATELESS_POOL must be at least 1".into()),
+                n => n,
+            },
             max_body: env_num(&get, "CATWALK_MAX_BODY_BYTES", 4 * 1024 * 1024)?,
             allowed_origins: get("CATWALK_ALLOWED_ORIGINS")
                 .map(|v| {
@@ -245,6 +263,7 @@ impl ServeConfig {
 struct App {
     cfg: ServeConfig,
     sessions: Arc<Sessions>,
+    modern: Arc<Modern>,
     started: Instant,
     phase: watch::Sender<Phase>,
 }
@@ -309,7 +328,7 @@ fn rpc_error(
     http::json(status, &error_response(id, code, message, data))
 }
 
-fn accepts(req: &Request<Incoming>, media: &str) -> bool {
+fn accepts<B>(req: &Request<B>, media: &str) -> bool {
     http::header(req, "accept").is_some_and(|a| {
         a.split(',').any(|p| {
             let p = p.split(';').next().unwrap_or_default().trim();
@@ -344,9 +363,11 @@ pub async fn run(cfg: ServeConfig, shutdown: watch::Receiver<bool>) -> std::io::
         "catwalk-runner serve: listening on {}",
         listener.local_addr()?
     );
+    let modern = Modern::new(Pool::new(sessions.clone(), cfg.stateless_pool));
     let app = Arc::new(App {
         cfg,
         sessions: sessions.clone(),
+        modern,
         started: Instant::now(),
         phase: watch::channel(Phase::Starting).0,
     });
@@ -434,6 +455,21 @@ async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
         "/logs" => logs(&app, &req),
         "/mcp" => match *req.method() {
             Method::POST => post(app, req).await,
+            // 2026-07-28 has no GET stream and no session to delete.
+            Method::GET | Method::DELETE
+                if http::header(&req, HEADER_PROTOCOL_VERSION)
+                    .is_some_and(version::is_stateless) =>
+            {
+                let mut r = rpc_error(
+                    405,
+                    None,
+                    jsonrpc::SERVER_ERROR,
+                    "Method not allowed: 2026-07-28 requests are POSTs.",
+                    None,
+                );
+                http::set_header(&mut r, "allow", "POST");
+                r
+            }
             Method::GET | Method::DELETE => {
                 if let Err(why) = app.until_ready().await {
                     return not_ready(why, None);
@@ -466,6 +502,7 @@ fn health(app: &App) -> Response<Body> {
         "status": phase.name(),
         "sessions": app.sessions.len(),
         "spares": app.sessions.spares_ready(),
+        "pooled": app.sessions.pooled(),
         "uptime_s": app.started.elapsed().as_secs(),
     });
     if let Phase::Failed(reason) = &phase {
@@ -609,6 +646,7 @@ async fn post(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
             )
         }
     };
+    let batch = parsed.is_array();
     let messages = match parsed {
         Value::Array(items) if !items.is_empty() => items,
         Value::Array(_) => {
@@ -633,12 +671,33 @@ async fn post(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
         );
     }
     let initialize = messages.iter().find_map(jsonrpc::initialize);
+    // 2026-07-28: its version header (a session id sent along is ignored, as the era
+    // says), or, with no session, a body that carries the era's envelope or is discover.
+    let stateless = header_version.as_deref().is_some_and(version::is_stateless)
+        || (http::header(&req, HEADER_SESSION_ID).is_none()
+            && initialize.is_none()
+            && messages.len() == 1
+            && mcp_wire::stateless::is_stateless_post(None, &messages[0]));
     if let Err(why) = app.until_ready().await {
         let first = kinds.iter().find_map(|k| match k {
             Kind::Request { id, .. } => Some(id),
             _ => None,
         });
         return not_ready(why, first);
+    }
+    if stateless {
+        if batch {
+            // 2026-07-28 has no batches: one JSON-RPC message per POST.
+            return rpc_error(
+                400,
+                None,
+                jsonrpc::INVALID_REQUEST,
+                "Invalid Request: a 2026-07-28 POST carries one JSON-RPC message, not a batch.",
+                None,
+            );
+        }
+        let json_ok = accepts(&req, "application/json");
+        return app.modern.post(req.headers(), messages, json_ok, sse).await;
     }
     let session = match session_from(&app, &req) {
         Ok(s) => s,
@@ -714,25 +773,10 @@ async fn post(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
             }
         }
         (None, None) => {
-            // A stateless-era (2026-07-28) request: answer so auto-mode clients fall back to
-            // the handshake (-32022 naming only handshake versions).
             let id = kinds.iter().find_map(|k| match k {
                 Kind::Request { id, .. } => Some(id.clone()),
                 _ => None,
             });
-            let modern = header_version.as_deref().is_some_and(version::is_stateless)
-                || kinds.iter().any(
-                    |k| matches!(k, Kind::Request { method, .. } if method == "server/discover"),
-                );
-            if modern {
-                return rpc_error(
-                    400,
-                    id.as_ref(),
-                    jsonrpc::UNSUPPORTED_PROTOCOL_VERSION,
-                    "Unsupported protocol version: this server uses the initialize handshake.",
-                    Some(json!({"supported": HANDSHAKE_VERSIONS, "requested": header_version})),
-                );
-            }
             return session_required(id.as_ref());
         }
     };
@@ -879,6 +923,7 @@ mod tests {
         assert_eq!(cfg.ready_timeout, Duration::from_secs(300));
         assert_eq!(cfg.wake_wait, Duration::from_secs(60));
         assert_eq!(cfg.limits.spares, 1);
+        assert_eq!(cfg.stateless_pool, 2);
         let cfg = with(&[("CATWALK_SPARES", "0"), ("CATWALK_WAKE_WAIT_SECS", "0")]).unwrap();
         assert_eq!((cfg.limits.spares, cfg.wake_wait), (0, Duration::ZERO));
         for (name, bad) in [
@@ -886,6 +931,7 @@ mod tests {
             ("CATWALK_READY_TIMEOUT_SECS", "soon"),
             ("CATWALK_SPARES", "-1"),
             ("CATWALK_WAKE_WAIT_SECS", "1.5"),
+            ("CATWALK_STATELESS_POOL", "0"),
         ] {
             let err = with(&[(name, bad)]).unwrap_err();
             assert!(err.contains(name), "{name}={bad}: {err}");

@@ -102,6 +102,9 @@ pub struct Limits {
 pub enum Sink {
     Sse(mpsc::UnboundedSender<Bytes>),
     Json(Option<oneshot::Sender<Value>>),
+    /// Messages as they are, for the 2026-07-28 bridge (see [`crate::modern`]), which
+    /// reshapes them before any client sees them.
+    Raw(mpsc::UnboundedSender<Value>),
 }
 
 struct Slot {
@@ -256,6 +259,11 @@ impl Session {
                     let _ = tx.send(msg.clone());
                 }
             }
+            Some(Sink::Raw(tx)) => {
+                if tx.send(msg.clone()).is_err() {
+                    slot.sink = None;
+                }
+            }
             sink => {
                 let seq = slot.next_seq;
                 slot.next_seq += 1;
@@ -354,7 +362,9 @@ impl Session {
             st.slots
                 .iter()
                 .filter(|(id, s)| {
-                    matches!(s.sink, Some(Sink::Sse(_))) && !s.done && Some(**id) != st.get_stream
+                    matches!(s.sink, Some(Sink::Sse(_)) | Some(Sink::Raw(_)))
+                        && !s.done
+                        && Some(**id) != st.get_stream
                 })
                 .map(|(id, _)| *id)
                 .max()
@@ -461,6 +471,56 @@ impl Session {
         rx
     }
 
+    /// Sends one request whose answer, and everything the child relates to it (progress,
+    /// its own requests while no GET stream is open, which a pooled child never has), comes
+    /// back unencoded on the returned channel. For the 2026-07-28 bridge.
+    pub async fn exchange(&self, request: Value) -> Result<mpsc::UnboundedReceiver<Value>, String> {
+        self.touch();
+        let (id, token) = match classify(&request) {
+            Kind::Request { id, .. } => (id, jsonrpc::progress_token(&request).cloned()),
+            _ => return Err("not a request".into()),
+        };
+        let (tx, rx) = mpsc::unbounded_channel();
+        {
+            let mut st = lock(&self.state);
+            if st.pending.contains_key(&id_key(&id)) {
+                return Err("a request with this id is already in flight".into());
+            }
+            let stream = self.new_slot(&mut st, Sink::Raw(tx), 1);
+            st.pending.insert(id_key(&id), (stream, id));
+            if let Some(t) = token {
+                st.progress.insert(id_key(&t), stream);
+            }
+        }
+        self.write(&request).await?;
+        Ok(rx)
+    }
+
+    /// Writes one message (a response to the child's request, a notification) to the child.
+    pub async fn write(&self, msg: &Value) -> Result<(), String> {
+        let mut line = serde_json::to_vec(msg).map_err(|e| e.to_string())?;
+        line.push(b'\n');
+        let mut stdin = self.stdin.lock().await;
+        let written = match stdin.as_mut() {
+            Some(pipe) => pipe.write_all(&line).await.is_ok() && pipe.flush().await.is_ok(),
+            None => false,
+        };
+        if !written {
+            *stdin = None;
+            return Err("the MCP server has exited".to_string());
+        }
+        Ok(())
+    }
+
+    /// Stops waiting for the answer to `id` (its client went away): a late answer is then
+    /// dropped, and nothing of that request is left to route.
+    pub fn forget(&self, id: &Value) {
+        let mut st = lock(&self.state);
+        if let Some((stream, _)) = st.pending.remove(&id_key(id)) {
+            self.finish(&mut st, stream);
+        }
+    }
+
     /// Answers every request still in flight with an error and ends every stream.
     fn fail_all(&self, message: &str) {
         let mut st = lock(&self.state);
@@ -511,13 +571,21 @@ const MAX_BACKOFF: Duration = Duration::from_secs(60);
 struct Table {
     sessions: HashMap<String, Arc<Session>>,
     spares: VecDeque<Arc<Session>>,
+    /// Children of the 2026-07-28 pool (see [`crate::pool`]), idle or busy.
+    pooled: Vec<Arc<Session>>,
     starting_sessions: usize,
     starting_spares: usize,
+    starting_pooled: usize,
 }
 
 impl Table {
     fn children(&self) -> usize {
-        self.sessions.len() + self.spares.len() + self.starting_sessions + self.starting_spares
+        self.sessions.len()
+            + self.spares.len()
+            + self.pooled.len()
+            + self.starting_sessions
+            + self.starting_spares
+            + self.starting_pooled
     }
 }
 
@@ -526,6 +594,9 @@ impl Table {
 enum Role {
     Session,
     Spare,
+    Pooled,
+    /// Pooled, and never a spare (see [`Sessions::start_pooled`]).
+    PooledFresh,
 }
 
 pub struct Sessions {
@@ -629,8 +700,16 @@ impl Sessions {
         if let Some(s) = t.sessions.remove(id) {
             return Some(s);
         }
+        if let Some(at) = t.pooled.iter().position(|s| s.id == id) {
+            return Some(t.pooled.swap_remove(at));
+        }
         let at = t.spares.iter().position(|s| s.id == id)?;
         t.spares.remove(at)
+    }
+
+    /// Children of the 2026-07-28 pool (idle or busy).
+    pub fn pooled(&self) -> usize {
+        lock(&self.table).pooled.len()
     }
 
     /// Client sessions (spares not included).
@@ -646,6 +725,7 @@ impl Sessions {
             t.sessions
                 .values()
                 .chain(t.spares.iter())
+                .chain(t.pooled.iter())
                 .cloned()
                 .collect()
         };
@@ -693,9 +773,36 @@ impl Sessions {
         self: &Arc<Self>,
         requested_version: &str,
     ) -> Result<Arc<Session>, StartError> {
+        self.start_for(Role::Session, requested_version).await
+    }
+
+    /// A child for the 2026-07-28 pool, counted like a session's; the pool initializes it
+    /// itself. `spare_ok`: a warm spare may be taken. Not for a server that speaks
+    /// 2026-07-28, nor to find out whether it does: an SDK that serves both eras settles a
+    /// connection's era on its first request, and a spare's first request was the
+    /// runner's `ping`, without the 2026-07-28 envelope.
+    pub async fn start_pooled(
+        self: &Arc<Self>,
+        spare_ok: bool,
+    ) -> Result<Arc<Session>, StartError> {
+        let role = if spare_ok {
+            Role::Pooled
+        } else {
+            Role::PooledFresh
+        };
+        self.start_for(role, version::DEFAULT_VERSION).await
+    }
+
+    async fn start_for(
+        self: &Arc<Self>,
+        role: Role,
+        requested_version: &str,
+    ) -> Result<Arc<Session>, StartError> {
         let mut waited = 0;
         let session = loop {
-            let taken = {
+            let taken = if role == Role::PooledFresh {
+                Err(false)
+            } else {
                 let mut t = lock(&self.table);
                 let at = t
                     .spares
@@ -704,7 +811,11 @@ impl Sessions {
                     .or_else(|| t.spares.iter().position(|s| !s.is_closed()));
                 match at.and_then(|i| t.spares.remove(i)) {
                     Some(s) => {
-                        t.sessions.insert(s.id.clone(), s.clone());
+                        if role == Role::Pooled {
+                            t.pooled.push(s.clone());
+                        } else {
+                            t.sessions.insert(s.id.clone(), s.clone());
+                        }
                         Ok(s)
                     }
                     None => Err(t.starting_spares > 0),
@@ -724,12 +835,16 @@ impl Sessions {
                         let mut t = lock(&self.table);
                         let full = t.children() >= self.limits.max_sessions;
                         if !full {
-                            t.starting_sessions += 1;
+                            if matches!(role, Role::Pooled | Role::PooledFresh) {
+                                t.starting_pooled += 1;
+                            } else {
+                                t.starting_sessions += 1;
+                            }
                         }
                         full
                     };
                     if !full {
-                        break self.spawn(Role::Session, requested_version).await?;
+                        break self.spawn(role, requested_version).await?;
                     }
                     // At the limit only because a spare is being spawned this instant:
                     // it is there within milliseconds, take it then.
@@ -811,6 +926,7 @@ impl Sessions {
         let release = |t: &mut Table| match role {
             Role::Session => t.starting_sessions -= 1,
             Role::Spare => t.starting_spares -= 1,
+            Role::Pooled | Role::PooledFresh => t.starting_pooled -= 1,
         };
         let mut rnd = [0u8; 16];
         if let Err(e) = getrandom::getrandom(&mut rnd) {
@@ -862,6 +978,7 @@ impl Sessions {
                     t.sessions.insert(id.clone(), session.clone());
                 }
                 Role::Spare => t.spares.push_back(session.clone()),
+                Role::Pooled | Role::PooledFresh => t.pooled.push(session.clone()),
             }
         }
         self.wire(session.clone(), &mut child);
@@ -954,10 +1071,17 @@ impl Sessions {
         }
     }
 
-    /// Ends sessions idle past the limit that have nothing in flight.
+    /// Ends sessions (and pooled children) idle past the limit that have nothing in flight.
     pub fn reap_idle(&self) -> usize {
-        let idle: Vec<Arc<Session>> = self
-            .all()
+        let everyone: Vec<Arc<Session>> = {
+            let t = lock(&self.table);
+            t.sessions
+                .values()
+                .chain(t.pooled.iter())
+                .cloned()
+                .collect()
+        };
+        let idle: Vec<Arc<Session>> = everyone
             .into_iter()
             .filter(|s| s.idle_for() > self.limits.idle_timeout && !s.has_pending())
             .collect();

@@ -109,6 +109,13 @@ pub fn message(body: &[u8]) -> Message {
     }
 }
 
+/// The session a request names, as its era reads it: 2026-07-28 has no sessions and says a
+/// `Mcp-Session-Id` sent along is ignored, so with that version the header counts as absent
+/// (judging it would answer a valid request 404, or re-version a handshake session).
+pub fn session_of<'a>(protocol_version: Option<&str>, session: Option<&'a str>) -> Option<&'a str> {
+    session.filter(|_| !protocol_version.is_some_and(is_stateless))
+}
+
 /// The 2026-07-28 form: no session, the new protocol version on the request.
 pub fn is_stateless_request(protocol_version: Option<&str>, session: Option<&str>) -> bool {
     session.is_none() && protocol_version.is_some_and(is_stateless)
@@ -246,5 +253,13 @@ mod tests {
         assert!(!is_stateless_request(Some("2026-07-28"), Some("abc")));
         assert!(!is_stateless_request(Some("2025-06-18"), None));
         assert!(!is_stateless_request(None, None));
+    }
+
+    #[test]
+    fn a_session_id_sent_with_a_2026_07_28_request_is_ignored() {
+        assert_eq!(session_of(Some("2026-07-28"), Some("abc")), None);
+        assert_eq!(session_of(Some("2025-11-25"), Some("abc")), Some("abc"));
+        assert_eq!(session_of(None, Some("abc")), Some("abc"));
+        assert_eq!(session_of(Some("2026-07-28"), None), None);
     }
 }

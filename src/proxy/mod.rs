@@ -3,7 +3,8 @@
 //! `McpGateway` object in one hop (no D1 read), which also keeps the per-deployment rate
 //! limit; then the machine's runner behind Fly's proxy with our upstream secret. Handshake-era sessions:
 //! we mint the session id, the object maps it to the runner's and re-initializes when the
-//! runner lost it; 2026-07-28 stateless requests go straight through. Response bodies are
+//! runner lost it; 2026-07-28 stateless requests go straight through (a session id sent
+//! along with one is ignored) and the runner serves them (`runner/src/modern.rs`). Response bodies are
 //! the runtime's own stream, handed on unread; request bodies are read (≤ [`MAX_BODY`])
 //! once, because a request may be sent twice (after a recovery) and must be inspected.
 
@@ -87,12 +88,11 @@ pub async fn handle(mut req: Request, cx: &mut Ctx, id: &str) -> AppResult<Respo
         return challenged(&req, cx, id, "missing_token");
     };
     cx.log.also_redact(&presented);
-    let client_session = web::header(&req, HEADER_SESSION_ID);
     let version = web::header(&req, HEADER_PROTOCOL_VERSION);
+    let client_session = web::header(&req, HEADER_SESSION_ID);
+    let client_session = rules::session_of(version.as_deref(), client_session.as_deref());
     // A malformed session id is judged as none, then refused once the token passed.
-    let session = client_session
-        .as_deref()
-        .filter(|s| mcp_wire::session::is_valid(s));
+    let session = client_session.filter(|s| mcp_wire::session::is_valid(s));
     let gate = Gate::of(&cx.env, id)?;
     let judged = gate.pass(Presented {
         token: &presented,

@@ -6,10 +6,13 @@ TOKEN is sent as `Authorization: Bearer TOKEN`; `header:T` sends it as `X-Access
 Prints one JSON object with what the scenario observed; exits non-zero on failure.
 Scenarios:
   basic     initialize (explicit handshake), tools/list, tools/call echo, get-env
-  auto      the SDK's default auto mode: stateless probe, then fall back to the handshake
+  auto      the SDK's default auto mode: the server/discover probe, the handshake only if refused
   progress  trigger-long-running-operation, recording when each progress notification arrives
   sampling  a tool that asks the client to sample; our callback answers
   call      ARG = {"tool": NAME, "arguments": {...}}: tools/list, then that one call
+  modern    ONLY 2026-07-28 (mode pinned, no fallback): server/discover, tools/list, one call
+            (ARG = {"tool": NAME, "arguments": {...}}, default echo); sampling is answered through
+            input_required. Records each POST's Mcp-Method and whether any request carried a session
   refused   initialize with this token: whether the SDK failed, the HTTP statuses it got
             and its error (exits 0 either way; the caller judges)
 """
@@ -25,7 +28,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
 
-def transport(url, token, statuses=None):
+def transport(url, token, statuses=None, requests=None):
     headers = {}
     if token.startswith("header:"):
         headers = {"X-Access-Token": token[len("header:"):]}
@@ -40,6 +43,19 @@ def transport(url, token, statuses=None):
             statuses.append(response.status_code)
 
         client.event_hooks["response"] = [record]
+    if requests is not None:
+
+        async def seen(request):
+            requests.append(
+                {
+                    "http": request.method,
+                    "mcp_method": request.headers.get("mcp-method"),
+                    "session": request.headers.get("mcp-session-id"),
+                    "version": request.headers.get("mcp-protocol-version"),
+                }
+            )
+
+        client.event_hooks["request"] = [seen]
     return streamable_http_client(url, http_client=client)
 
 
@@ -74,7 +90,7 @@ async def auto(url, token, _arg):
     async with Client(transport(url, token)) as client:
         tools = await client.list_tools()
         echo = await client.call_tool("echo", {"message": "auto"})
-        return {"tools": len(tools.tools), "echo": text_of(echo)}
+        return {"tools": len(tools.tools), "echo": text_of(echo), "protocol": client.protocol_version}
 
 
 async def progress(url, token, arg):
@@ -130,6 +146,36 @@ async def call(url, token, arg):
     return await with_session(url, token, body)
 
 
+async def modern(url, token, arg):
+    wanted = json.loads(arg) if arg else {"tool": "echo", "arguments": {"message": "modern"}}
+    requests, asked = [], []
+
+    async def on_sample(context, params):
+        asked.append(params.messages[0].content.text if params.messages else "")
+        return types.CreateMessageResult(
+            role="assistant",
+            content=types.TextContent(type="text", text="sampled through input_required"),
+            model="test-model",
+            stop_reason="endTurn",
+        )
+
+    async with Client(
+        transport(url, token, requests=requests), mode="2026-07-28", sampling_callback=on_sample
+    ) as client:
+        discover = await client.session.send_discover("2026-07-28")
+        tools = await client.list_tools()
+        result = await client.call_tool(wanted["tool"], wanted.get("arguments", {}))
+        return {
+            "discover_versions": discover.get("supportedVersions"),
+            "server": discover.get("_meta", {}).get("io.modelcontextprotocol/serverInfo", {}).get("name"),
+            "tools": sorted(t.name for t in tools.tools),
+            "text": text_of(result),
+            "is_error": bool(result.is_error),
+            "asked": asked,
+            "requests": requests,
+        }
+
+
 def chain(e):
     """Every exception inside `e`: a task group's members and each cause, as text."""
     seen, out, todo = set(), [], [e]
@@ -156,7 +202,7 @@ async def refused(url, token, _arg):
     return {"refused": False, "statuses": statuses}
 
 
-SCENARIOS = {"refused": refused, "basic": basic, "auto": auto, "progress": progress, "sampling": sampling, "call": call}
+SCENARIOS = {"refused": refused, "basic": basic, "auto": auto, "modern": modern, "progress": progress, "sampling": sampling, "call": call}
 
 if __name__ == "__main__":
     url, token, scenario = sys.argv[1], sys.argv[2], sys.argv[3]

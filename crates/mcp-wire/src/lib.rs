@@ -4,11 +4,14 @@
 //! - [`jsonrpc`]: classifying JSON-RPC 2.0 messages and building error responses;
 //! - [`version`]: protocol revisions and the headers that carry them;
 //! - [`session`]: `Mcp-Session-Id` syntax;
-//! - [`sse`]: Server-Sent Events framing and an incremental parser.
+//! - [`sse`]: Server-Sent Events framing and an incremental parser;
+//! - [`stateless`]: the 2026-07-28 request ladder (envelope, routing headers), status
+//!   table and the result shapes a bridge to a handshake-era server builds.
 //!
 //! Spec: modelcontextprotocol `docs/specification/<rev>/basic/transports.mdx`.
 
 pub mod jsonrpc;
 pub mod session;
 pub mod sse;
+pub mod stateless;
 pub mod version;

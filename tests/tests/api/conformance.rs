@@ -176,17 +176,64 @@ async fn the_fixture_passes_every_conformance_scenario_itself_and_through_the_ga
     let settled = stack.settled(&owner, &id, Duration::from_secs(120)).await;
     assert_eq!(settled["status"], "running", "{settled}");
     // The suite only takes a URL, so the token rides in the query.
-    let gw_url = format!(
-        "{}?token={}",
-        stack.url(&format!("/api/mcp/{id}")),
-        body["access_token"].as_str().unwrap()
-    );
+    let mcp_url = stack.url(&format!("/api/mcp/{id}"));
+    let token = body["access_token"].as_str().unwrap().to_string();
+    let gw_url = format!("{mcp_url}?token={token}");
     let gateway = tokio::task::spawn_blocking(move || run(&gw_url, "all"))
         .await
         .unwrap();
 
+    // The same deployment for a client that speaks only 2026-07-28 (bridged by the runner),
+    // while a handshake-era client calls it too: a plain tool, and one that asks the
+    // client to sample (input_required in the new era).
+    let eras = [
+        ("modern", json!({"tool": "test_simple_text"})),
+        (
+            "modern",
+            json!({"tool": "test_sampling", "arguments": {"prompt": "hi"}}),
+        ),
+        ("call", json!({"tool": "test_simple_text"})),
+    ]
+    .map(|(scenario, arg)| {
+        let (url, token) = (mcp_url.clone(), token.clone());
+        tokio::task::spawn_blocking(move || {
+            edge_tests::clients::python(&url, &token, scenario, Some(&arg.to_string()))
+        })
+    });
+    let [simple, sampled, handshake] = eras;
+    let (simple, sampled, handshake) = (
+        simple.await.unwrap(),
+        sampled.await.unwrap(),
+        handshake.await.unwrap(),
+    );
+
     println!("{}", table(&reference, &gateway));
     println!("took {:?}", started.elapsed());
+    for out in [&simple, &sampled] {
+        assert_eq!(out["discover_versions"], json!(["2026-07-28"]), "{out}");
+        assert!(
+            out["tools"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|t| t == "test_sampling"),
+            "{out}"
+        );
+    }
+    assert_eq!(simple["text"], handshake["text"], "{simple} {handshake}");
+    assert!(!simple["text"].as_str().unwrap_or_default().is_empty());
+    assert_eq!(
+        sampled["asked"].as_array().map(Vec::len),
+        Some(1),
+        "{sampled}"
+    );
+    assert!(
+        sampled["text"]
+            .as_str()
+            .unwrap()
+            .contains("sampled through input_required"),
+        "{sampled}"
+    );
     assert!(
         reference.len() >= 32,
         "every server scenario ran: {reference:?}"

@@ -497,7 +497,8 @@ async fn rate_limits_and_stateless_headers_pass_through() {
     let w = start_world(Some(&proxy), low_limit);
     let d = live(&w, "limited").await;
     let auth = bearer(&d.token);
-    // The stateless era: no session object; MCP headers reach the machine untouched.
+    // The stateless era: no session object; MCP headers reach the machine untouched, and
+    // a session id sent along is ignored (the era has none).
     let resp = edge_tests::stack::client()
         .post(&d.url)
         .header("authorization", &auth)
@@ -507,17 +508,18 @@ async fn rate_limits_and_stateless_headers_pass_through() {
         .header("mcp-method", "tools/call")
         .header("mcp-name", "echo")
         .header("mcp-param-city", "Zürich".replace('ü', "u"))
-        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "echo", "arguments": {"message": "hi"}, "_meta": {}}}))
+        .header("mcp-session-id", "0123456789abcdef0123456789abcdef")
+        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "echo", "arguments": {"message": "hi"}, "_meta": {
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientCapabilities": {}}}}))
         .send()
         .await
         .unwrap();
-    assert_eq!(
-        resp.status(),
-        400,
-        "the runner speaks the handshake era only"
-    );
+    assert_eq!(resp.status(), 200, "the runner serves the new era");
+    assert!(resp.headers().get("mcp-session-id").is_none());
     let body: Value = resp.json().await.unwrap();
-    assert_eq!(body["error"]["code"], -32022);
+    assert_eq!(body["result"]["content"][0]["text"], "Echo: hi", "{body}");
+    assert_eq!(body["result"]["resultType"], "complete");
     let seen = proxy
         .requests()
         .into_iter()
@@ -554,6 +556,61 @@ async fn rate_limits_and_stateless_headers_pass_through() {
         .find(|r| r.status() == 429)
         .expect("a 429 within 15 requests");
     assert!(r.headers().contains_key("retry-after"));
+}
+
+/// A client that speaks only 2026-07-28 (the Python SDK pinned to it, no fallback) and a
+/// handshake-era client use one deployment at the same time, on the same URL.
+#[tokio::test]
+async fn both_protocol_eras_share_a_deployment_at_the_same_time() {
+    let w = world();
+    let d = live(w, "both eras").await;
+    let (url, token) = (d.url.clone(), d.token.clone());
+    let modern = tokio::task::spawn_blocking(move || clients::python(&url, &token, "modern", None));
+    let (url, token) = (d.url.clone(), d.token.clone());
+    let handshake =
+        tokio::task::spawn_blocking(move || clients::python(&url, &token, "basic", None));
+    let (url, token) = (d.url.clone(), d.token.clone());
+    let sampling =
+        json!({"tool": "trigger-sampling-request", "arguments": {"prompt": "say", "maxTokens": 5}})
+            .to_string();
+    let modern_sampling = tokio::task::spawn_blocking(move || {
+        clients::python(&url, &token, "modern", Some(&sampling))
+    });
+    let (modern, handshake, modern_sampling) = (
+        modern.await.unwrap(),
+        handshake.await.unwrap(),
+        modern_sampling.await.unwrap(),
+    );
+    assert_eq!(modern["text"], "Echo: modern", "{modern}");
+    assert_eq!(modern["discover_versions"], json!(["2026-07-28"]));
+    assert_eq!(modern["server"], "mcp-servers/everything");
+    assert!(modern["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|t| t == "echo"));
+    let requests = modern["requests"].as_array().unwrap();
+    assert!(
+        requests
+            .iter()
+            .all(|q| q["http"] == "POST" && q["session"].is_null() && q["version"] == "2026-07-28"),
+        "only 2026-07-28 POSTs, never a session: {requests:?}"
+    );
+    assert_eq!(handshake["echo"], "Echo: hello from python", "{handshake}");
+    assert!(
+        handshake["protocol"].as_str().unwrap() < "2026",
+        "{handshake}"
+    );
+    // A server question (sampling) reached the new-era client as input_required.
+    assert_eq!(
+        modern_sampling["asked"].as_array().map(Vec::len),
+        Some(1),
+        "{modern_sampling}"
+    );
+    assert!(modern_sampling["text"]
+        .as_str()
+        .unwrap()
+        .contains("sampled through input_required"));
 }
 
 #[tokio::test]

@@ -8,4 +8,5 @@ mod machines;
 mod raw;
 mod ready;
 mod sdk;
+mod stateless;
 mod wire;

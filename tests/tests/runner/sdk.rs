@@ -23,11 +23,14 @@ fn python_client_initializes_lists_tools_and_calls_echo() {
     assert!(!env.to_string().contains(&r.secret));
 }
 
+/// Before the runner served 2026-07-28 its probe was refused and the SDK fell back to the
+/// handshake; now the probe is answered and the SDK stays in the new era.
 #[test]
-fn python_auto_mode_falls_back_from_the_stateless_probe_to_the_handshake() {
+fn python_auto_mode_adopts_2026_07_28_from_the_discover_probe() {
     let r = Runner::everything(&[]);
     let out = python(&r.mcp_url(), &r.secret, "auto", None);
     assert_eq!(out["echo"], "Echo: auto");
+    assert_eq!(out["protocol"], "2026-07-28");
 }
 
 #[test]

@@ -83,27 +83,6 @@ async fn unknown_sessions_are_404_and_missing_ones_400() {
 }
 
 #[tokio::test]
-async fn a_stateless_request_gets_the_answer_that_makes_clients_fall_back() {
-    let r = Runner::everything(&[]);
-    let discover = json!({"jsonrpc": "2.0", "id": 1, "method": "server/discover", "params": {}});
-    let resp = post(&r.mcp_url(), &r.secret, None, &discover)
-        .header("mcp-protocol-version", "2026-07-28")
-        .header("mcp-method", "server/discover")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 400);
-    let v: Value = resp.json().await.unwrap();
-    assert_eq!(v["error"]["code"], -32022);
-    assert_eq!(v["id"], 1);
-    assert!(v["error"]["data"]["supported"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .all(|s| s.as_str().unwrap() < "2026"));
-}
-
-#[tokio::test]
 async fn each_session_gets_its_own_process_and_delete_ends_it() {
     let r = Runner::everything(&[("CATWALK_SPARES", "0")]);
     let a = open_session(&r.mcp_url(), &r.secret).await;
