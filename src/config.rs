@@ -89,6 +89,9 @@ pub struct SignIn {
     /// `AUTH_LOGIN_URL`: where the dashboard sends a person to sign in with the operator's
     /// identity provider (which then hands the session JWT to `POST /api/auth/session`).
     pub login_url: Option<Url>,
+    /// `OAUTH_LOOPBACK_CLIENTS=true`: OAuth clients whose metadata document is served on a
+    /// loopback host (local test fakes) are accepted. Development only, like `dev`.
+    pub oauth_loopback_clients: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -278,9 +281,17 @@ impl Config {
                 "only allowed with ENVIRONMENT=development".to_string(),
             ));
         }
+        let loopback_clients = r.flag("OAUTH_LOOPBACK_CLIENTS", false);
+        if loopback_clients && environment == Environment::Production {
+            r.invalid.push((
+                "OAUTH_LOOPBACK_CLIENTS",
+                "only allowed with ENVIRONMENT=development".to_string(),
+            ));
+        }
         let sign_in = SignIn {
             dev: dev_sign_in && environment == Environment::Development,
             login_url: r.optional_base_url("AUTH_LOGIN_URL"),
+            oauth_loopback_clients: loopback_clients && environment == Environment::Development,
         };
         let max_lifetime_secs = r.number(
             "AUTH_JWT_MAX_LIFETIME_SECS",
@@ -665,6 +676,20 @@ mod tests {
         assert!(dev.sign_in.dev);
         assert!(!dev.invalid.iter().any(|(n, _)| *n == "DEV_SIGN_IN"));
         assert!(!cfg(&complete()).sign_in.dev, "off unless set");
+    }
+
+    #[test]
+    fn loopback_oauth_clients_exist_only_in_development() {
+        let mut vars = complete();
+        vars.push(("OAUTH_LOOPBACK_CLIENTS", "true"));
+        let prod = cfg(&vars);
+        assert!(!prod.sign_in.oauth_loopback_clients);
+        assert!(prod
+            .invalid
+            .iter()
+            .any(|(n, _)| *n == "OAUTH_LOOPBACK_CLIENTS"));
+        vars.push(("ENVIRONMENT", "development"));
+        assert!(cfg(&vars).sign_in.oauth_loopback_clients);
     }
 
     #[test]

@@ -3,8 +3,8 @@
 //!
 //! Layering (see `docs/architecture.md`): pure logic modules (`config`, `error`, `http`,
 //! `outbound` (the outbound HTTP port), `identity`, `crypto`, `analysis`, `deploy`, `log`,
-//! `ids`, `time`, `registry` (the official MCP registry as a source) and `gateway`, the MCP
-//! gateway's rules) know nothing of the `worker`
+//! `ids`, `time`, `registry` (the official MCP registry as a source), `oauth` (the
+//! authorization server's rules) and `gateway`, the MCP gateway's rules) know nothing of the `worker`
 //! crate and are tested natively with `cargo test`; `platform` and `store` bind them to
 //! the runtime (Env, D1, KV, Durable Objects, console, `fetch`); `planner` (request →
 //! cached launch plan), `lifecycle` (a deployment's machine) and `proxy` (an MCP request
@@ -22,6 +22,7 @@ pub mod http;
 pub mod identity;
 pub mod ids;
 pub mod log;
+pub mod oauth;
 pub mod outbound;
 pub mod registry;
 pub mod time;

@@ -16,6 +16,9 @@ const MIN_SECRET_LEN: usize = 8;
 /// Prefixes of credentials we or our upstreams issue. The prefix stays, the rest is masked.
 const TOKEN_PREFIXES: &[&str] = &[
     "cwk_",
+    "cwa_",
+    "cwr_",
+    "cwg_",
     "fo1_",
     "fm1r_",
     "fm1a_",
@@ -36,6 +39,7 @@ const SENSITIVE_KEYS: &[&str] = &[
     "token",
     "access_token",
     "refresh_token",
+    "code_verifier",
     "id_token",
     "api_key",
     "apikey",

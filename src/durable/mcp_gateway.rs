@@ -15,6 +15,11 @@
 //! restarted or auto-stopped), `/recover` re-initializes it once for all concurrent
 //! callers. Streams never pass through here: the Worker fetches the machine itself.
 //!
+//! OAuth access tokens (`cwa_…`) are checked here too: a token's grant must be for this
+//! deployment (its audience) and standing; a verified token is remembered in memory until
+//! it expires or for [`authority::MAX_AGE_MS`], whichever is first, and forgotten with
+//! everything else on `/forget` (which every revocation calls).
+//!
 //! Internal protocol (JSON over `fetch` from `proxy::gate`): `POST /pass` (→ a
 //! [`Verdict`]), `/begin`, `/recover`, `/forget`; `/probe` serves the storage check.
 
@@ -39,6 +44,7 @@ use crate::gateway::link::MachineLink;
 use crate::gateway::rate::Bucket;
 use crate::gateway::request::TokenSource;
 use crate::gateway::sessions::{Session, Sessions};
+use crate::oauth::secret;
 use crate::platform::env;
 use crate::platform::log::Logger;
 use crate::platform::web::{error_response, json_text};
@@ -98,7 +104,12 @@ pub struct McpGateway {
     recovering: RefCell<HashMap<String, (String, Recovery)>>,
     last_auth_audit: Cell<i64>,
     bucket: RefCell<Bucket>,
+    /// Verified OAuth access tokens: digest → valid until (ms).
+    oauth: RefCell<HashMap<String, i64>>,
 }
+
+/// At most this many verified OAuth tokens are remembered; past it the memory starts over.
+const MAX_OAUTH_REMEMBERED: usize = 1_000;
 
 fn answer(status: u16, body: Value) -> Result<Response> {
     json_text(status, body.to_string(), None)
@@ -247,7 +258,24 @@ impl McpGateway {
                 });
             }
         };
-        let v = authority.judge(call.token.as_deref().unwrap_or_default());
+        let presented = call.token.as_deref().unwrap_or_default();
+        let v = if secret::well_formed(secret::ACCESS_PREFIX, presented) {
+            match self.oauth_access(&call.deployment_id, presented).await {
+                Ok(true) => authority.admit(),
+                Ok(false) => Verdict::Unauthorized,
+                Err(why) => {
+                    self.logger().error(
+                        "gateway_oauth_check_failed",
+                        json!({ "deployment": call.deployment_id, "detail": why }),
+                    );
+                    Verdict::Refused {
+                        failure: Failure::Internal,
+                    }
+                }
+            }
+        } else {
+            authority.judge(presented)
+        };
         match &v {
             Verdict::Unauthorized => self.audit_auth_failure(&authority, &call),
             // Whatever its status, an authenticated request spends the rate allowance.
@@ -393,9 +421,49 @@ impl McpGateway {
         }
     }
 
+    /// Whether an OAuth access token is live and granted for this deployment: from
+    /// memory, or one D1 read (which also marks the grant used, after the answer).
+    async fn oauth_access(
+        &self,
+        deployment_id: &str,
+        token: &str,
+    ) -> std::result::Result<bool, String> {
+        let digest = secret::digest(token);
+        let now = now_ms();
+        if self
+            .oauth
+            .borrow()
+            .get(&digest)
+            .is_some_and(|until| *until > now)
+        {
+            return Ok(true);
+        }
+        let generation = self.generation.get();
+        let db = env::db(&self.env).map_err(|e| e.code().to_string())?;
+        let found = crate::store::oauth::access(&db, &digest, deployment_id, now)
+            .await
+            .map_err(|e| e.log_detail().unwrap_or_else(|| e.code().to_string()))?;
+        let Some(access) = found else {
+            return Ok(false);
+        };
+        // A revocation that raced this read must win: remember only if nothing changed.
+        if self.generation.get() == generation {
+            let mut known = self.oauth.borrow_mut();
+            if known.len() >= MAX_OAUTH_REMEMBERED {
+                known.clear();
+            }
+            known.insert(digest, access.expires_at.min(now + authority::MAX_AGE_MS));
+        }
+        self.state.wait_until(async move {
+            let _ = crate::store::oauth::touch(&db, &access.grant_id, now_ms()).await;
+        });
+        Ok(true)
+    }
+
     async fn forget(&self, call: Call) -> Result<Response> {
         self.generation.set(self.generation.get() + 1);
         self.authority.borrow_mut().take();
+        self.oauth.borrow_mut().clear();
         if call.drop_sessions {
             *self.sessions.borrow_mut() = Some(Sessions::default());
             self.recovering.borrow_mut().clear();
@@ -518,6 +586,7 @@ impl DurableObject for McpGateway {
             sessions: RefCell::new(None),
             recovering: RefCell::new(HashMap::new()),
             last_auth_audit: Cell::new(0),
+            oauth: RefCell::new(HashMap::new()),
         }
     }
 

@@ -53,6 +53,12 @@ impl Authority {
         if !token::matches(presented, &self.token_digest) {
             return Verdict::Unauthorized;
         }
+        self.admit()
+    }
+
+    /// The verdict for a caller already authenticated (by the static token, or by an
+    /// OAuth access token whose audience is this deployment): status, then machine.
+    pub fn admit(&self) -> Verdict {
         let failure = match self.status {
             Status::Running => None,
             Status::Stopped => Some(Failure::Stopped),

@@ -62,20 +62,43 @@ pub enum Route {
     OpenApi,
     /// `GET` of one of the dashboard's pages ([`PAGES`]): its `index.html`.
     Page,
+    /// `GET /.well-known/oauth-protected-resource[/api/mcp/{id}]`: RFC 9728.
+    ResourceMetadata,
+    /// `GET /.well-known/oauth-authorization-server` (and the OpenID discovery aliases,
+    /// plain and path-suffixed): RFC 8414.
+    ServerMetadata,
+    /// `POST /oauth/register`: Dynamic Client Registration (RFC 7591).
+    OAuthRegister,
+    /// `GET /oauth/authorize`: an authorization request → the consent page.
+    OAuthAuthorize,
+    /// `POST /oauth/token`: code or refresh token → tokens.
+    OAuthToken,
+    /// `POST /oauth/revoke`: RFC 7009.
+    OAuthRevoke,
+    /// `GET /api/oauth/requests/{key}`: a pending authorization request, for its consent page.
+    OAuthRequest,
+    /// `POST /api/oauth/requests/{key}`: the owner allows or denies it.
+    OAuthDecide,
+    /// `GET /api/deployments/{id}/oauth-grants`: the deployment's connected clients.
+    OAuthGrants,
+    /// `DELETE /api/deployments/{id}/oauth-grants/{key}`: revoke one.
+    RevokeOAuthGrant,
 }
 
 /// A matched route and the resource key its path carried, if any: a deployment id, or a
-/// registry server name still percent-encoded as it came (`io.github.acme%2Fweather`).
+/// registry server name still percent-encoded as it came (`io.github.acme%2Fweather`);
+/// and a second, opaque key (an OAuth request or grant id) where the path has one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Resolved {
     pub route: Route,
     pub id: Option<String>,
+    pub key: Option<String>,
 }
 
 /// One path pattern with the methods it answers. A `{id}` segment matches a deployment
 /// id (`dep_` + 30 hex), a `{name}` segment a registry server name with its one slash
-/// encoded ([`registry_name_segment_ok`]); anything else there is a 404 before any handler
-/// runs.
+/// encoded ([`registry_name_segment_ok`]), a `{key}` segment an opaque id of ours
+/// ([`key_ok`]); anything else there is a 404 before any handler runs.
 struct Entry {
     path: &'static str,
     methods: &'static [(&'static str, Route)],
@@ -189,6 +212,62 @@ const TABLE: &[Entry] = &[
         path: "/api/openapi.json",
         methods: &[("GET", Route::OpenApi)],
     },
+    Entry {
+        path: "/.well-known/oauth-protected-resource",
+        methods: &[("GET", Route::ResourceMetadata)],
+    },
+    Entry {
+        path: "/.well-known/oauth-protected-resource/api/mcp/{id}",
+        methods: &[("GET", Route::ResourceMetadata)],
+    },
+    Entry {
+        path: "/.well-known/oauth-authorization-server",
+        methods: &[("GET", Route::ServerMetadata)],
+    },
+    Entry {
+        path: "/.well-known/oauth-authorization-server/api/mcp/{id}",
+        methods: &[("GET", Route::ServerMetadata)],
+    },
+    Entry {
+        path: "/.well-known/openid-configuration",
+        methods: &[("GET", Route::ServerMetadata)],
+    },
+    Entry {
+        path: "/.well-known/openid-configuration/api/mcp/{id}",
+        methods: &[("GET", Route::ServerMetadata)],
+    },
+    Entry {
+        path: "/api/mcp/{id}/.well-known/openid-configuration",
+        methods: &[("GET", Route::ServerMetadata)],
+    },
+    Entry {
+        path: "/oauth/register",
+        methods: &[("POST", Route::OAuthRegister)],
+    },
+    Entry {
+        path: "/oauth/authorize",
+        methods: &[("GET", Route::OAuthAuthorize)],
+    },
+    Entry {
+        path: "/oauth/token",
+        methods: &[("POST", Route::OAuthToken)],
+    },
+    Entry {
+        path: "/oauth/revoke",
+        methods: &[("POST", Route::OAuthRevoke)],
+    },
+    Entry {
+        path: "/api/oauth/requests/{key}",
+        methods: &[("GET", Route::OAuthRequest), ("POST", Route::OAuthDecide)],
+    },
+    Entry {
+        path: "/api/deployments/{id}/oauth-grants",
+        methods: &[("GET", Route::OAuthGrants)],
+    },
+    Entry {
+        path: "/api/deployments/{id}/oauth-grants/{key}",
+        methods: &[("DELETE", Route::RevokeOAuthGrant)],
+    },
 ];
 
 /// Allowed-method lists for the `Allow` header, one per table entry (static so the
@@ -218,6 +297,20 @@ const ALLOW: &[&[&str]] = &[
     &["GET"],
     &["GET"],
     &["GET"],
+    &["GET"],
+    &["GET"],
+    &["GET"],
+    &["GET"],
+    &["GET"],
+    &["GET"],
+    &["GET"],
+    &["POST"],
+    &["GET"],
+    &["POST"],
+    &["POST"],
+    &["GET", "POST"],
+    &["GET"],
+    &["DELETE"],
 ];
 
 /// The dashboard's pages (the paths `web/src/app.tsx` shows): each answers the dashboard's
@@ -229,6 +322,7 @@ pub const PAGES: &[&str] = &[
     "/deployments/{id}",
     "/audit",
     "/settings",
+    "/oauth/consent",
 ];
 
 /// Every API path pattern with the methods it answers, in table order (what the OpenAPI
@@ -269,6 +363,14 @@ pub fn decode_registry_name(segment: &str) -> Option<String> {
     (ns_ok && server_ok && name.len() <= MAX_REGISTRY_NAME).then_some(name)
 }
 
+/// An opaque id of ours in a path (an OAuth request or grant): 1–64 of `[A-Za-z0-9_-]`.
+pub fn key_ok(key: &str) -> bool {
+    (1..=64).contains(&key.len())
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
 /// `dep_` followed by 30 lowercase hex digits (what [`crate::ids::new_id`] makes).
 pub fn deployment_id_ok(id: &str) -> bool {
     id.strip_prefix("dep_").is_some_and(|hex| {
@@ -288,17 +390,21 @@ fn normalise(path: &str) -> &str {
     }
 }
 
-/// The id captured by `pattern` from `path`, `Some(None)` for a literal match.
-fn capture(pattern: &str, path: &str) -> Option<Option<String>> {
+/// The captures of `pattern` in `path`: the `{id}`/`{name}` and the `{key}`, each `None`
+/// when the pattern has none; `None` altogether when the path does not match.
+type Captured = (Option<String>, Option<String>);
+
+fn capture(pattern: &str, path: &str) -> Option<Captured> {
     let (mut p, mut s) = (pattern.split('/'), path.split('/'));
-    let mut id = None;
+    let (mut id, mut key) = (None, None);
     loop {
         match (p.next(), s.next()) {
-            (None, None) => return Some(id),
+            (None, None) => return Some((id, key)),
             (Some("{id}"), Some(seg)) if deployment_id_ok(seg) => id = Some(seg.to_string()),
             (Some("{name}"), Some(seg)) if registry_name_segment_ok(seg) => {
                 id = Some(seg.to_string())
             }
+            (Some("{key}"), Some(seg)) if key_ok(seg) => key = Some(seg.to_string()),
             (Some(a), Some(b)) if a == b && !a.starts_with('{') => {}
             _ => return None,
         }
@@ -308,7 +414,7 @@ fn capture(pattern: &str, path: &str) -> Option<Option<String>> {
 pub fn resolve(method: &str, path: &str) -> Result<Resolved, AppError> {
     let path = normalise(path);
     for (i, entry) in TABLE.iter().enumerate() {
-        let Some(id) = capture(entry.path, path) else {
+        let Some((id, key)) = capture(entry.path, path) else {
             continue;
         };
         // HEAD is answered like GET by the runtime's semantics; we keep it explicit.
@@ -317,16 +423,21 @@ pub fn resolve(method: &str, path: &str) -> Result<Resolved, AppError> {
             .methods
             .iter()
             .find(|(m, _)| *m == method)
-            .map(|(_, r)| Resolved { route: *r, id })
+            .map(|(_, r)| Resolved {
+                route: *r,
+                id: id.clone(),
+                key: key.clone(),
+            })
             .ok_or(AppError::MethodNotAllowed {
                 allowed: ALLOW.get(i).copied().unwrap_or(&[]),
             });
     }
-    if let Some(id) = PAGES.iter().find_map(|p| capture(p, path)) {
+    if let Some((id, _)) = PAGES.iter().find_map(|p| capture(p, path)) {
         return match method {
             "GET" | "HEAD" => Ok(Resolved {
                 route: Route::Page,
                 id,
+                key: None,
             }),
             _ => Err(AppError::MethodNotAllowed { allowed: &["GET"] }),
         };
@@ -337,6 +448,67 @@ pub fn resolve(method: &str, path: &str) -> Result<Resolved, AppError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn oauth_routes_carry_their_deployment_and_key() {
+        let id = format!("dep_{}", "0a".repeat(15));
+        let r = resolve(
+            "GET",
+            &format!("/.well-known/oauth-protected-resource/api/mcp/{id}"),
+        )
+        .unwrap();
+        assert_eq!(
+            (r.route, r.id.as_deref()),
+            (Route::ResourceMetadata, Some(id.as_str()))
+        );
+        for p in [
+            "/.well-known/oauth-authorization-server".to_string(),
+            format!("/.well-known/oauth-authorization-server/api/mcp/{id}"),
+            "/.well-known/openid-configuration".to_string(),
+            format!("/.well-known/openid-configuration/api/mcp/{id}"),
+            format!("/api/mcp/{id}/.well-known/openid-configuration"),
+        ] {
+            assert_eq!(
+                resolve("GET", &p).map(|r| r.route),
+                Ok(Route::ServerMetadata),
+                "{p}"
+            );
+        }
+        let r = resolve(
+            "DELETE",
+            &format!("/api/deployments/{id}/oauth-grants/grt_abc"),
+        )
+        .unwrap();
+        assert_eq!(r.route, Route::RevokeOAuthGrant);
+        assert_eq!(
+            (r.id.as_deref(), r.key.as_deref()),
+            (Some(id.as_str()), Some("grt_abc"))
+        );
+        let r = resolve("POST", "/api/oauth/requests/0123abcd").unwrap();
+        assert_eq!(
+            (r.route, r.key.as_deref()),
+            (Route::OAuthDecide, Some("0123abcd"))
+        );
+        assert_eq!(
+            resolve("GET", "/oauth/consent").map(|r| r.route),
+            Ok(Route::Page)
+        );
+        for bad in [
+            "/api/oauth/requests/a.b".to_string(),
+            "/api/oauth/requests/..".to_string(),
+            format!("/api/oauth/requests/{}", "a".repeat(65)),
+            "/.well-known/oauth-protected-resource/api/mcp/dep_x".to_string(),
+        ] {
+            assert!(
+                matches!(resolve("GET", &bad), Err(AppError::NotFound { .. })),
+                "{bad}"
+            );
+        }
+        assert!(matches!(
+            resolve("GET", "/oauth/token"),
+            Err(AppError::MethodNotAllowed { allowed: &["POST"] })
+        ));
+    }
 
     #[test]
     fn the_dashboards_pages_are_get_only_and_nothing_else_outside_the_api_is_a_page() {

@@ -16,9 +16,11 @@ pub const ANALYSIS_LOCKS: &str = "ANALYSIS_LOCKS";
 pub const DEPLOYERS: &str = "DEPLOYERS";
 /// Per-person limit on analysis pipeline runs (cache misses and `refresh`).
 pub const ANALYZE_RATE_LIMITER: &str = "ANALYZE_RATE_LIMITER";
+/// Per-address limit on OAuth client registrations (anyone may register, so it is bounded).
+pub const OAUTH_RATE_LIMITER: &str = "OAUTH_RATE_LIMITER";
 /// Every rate limiter the Worker needs: one missing is a configuration error that
 /// `/api/health` names, never a silently unlimited route.
-pub const RATE_LIMITERS: &[&str] = &[ANALYZE_RATE_LIMITER];
+pub const RATE_LIMITERS: &[&str] = &[ANALYZE_RATE_LIMITER, OAUTH_RATE_LIMITER];
 
 thread_local! {
     static CONFIG: std::cell::OnceCell<Rc<Config>> = const { std::cell::OnceCell::new() };

@@ -2,6 +2,7 @@
 //! request bodies and responses, the log sink, and the conversions from the runtime's
 //! errors into [`AppError`]. Logic modules never import from here.
 
+pub mod client_document;
 pub mod env;
 pub mod log;
 pub mod machine;

@@ -34,8 +34,25 @@ pub const MAX_BODY: usize = 4 * 1024 * 1024;
 fn unauthorized(reason: &'static str) -> AppError {
     AppError::unauthorized(
         reason,
-        "A valid access token is required (Authorization: Bearer, X-Access-Token or ?token=).",
+        "A valid access token is required (Authorization: Bearer, X-Access-Token or ?token=), or an OAuth access token for this URL.",
     )
+}
+
+/// A 401 that tells an OAuth client where to start (RFC 9728 §5.1): the documented error
+/// body, with `WWW-Authenticate` naming this deployment's protected resource metadata.
+fn challenged(req: &Request, cx: &Ctx, id: &str, reason: &'static str) -> AppResult<Response> {
+    let mut r = web::error_response(&unauthorized(reason));
+    let base = crate::routes::oauth::base(req, cx)?;
+    let presented = reason != "missing_token";
+    r.headers_mut().set(
+        "WWW-Authenticate",
+        &crate::oauth::metadata::challenge(&base, id, presented),
+    )?;
+    cx.log.info(
+        "mcp_unauthorized",
+        json!({ "deployment": id, "reason": reason }),
+    );
+    Ok(r)
 }
 
 fn not_found() -> AppError {
@@ -62,12 +79,13 @@ pub async fn handle(mut req: Request, cx: &mut Ctx, id: &str) -> AppResult<Respo
     let started = now_ms();
     let mut timing = Timing::default();
     let query = web::query(&req);
-    let (presented, token_in) = rules::token(
+    let Some((presented, token_in)) = rules::token(
         web::header(&req, "authorization").as_deref(),
         web::header(&req, "x-access-token").as_deref(),
         query.as_deref(),
-    )
-    .ok_or_else(|| unauthorized("missing_token"))?;
+    ) else {
+        return challenged(&req, cx, id, "missing_token");
+    };
     cx.log.also_redact(&presented);
     let client_session = web::header(&req, HEADER_SESSION_ID);
     let version = web::header(&req, HEADER_PROTOCOL_VERSION);
@@ -102,7 +120,7 @@ pub async fn handle(mut req: Request, cx: &mut Ctx, id: &str) -> AppResult<Respo
             upstream_session,
         } => (link, upstream_session),
         Verdict::NotFound => return Err(not_found()),
-        Verdict::Unauthorized => return Err(unauthorized("invalid_token")),
+        Verdict::Unauthorized => return challenged(&req, cx, id, "invalid_token"),
         Verdict::Limited { retry_after_secs } => {
             return Err(AppError::RateLimited { retry_after_secs })
         }

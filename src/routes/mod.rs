@@ -8,6 +8,7 @@ pub mod dashboard;
 pub mod deployments;
 pub mod health;
 pub mod mcp;
+pub mod oauth;
 pub mod openapi;
 pub mod registry;
 pub mod session;
@@ -31,6 +32,7 @@ pub struct Ctx {
 
 pub async fn dispatch(resolved: Resolved, req: Request, cx: &mut Ctx) -> AppResult<Response> {
     let id = resolved.id.as_deref();
+    let key = resolved.key.as_deref();
     match resolved.route {
         Route::Health => health::health(cx),
         Route::HealthStorage => health::storage(req, cx).await,
@@ -60,5 +62,15 @@ pub async fn dispatch(resolved: Resolved, req: Request, cx: &mut Ctx) -> AppResu
         Route::RegistryServer => registry::get(req, cx, id).await,
         Route::OpenApi => openapi::document(),
         Route::Page => dashboard::page(&req, cx).await,
+        Route::ResourceMetadata => oauth::resource_metadata(&req, cx, id),
+        Route::ServerMetadata => oauth::server_metadata(&req, cx),
+        Route::OAuthRegister => oauth::register(req, cx).await,
+        Route::OAuthAuthorize => oauth::authorize(req, cx).await,
+        Route::OAuthToken => oauth::token(req, cx).await,
+        Route::OAuthRevoke => oauth::revoke(req, cx).await,
+        Route::OAuthRequest => oauth::request_info(req, cx, key).await,
+        Route::OAuthDecide => oauth::decide(req, cx, key).await,
+        Route::OAuthGrants => oauth::grants(req, cx, id).await,
+        Route::RevokeOAuthGrant => oauth::revoke_grant(req, cx, id, key).await,
     }
 }

@@ -372,6 +372,7 @@ async fn delete(db: &D1Database, id: &str) -> AppResult<bool> {
             .bind(&[text(id)])?,
         );
     }
+    stmts.extend(crate::store::oauth::delete_deployment_stmts(db, id)?);
     stmts.push(
         db.prepare("DELETE FROM deployments WHERE id = ?1 AND status = 'deleting'")
             .bind(&[text(id)])?,
@@ -403,7 +404,8 @@ async fn set_account(
 }
 
 /// The new access-token digest and upstream secret of a rotation, written together (not
-/// while the deployment is being deleted).
+/// while the deployment is being deleted), ending the deployment's OAuth grants: whether
+/// it rotated, and how many grants it ended.
 async fn rotate_secrets(
     db: &D1Database,
     owner: &str,
@@ -411,13 +413,20 @@ async fn rotate_secrets(
     token_hash: &str,
     upstream: Option<&Sealed>,
     now: i64,
-) -> AppResult<bool> {
+) -> AppResult<(bool, usize)> {
     let mut stmts = vec![db
         .prepare(
             "UPDATE deployments SET access_token_hash = ?1, updated_at = ?2 \
              WHERE id = ?3 AND owner_id = ?4 AND status <> 'deleting'",
         )
         .bind(&[text(token_hash), int(now), text(id), text(owner)])?];
+    // A new static token ends every OAuth grant too: rotation is the owner's "revoke all".
+    stmts.push(crate::store::oauth::revoke_deployment_stmt(
+        db,
+        id,
+        "token_rotated",
+        now,
+    )?);
     if let Some(u) = upstream {
         stmts.push(
             db.prepare(
@@ -434,12 +443,12 @@ async fn rotate_secrets(
         );
     }
     let results = db.batch(stmts).await?;
-    Ok(results
-        .first()
-        .and_then(|r| r.meta().ok().flatten())
-        .and_then(|m| m.changes)
-        .unwrap_or(0)
-        > 0)
+    let rotated = results.first().is_some_and(changed);
+    let revoked = results
+        .get(1)
+        .map(crate::store::oauth::revoked_count)
+        .unwrap_or(0);
+    Ok((rotated, revoked))
 }
 
 /// What the MCP gateway reads on every request, in one query.
@@ -534,8 +543,24 @@ impl Rows for D1Deployments<'_> {
     }
 
     async fn remove(&self, id: &str) -> AppResult<bool> {
+        // Best effort: only the audit line depends on it.
+        let grants = crate::store::oauth::standing_grants(&self.db, id)
+            .await
+            .ok()
+            .flatten();
         let removed = delete(&self.db, id).await?;
         gate::forget_deleted(self.env, &self.log, id).await;
+        if let (true, Some((owner, n))) = (removed, grants) {
+            audit::deployment(
+                &self.db,
+                &self.log,
+                &owner,
+                "oauth.revoked",
+                id,
+                serde_json::json!({ "reason": "deleted", "grants": n }),
+            )
+            .await;
+        }
         Ok(removed)
     }
 
@@ -568,10 +593,22 @@ impl Rows for D1Deployments<'_> {
         token_hash: &str,
         upstream: Option<&Sealed>,
     ) -> AppResult<bool> {
-        let changed = rotate_secrets(&self.db, owner, id, token_hash, upstream, now_ms()).await?;
+        let (changed, revoked) =
+            rotate_secrets(&self.db, owner, id, token_hash, upstream, now_ms()).await?;
         if changed {
-            // The old token fails on the very next request.
+            // The old token (and every OAuth token) fails on the very next request.
             self.forget(id).await;
+        }
+        if revoked > 0 {
+            audit::deployment(
+                &self.db,
+                &self.log,
+                owner,
+                "oauth.revoked",
+                id,
+                serde_json::json!({ "reason": "token_rotated", "grants": revoked }),
+            )
+            .await;
         }
         Ok(changed)
     }

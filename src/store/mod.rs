@@ -6,6 +6,7 @@ pub mod audit;
 pub mod d1;
 pub mod deployments;
 pub mod memo;
+pub mod oauth;
 pub mod schema;
 pub mod sealed;
 pub mod settings;

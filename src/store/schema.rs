@@ -13,6 +13,10 @@ pub const TABLES: &[&str] = &[
     "upstream_secrets",
     "usage_counters",
     "machine_accounts",
+    "oauth_clients",
+    "oauth_grants",
+    "oauth_codes",
+    "oauth_tokens",
 ];
 
 /// `SELECT COUNT(*) AS n` of the [`TABLES`] present; the names are our constants, not input.
