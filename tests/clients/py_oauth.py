@@ -37,6 +37,9 @@ from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.auth import AuthorizationCodeResult, OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
 
 
+T0 = time.monotonic()
+
+
 class ReauthRefused(Exception):
     """The redirect handler was asked to authorize again after revocation."""
 
@@ -160,6 +163,7 @@ async def main(cfg):
             "method": response.request.method,
             "url": str(response.request.url),
             "status": response.status_code,
+            "t": round(time.monotonic() - T0, 2),
         }
         www = response.headers.get("www-authenticate")
         if www:
@@ -210,7 +214,7 @@ async def main(cfg):
                     except BaseException as e:  # noqa: BLE001 - the SDK reports the refusal many ways
                         if isinstance(e, KeyboardInterrupt):
                             raise
-                        out["after_revoke"] = {"failed": True, "error": chain(e)[:800]}
+                        out["after_revoke"] = {"failed": True, "error": chain(e)[:2000], "reauthorization_refused": "ReauthRefused" in chain(e)}
                     out["after_revoke"]["http"] = out["http"][mark:]
     except BaseException as e:  # closing a session whose last call failed may raise too
         if "after_revoke" not in out or isinstance(e, KeyboardInterrupt):

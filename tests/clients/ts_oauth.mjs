@@ -95,7 +95,7 @@ async function recordingFetch(input, init) {
   }
   if (path.endsWith("/oauth/register") && init?.body) out.registration_request = JSON.parse(String(init.body));
   const res = await fetch(input, init);
-  const entry = { method: init?.method ?? "GET", url, status: res.status };
+  const entry = { method: init?.method ?? "GET", url, status: res.status, t: Math.round(performance.now() - started) / 1000 };
   const www = res.headers.get("www-authenticate");
   if (www) entry.www_authenticate = www;
   if (path.endsWith("/oauth/token") || path.endsWith("/oauth/register")) {

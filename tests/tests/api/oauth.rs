@@ -3,7 +3,8 @@
 //!
 //! One stack for the module ([`oworld`]): wrangler dev with `OAUTH_LOOPBACK_CLIENTS=true` and
 //! a test CA in `NODE_EXTRA_CA_CERTS`, the local machines service behind a recording
-//! forwarder (the machines' ingress, so a test can see every request a machine got), and a
+//! forwarder (the machines' ingress, so a test can see every request a machine got; it
+//! answers the standalone GET stream itself with 405, as it buffers), and a
 //! loopback HTTPS host for Client ID Metadata Documents ([`edge_tests::oauth::CimdHost`]).
 //! - The official SDKs end to end: the Python SDK's `OAuthClientProvider` (metadata
 //!   document, consent by the signed-in person's cookie) and the TypeScript SDK's auth
@@ -21,7 +22,7 @@ use edge_tests::clients;
 use edge_tests::fake::{FakeServer, Reply};
 use edge_tests::oauth::{self as o, AuthRequest, CimdHost, Granted};
 use edge_tests::runner::{publish_everything, Machines, EVERYTHING_PACKAGE};
-use edge_tests::stack::{Stack, StackOptions};
+use edge_tests::stack::{set_rate_limit, Stack, StackOptions};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -42,6 +43,10 @@ fn oworld() -> &'static OAuthWorld {
         let machines = Machines::start(&dir.path().join("machines"), 600);
         let ingress = FakeServer::start();
         ingress.on("*", "/*", Reply::forward(machines.base_url.clone()));
+        // The forwarder buffers whole answers, so a standalone GET stream (open until the
+        // session ends) would hang behind it: the machine offers none here (405, which the
+        // MCP transport allows and both SDKs accept). The GET is still recorded.
+        ingress.on("GET", "/mcp", Reply::status(405));
         let registry = FakeServer::start();
         publish_everything(&registry);
         let cimd = CimdHost::start();
@@ -62,6 +67,8 @@ fn oworld() -> &'static OAuthWorld {
                 "NODE_EXTRA_CA_CERTS".into(),
                 cimd.ca_file().display().to_string(),
             )],
+            // Many tests register a client from one address within a minute.
+            patch: Some(|doc| set_rate_limit(doc, "OAUTH_RATE_LIMITER", 1000)),
             ..Default::default()
         });
         OAuthWorld {
@@ -83,6 +90,16 @@ fn base(w: &OAuthWorld) -> String {
 fn person(w: &OAuthWorld) -> String {
     let sub = format!("oauth-{}", edge_tests::random_hex(6));
     w.stack.token(&sub, Some(&format!("{sub}@example.com")))
+}
+
+/// Where the SDK runs' records and the consent page's screenshot go (kept after the run).
+fn artifacts() -> std::path::PathBuf {
+    let dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| edge_tests::repo_root().join("target"))
+        .join("test-artifacts/oauth");
+    std::fs::create_dir_all(&dir).ok();
+    dir
 }
 
 fn unique() -> String {
@@ -417,6 +434,7 @@ async fn python_sdk_metadata_document_cookie_consent_refresh_and_revocation() {
         tokio::task::spawn_blocking(move || clients::oauth_script("py_oauth.py", &cfg))
             .await
             .unwrap();
+    std::fs::write(artifacts().join("python.json"), format!("{r:#}")).ok();
     assert!(ok, "py_oauth.py failed: {r:#}\n{stderr}");
     let c = &r["consent"][0];
     assert_eq!(c["authorize_status"], 302, "{c}");
@@ -463,11 +481,7 @@ async fn typescript_sdk_dynamic_registration_browser_consent_refresh_and_revocat
     let dep = deploy(w, &owner, "oauth-typescript").await;
     let port = edge_tests::free_port();
     let redirect = format!("http://127.0.0.1:{port}/callback");
-    let shots = std::env::var_os("CARGO_TARGET_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| edge_tests::repo_root().join("target"))
-        .join("test-artifacts/oauth");
-    std::fs::create_dir_all(&shots).ok();
+    let shots = artifacts();
     let cfg = json!({"url": dep.url, "base": base(w), "redirect_uri": redirect,
         "client_metadata_url": null, "session_cookie": owner, "consent": "browser",
         "chromium": "/usr/bin/chromium",
@@ -476,6 +490,7 @@ async fn typescript_sdk_dynamic_registration_browser_consent_refresh_and_revocat
         tokio::task::spawn_blocking(move || clients::oauth_script("ts_oauth.mjs", &cfg))
             .await
             .unwrap();
+    std::fs::write(artifacts().join("typescript.json"), format!("{r:#}")).ok();
     assert!(ok, "ts_oauth.mjs failed: {r:#}\n{stderr}");
     // The consent page named the client, where the browser goes next and the deployment.
     let page = &r["consent"][0]["page"];
@@ -688,10 +703,8 @@ async fn authorize_refuses_wrong_resource_missing_or_plain_pkce_and_bad_scope() 
                 .set("resource", &format!("{b}/api/mcp/dep_{}", "f".repeat(30))),
             "invalid_target",
         ),
-        (
-            good.clone().set("resource", &format!("{}/", dep.url)),
-            "invalid_target",
-        ),
+        // (A trailing slash, `…/api/mcp/{id}/`, is accepted as the same resource: the
+        // SDKs compare resources that way too.)
         (
             good.clone().set(
                 "resource",
@@ -999,16 +1012,26 @@ async fn a_token_for_one_deployment_is_refused_by_another() {
     // B still works with its own static token, and A's token after all that.
     assert_accepted(&bb, &bb.static_token, "B's static token").await;
     assert_accepted(&a, &g.access, "A's token at A, again").await;
-    // The token is accepted only as a bearer header, not in the query string.
+    // The token is accepted only as a bearer header (the metadata says
+    // `bearer_methods_supported: ["header"]`), never from the query string, where URLs
+    // carry it into other people's logs.
+    let in_query = format!("{}?token={}", a.url, g.access);
     let q = o::http()
-        .post(format!("{}?token={}", a.url, g.access))
+        .post(&in_query)
         .header("content-type", "application/json")
         .header("accept", "application/json, text/event-stream")
-        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}))
+        .header("mcp-protocol-version", "2025-06-18")
+        .json(
+            &json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {},
+            "clientInfo": {"name": "oauth-wire-test", "version": "1"}}}),
+        )
         .send()
         .await
         .unwrap();
-    assert_eq!(q.status(), 401, "an OAuth token in ?token= is refused");
+    let status = q.status().as_u16();
+    let text = q.text().await.unwrap_or_default();
+    assert_eq!(status, 401, "an OAuth token in ?token= is refused: {text}");
 }
 
 // -------------------------------------------------------------- metadata documents
