@@ -53,7 +53,8 @@ function callbackServer(redirectUri) {
   const server = http.createServer((req, res) => {
     const u = new URL(req.url, redirectUri);
     if (u.pathname !== target.pathname) {
-      res.writeHead(404).end();
+      // A browser asks the landing host for /favicon.ico too.
+      res.writeHead(u.pathname === "/favicon.ico" ? 204 : 404).end();
       return;
     }
     const params = Object.fromEntries(u.searchParams);
@@ -210,7 +211,7 @@ async function consentInBrowser(authorizationUrl) {
     const page = await context.newPage();
     page.on("pageerror", (e) => out.browser_errors.push(String(e)));
     page.on("console", (m) => {
-      if (m.type() === "error") out.browser_errors.push(m.text());
+      if (m.type() === "error") out.browser_errors.push(`${m.text()} (${m.location()?.url ?? "?"})`);
     });
     await page.goto(authorizationUrl);
     await page.waitForURL((u) => u.pathname === "/oauth/consent", { timeout: 20000 });
