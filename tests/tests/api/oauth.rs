@@ -208,6 +208,81 @@ fn assert_not_at_machine(w: &OAuthWorld, secrets: &[String]) {
     }
 }
 
+/// Whether the owner's audit log has `action` (and, if given, `reason` in its details).
+async fn audited(w: &OAuthWorld, owner: &str, action: &str, reason: Option<&str>) -> bool {
+    let (s, audit, text) = w
+        .stack
+        .call(Method::GET, "/api/audit?limit=100", owner, None)
+        .await;
+    assert_eq!(s, 200, "{text}");
+    audit["items"].as_array().unwrap().iter().any(|e| {
+        e["action"] == action && reason.is_none_or(|r| e.to_string().contains(&format!("\"{r}\"")))
+    })
+}
+
+async fn assert_audited(w: &OAuthWorld, owner: &str, action: &str, reason: Option<&str>) {
+    let (_, audit, _) = w
+        .stack
+        .call(Method::GET, "/api/audit?limit=100", owner, None)
+        .await;
+    assert!(
+        audited(w, owner, action, reason).await,
+        "no {action} ({reason:?}) in the audit log: {audit}"
+    );
+}
+
+fn sha256_hex(s: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(s.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Codes and tokens are stored only as SHA-256 digests: each digest is there, no value is.
+fn assert_stored_hashed(w: &OAuthWorld, tokens: &[&str], codes: &[&str]) {
+    let stored: String = [
+        "oauth_tokens",
+        "oauth_codes",
+        "oauth_grants",
+        "oauth_clients",
+    ]
+    .iter()
+    .flat_map(|t| w.stack.query(&format!("SELECT * FROM {t}")))
+    .map(|r| r.to_string())
+    .collect();
+    for v in tokens.iter().chain(codes) {
+        assert!(
+            !stored.contains(&v[4.min(v.len())..]),
+            "a token or code is stored in plaintext"
+        );
+    }
+    let digests: Vec<String> = w
+        .stack
+        .query("SELECT digest FROM oauth_tokens")
+        .iter()
+        .map(|r| r["digest"].as_str().unwrap_or_default().to_string())
+        .collect();
+    for t in tokens {
+        assert!(
+            digests.contains(&sha256_hex(t)),
+            "the token's SHA-256 digest is stored"
+        );
+    }
+    let code_digests: Vec<String> = w
+        .stack
+        .query("SELECT digest FROM oauth_codes")
+        .iter()
+        .map(|r| r["digest"].as_str().unwrap_or_default().to_string())
+        .collect();
+    for c in codes {
+        assert!(
+            code_digests.contains(&sha256_hex(c)),
+            "the code's SHA-256 digest is stored"
+        );
+    }
+}
+
 // ------------------------------------------------------------------- the SDKs end to end
 
 enum Registration<'a> {
@@ -413,6 +488,19 @@ async fn check_sdk_run(
     );
     assert_not_logged(w, &secrets).await;
     assert_not_at_machine(w, &secrets);
+    let all_tokens: Vec<&str> = tokens
+        .iter()
+        .flat_map(|t| {
+            [
+                t["access_token"].as_str().unwrap(),
+                t["refresh_token"].as_str().unwrap(),
+            ]
+        })
+        .collect();
+    assert_stored_hashed(w, &all_tokens, &[]);
+    // The grant and the client's revocation are in the owner's audit log.
+    assert_audited(w, &dep.owner, "oauth.granted", None).await;
+    assert_audited(w, &dep.owner, "oauth.revoked", Some("client")).await;
 }
 
 #[tokio::test]
@@ -949,6 +1037,8 @@ async fn a_reused_code_is_refused_and_revokes_what_it_issued() {
     assert_refused(w, dep, &g.access, "an access token from a reused code").await;
     let r = o::refresh(&b, &g, &g.refresh).await;
     assert_eq!((r.status, r.error()), (400, "invalid_grant"), "{}", r.text);
+    assert_stored_hashed(w, &[&g.access, &g.refresh], &[&g.code]);
+    assert_audited(w, &dep.owner, "oauth.revoked", Some("code_reuse")).await;
     assert_not_logged(w, &[g.code, g.verifier, g.access, g.refresh]).await;
 }
 
@@ -991,6 +1081,7 @@ async fn a_reused_refresh_token_revokes_the_whole_family() {
         "{}",
         r.text
     );
+    assert_audited(w, &dep.owner, "oauth.revoked", Some("refresh_reuse")).await;
     assert_not_logged(w, &[g.access, g.refresh, a2, r2]).await;
 }
 
@@ -1213,6 +1304,7 @@ async fn only_the_owner_can_consent_and_a_decision_is_single_use() {
     assert_eq!(o::query_param(to, "state").as_deref(), req.get("state"));
     assert_eq!(o::query_param(to, "iss").as_deref(), Some(b.as_str()));
     assert!(o::query_param(to, "code").is_none());
+    assert_audited(w, &dep.owner, "oauth.denied", None).await;
     // Used up.
     let again = o::consent_post(&b, &dep.owner, &rid, true).await;
     assert_eq!(again.status, 404, "{}", again.text);
@@ -1257,6 +1349,7 @@ async fn rotating_the_static_token_revokes_oauth_grants() {
         )
         .await;
     assert_eq!(grants["grants"], json!([]), "{grants}");
+    assert_audited(w, &owner, "oauth.revoked", Some("token_rotated")).await;
 }
 
 #[tokio::test]
@@ -1287,6 +1380,7 @@ async fn deleting_a_deployment_revokes_its_grants() {
     );
     let r = o::refresh(&b, &g, &g.refresh).await;
     assert_eq!((r.status, r.error()), (400, "invalid_grant"), "{}", r.text);
+    assert_audited(w, &owner, "oauth.revoked", Some("deleted")).await;
 }
 
 /// The dashboard's connected clients: listed for the owner only, and revoking one there
@@ -1323,6 +1417,7 @@ async fn the_owner_lists_and_revokes_connected_clients() {
     let (s, _, text) = w.stack.call(Method::DELETE, &del, &dep.owner, None).await;
     assert_eq!(s, 204, "{text}");
     assert_refused(w, dep, &g.access, "after the owner revoked the client").await;
+    assert_audited(w, &dep.owner, "oauth.revoked", Some("owner")).await;
     let (s, body, _) = w.stack.call(Method::DELETE, &del, &dep.owner, None).await;
     assert_eq!(s, 404, "{body}");
     assert_eq!(body["error"]["code"], "grant_not_found", "{body}");
