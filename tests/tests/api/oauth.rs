@@ -632,6 +632,64 @@ async fn typescript_sdk_dynamic_registration_browser_consent_refresh_and_revocat
     );
 }
 
+/// The other way round: the Python SDK registers with DCR, the TypeScript SDK uses a metadata
+/// document (consent by cookie for both), on one deployment at the same time.
+#[tokio::test]
+async fn the_sdks_the_other_way_round_python_by_dcr_typescript_by_metadata_document() {
+    let t0 = Instant::now();
+    let w = oworld();
+    let owner = person(w);
+    let dep = deploy(w, &owner, "oauth-swapped").await;
+    let py_redirect = format!("http://127.0.0.1:{}/callback", edge_tests::free_port());
+    let ts_redirect = format!("http://127.0.0.1:{}/callback", edge_tests::free_port());
+    let path = format!("/clients/typescript-{}.json", unique());
+    let cimd_url = w.cimd.url(&path);
+    w.cimd.serve(
+        &path,
+        &o::metadata_document(&cimd_url, "Catwalk TypeScript SDK test", &[&ts_redirect]),
+    );
+    let py_cfg = json!({"url": dep.url, "base": base(w), "redirect_uri": py_redirect,
+        "client_metadata_url": null, "session_cookie": owner});
+    let ts_cfg = json!({"url": dep.url, "base": base(w), "redirect_uri": ts_redirect,
+        "client_metadata_url": cimd_url, "session_cookie": owner, "consent": "cookie"});
+    let py = tokio::task::spawn_blocking(move || clients::oauth_script("py_oauth.py", &py_cfg));
+    let ts = tokio::task::spawn_blocking(move || clients::oauth_script("ts_oauth.mjs", &ts_cfg));
+    let ((py_ok, py, py_err), (ts_ok, ts, ts_err)) = (py.await.unwrap(), ts.await.unwrap());
+    std::fs::write(artifacts().join("python-dcr.json"), format!("{py:#}")).ok();
+    std::fs::write(artifacts().join("typescript-cimd.json"), format!("{ts:#}")).ok();
+    assert!(py_ok, "py_oauth.py failed: {py:#}\n{py_err}");
+    assert!(ts_ok, "ts_oauth.mjs failed: {ts:#}\n{ts_err}");
+    assert_eq!(py["consent"][0]["request"]["client"]["kind"], "registered");
+    assert_eq!(
+        ts["consent"][0]["request"]["client"]["kind"],
+        "metadata_document"
+    );
+    assert_eq!(ts["callback"]["iss"], base(w));
+    assert!(w.cimd.fetched(&path) >= 1);
+    check_sdk_run(
+        w,
+        "python (DCR)",
+        &dep,
+        &py,
+        Registration::Dynamic,
+        &py_redirect,
+    )
+    .await;
+    check_sdk_run(
+        w,
+        "typescript (metadata document)",
+        &dep,
+        &ts,
+        Registration::MetadataDocument(&cimd_url),
+        &ts_redirect,
+    )
+    .await;
+    eprintln!(
+        "both SDKs the other way round: {:.1} s",
+        t0.elapsed().as_secs_f64()
+    );
+}
+
 // ------------------------------------------------------------------------- discovery
 
 #[tokio::test]
