@@ -1204,6 +1204,14 @@ async fn metadata_documents_too_large_slow_redirecting_or_mismatched_are_refused
         .pending(&b)
         .await;
     assert_eq!(w.cimd.fetched(&path_of("good")), 1);
+    // A redirect URI the document does not list: 400, no redirect.
+    // (Another port alone would be the same loopback redirect URI, RFC 8252 §7.3.)
+    let elsewhere = redirect.replace("/cb", "/elsewhere");
+    let a = AuthRequest::new(&url_of("good"), &elsewhere, &p.challenge, &dep.url)
+        .send(&b)
+        .await;
+    assert_eq!(a.status, 400, "{}", a.text);
+    assert!(a.location().is_none());
     // Too large: 6 KB of otherwise valid JSON.
     let mut big = o::metadata_document(&url_of("big"), "Big", &[&redirect]);
     big["padding"] = json!("x".repeat(6 * 1024));
@@ -1235,7 +1243,9 @@ async fn metadata_documents_too_large_slow_redirecting_or_mismatched_are_refused
     // Not JSON.
     w.cimd
         .reply(&path_of("html"), Reply::text(200, "<html>hello</html>"));
-    for name in ["big", "slow", "redirect", "mismatch", "html"] {
+    // Not there.
+    w.cimd.reply(&path_of("missing"), Reply::status(404));
+    for name in ["big", "slow", "redirect", "mismatch", "html", "missing"] {
         let req = AuthRequest::new(&url_of(name), &redirect, &p.challenge, &dep.url);
         let t = Instant::now();
         let a = req.send(&b).await;
@@ -1267,6 +1277,45 @@ async fn metadata_documents_too_large_slow_redirecting_or_mismatched_are_refused
         0,
         "the redirect was not followed"
     );
+}
+
+/// A metadata document is cached as its `Cache-Control` says (at least 60 s, at most a day)
+/// and fetched every time when it says `no-store`.
+#[tokio::test]
+async fn metadata_documents_are_cached_by_their_cache_headers() {
+    let w = oworld();
+    let b = base(w);
+    let dep = shared_dep().await;
+    let run = unique();
+    let redirect = format!("http://127.0.0.1:{}/cb", edge_tests::free_port());
+    let p = o::pkce();
+    let (cached, fresh) = (
+        format!("/clients/{run}-cached.json"),
+        format!("/clients/{run}-fresh.json"),
+    );
+    let (cached_url, fresh_url) = (w.cimd.url(&cached), w.cimd.url(&fresh));
+    w.cimd.reply(
+        &cached,
+        Reply::json(
+            200,
+            &o::metadata_document(&cached_url, "Cached", &[&redirect]),
+        )
+        .with_header("cache-control", "public, max-age=300"),
+    );
+    w.cimd.serve(
+        &fresh,
+        &o::metadata_document(&fresh_url, "Fresh", &[&redirect]),
+    );
+    for _ in 0..3 {
+        AuthRequest::new(&cached_url, &redirect, &p.challenge, &dep.url)
+            .pending(&b)
+            .await;
+        AuthRequest::new(&fresh_url, &redirect, &p.challenge, &dep.url)
+            .pending(&b)
+            .await;
+    }
+    assert_eq!(w.cimd.fetched(&cached), 1, "max-age=300: fetched once");
+    assert_eq!(w.cimd.fetched(&fresh), 3, "no-store: fetched each time");
 }
 
 /// Without the development flag a loopback metadata document URL is refused before any
