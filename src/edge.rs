@@ -63,12 +63,16 @@ pub async fn handle(
 
     let is_preflight =
         method == "OPTIONS" && web::header(&req, "access-control-request-method").is_some();
+    // The authorization server's credential-free endpoints are open to any origin.
+    let public_oauth = cors::is_public_oauth(&path);
     let result = if !host_served {
         Err(AppError::Forbidden {
             code: "host_not_allowed",
             message: "This host name is not served here.".to_string(),
         })
-    } else if origin.is_some() && allowed_origin.is_none() && !own_origin {
+    } else if public_oauth && is_preflight {
+        public_preflight()
+    } else if origin.is_some() && allowed_origin.is_none() && !own_origin && !public_oauth {
         // Present, not ours and not listed: refuse outright, preflight or not (also our
         // CSRF line).
         Err(AppError::Forbidden {
@@ -108,7 +112,11 @@ pub async fn handle(
     if !headers.has("Cache-Control").unwrap_or(false) {
         let _ = headers.set("Cache-Control", "no-store");
     }
-    if let Some(o) = &allowed_origin {
+    if public_oauth && origin.is_some() {
+        for (k, v) in cors::public_headers(is_preflight) {
+            let _ = headers.set(k, &v);
+        }
+    } else if let Some(o) = &allowed_origin {
         let _ = headers.append("Vary", "Origin");
         if !is_preflight {
             for (k, v) in cors::response_headers(o) {
@@ -129,6 +137,15 @@ pub async fn handle(
         line["error"] = f;
     }
     cx.log.info("request", line);
+    Ok(response)
+}
+
+fn public_preflight() -> Result<Response, AppError> {
+    let mut response = Response::empty()?.with_status(204);
+    let headers = response.headers_mut();
+    for (k, v) in cors::public_headers(true) {
+        headers.set(k, &v)?;
+    }
     Ok(response)
 }
 

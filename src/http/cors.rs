@@ -1,6 +1,9 @@
 //! CORS for the browser frontend: only origins listed in `ALLOWED_ORIGINS` get
 //! `Access-Control-Allow-Origin` (echoed, never `*`, because requests carry credentials);
-//! preflights from anywhere else are refused with 403.
+//! preflights from anywhere else are refused with 403. The one exception is the OAuth
+//! authorization server's public endpoints ([`is_public_oauth`]): they read no cookie
+//! and no ambient credential, so any origin may call them (`*`, no credentials), as
+//! browser-based MCP clients must to discover, register and exchange codes.
 
 use mcp_wire::version;
 
@@ -62,6 +65,39 @@ pub fn response_headers(origin: &str) -> Vec<(&'static str, String)> {
     ]
 }
 
+/// The OAuth discovery documents and the registration, token and revocation endpoints:
+/// open to every origin. (`/oauth/authorize` is a navigation, not a fetch; the consent
+/// and grants APIs use the session cookie and stay behind the origin list.)
+pub fn is_public_oauth(path: &str) -> bool {
+    let path = path.strip_suffix('/').unwrap_or(path);
+    path.starts_with("/.well-known/oauth-")
+        || path.starts_with("/.well-known/openid-configuration")
+        || (path.starts_with("/api/mcp/") && path.ends_with("/.well-known/openid-configuration"))
+        || matches!(path, "/oauth/register" | "/oauth/token" | "/oauth/revoke")
+}
+
+/// Headers for a public OAuth endpoint's answer (and its preflight, with `preflight`).
+pub fn public_headers(preflight: bool) -> Vec<(&'static str, String)> {
+    let mut out = vec![("Access-Control-Allow-Origin", "*".to_string())];
+    if preflight {
+        out.push((
+            "Access-Control-Allow-Methods",
+            "GET, POST, OPTIONS".to_string(),
+        ));
+        out.push((
+            "Access-Control-Allow-Headers",
+            format!("content-type, {}", version::HEADER_PROTOCOL_VERSION),
+        ));
+        out.push(("Access-Control-Max-Age", MAX_AGE_SECS.to_string()));
+    } else {
+        out.push((
+            "Access-Control-Expose-Headers",
+            "WWW-Authenticate, Retry-After".to_string(),
+        ));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -86,6 +122,35 @@ mod tests {
         ] {
             assert!(!is_allowed(o, &allowed()), "{o}");
         }
+    }
+
+    #[test]
+    fn only_the_credential_free_oauth_endpoints_are_open_to_every_origin() {
+        for p in [
+            "/.well-known/oauth-protected-resource",
+            "/.well-known/oauth-protected-resource/api/mcp/dep_x",
+            "/.well-known/oauth-authorization-server",
+            "/.well-known/openid-configuration",
+            "/api/mcp/dep_x/.well-known/openid-configuration",
+            "/oauth/register",
+            "/oauth/token",
+            "/oauth/revoke/",
+        ] {
+            assert!(is_public_oauth(p), "{p}");
+        }
+        for p in [
+            "/oauth/authorize",
+            "/api/oauth/requests/abc",
+            "/api/mcp/dep_x",
+            "/api/deployments",
+            "/oauth/tokenx",
+            "/.well-known/security.txt",
+        ] {
+            assert!(!is_public_oauth(p), "{p}");
+        }
+        assert!(public_headers(true)
+            .iter()
+            .all(|(k, _)| *k != "Access-Control-Allow-Credentials"));
     }
 
     #[test]

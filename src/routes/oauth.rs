@@ -183,8 +183,10 @@ fn escape_html(s: &str) -> String {
 /// a client that asked for JSON. Never a redirect, so never an open redirector.
 fn unusable_answer(req: &Request, u: &Unusable) -> AppResult<Response> {
     let wants_json = web::header(req, "accept").is_some_and(|a| a.contains("application/json"));
+    // Our own failure (KV unreachable) is not the client's fault: a 503, not a 400.
+    let status = if u.error == "server_error" { 503 } else { 400 };
     if wants_json {
-        return oauth_error(&OAuthError::new(400, u.error, u.description.clone()));
+        return oauth_error(&OAuthError::new(status, u.error, u.description.clone()));
     }
     let html = format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Authorization failed</title></head>\
@@ -202,7 +204,9 @@ fn unusable_answer(req: &Request, u: &Unusable) -> AppResult<Response> {
     )?;
     headers.set("X-Frame-Options", "DENY")?;
     headers.set("Referrer-Policy", "no-referrer")?;
-    Ok(Response::ok(html)?.with_status(400).with_headers(headers))
+    Ok(Response::ok(html)?
+        .with_status(status)
+        .with_headers(headers))
 }
 
 fn redirect(location: &str) -> AppResult<Response> {
@@ -340,7 +344,8 @@ pub async fn decide(mut req: Request, cx: &mut Ctx, rid: Option<&str>) -> AppRes
     let body = web::read_json(&mut req).await?;
     let mut f = Fields::of(&body)?;
     let approve = f.optional_bool("approve");
-    if approve.is_none() && f.get("approve").is_none() {
+    // `null` is no answer either: a consent must be an explicit true or false.
+    if approve.is_none() && f.get("approve").is_none_or(Value::is_null) {
         f.fail("approve", "is required (true or false)");
     }
     let approve = f.finish(|| approve.unwrap_or(false))?;
