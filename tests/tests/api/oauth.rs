@@ -1341,6 +1341,58 @@ async fn a_loopback_metadata_document_needs_the_development_flag() {
     );
 }
 
+/// The flag is for development only: in production it is reported invalid and a loopback
+/// metadata document is still refused, unfetched.
+#[tokio::test]
+async fn the_loopback_flag_is_refused_in_production() {
+    let w = oworld();
+    let prod = Stack::start(StackOptions {
+        vars: vec![
+            ("ENVIRONMENT".into(), "production".into()),
+            ("OAUTH_LOOPBACK_CLIENTS".into(), "true".into()),
+            ("AUTH_JWT_ISSUER".into(), "https://idp.example".into()),
+            ("AUTH_JWT_AUDIENCE".into(), "catwalk-edge".into()),
+        ],
+        env: vec![(
+            "NODE_EXTRA_CA_CERTS".into(),
+            w.cimd.ca_file().display().to_string(),
+        )],
+        ..Default::default()
+    });
+    let health: Value = o::http()
+        .get(prod.url("/api/health"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        health["invalid"]
+            .as_array()
+            .is_some_and(|a| a.contains(&json!("OAUTH_LOOPBACK_CLIENTS"))),
+        "{health}"
+    );
+    let path = format!("/clients/{}-prod.json", unique());
+    let redirect = "http://127.0.0.1:9/cb";
+    let url = w.cimd.url(&path);
+    w.cimd.serve(
+        &path,
+        &o::metadata_document(&url, "Production", &[redirect]),
+    );
+    let resource = prod.url(&format!("/api/mcp/dep_{}", "2".repeat(30)));
+    let a = AuthRequest::new(&url, redirect, &o::pkce().challenge, &resource)
+        .send(&prod.base_url)
+        .await;
+    assert!(a.location().is_none(), "{a:?}");
+    assert!(a.status >= 400, "{}: {}", a.status, a.text);
+    assert_eq!(
+        w.cimd.fetched(&path),
+        0,
+        "nothing fetched from loopback in production"
+    );
+}
+
 // ------------------------------------------------------------------------- consent
 
 #[tokio::test]
