@@ -13,7 +13,8 @@ pub fn document() -> AppResult<Response> {
 }
 
 /// The document against the route table (both directions) and its own rules: every 4xx
-/// carries the one error shape, every response the request id, every `$ref` resolves.
+/// carries the one error shape (the OAuth endpoints' RFC 6749 form where OAuth clients
+/// read it), every response the request id, every `$ref` resolves.
 /// schemathesis checks it against the running Worker (`tests/tests/api/contract.rs`).
 #[cfg(test)]
 mod tests {
@@ -30,6 +31,11 @@ mod tests {
     const ERROR: &str = "#/components/schemas/Error";
     /// What a deployment's runner answers through the gateway (MCP clients expect it).
     const JSON_RPC_ERROR: &str = "#/components/schemas/JsonRpcError";
+    /// What the OAuth endpoints OAuth clients call answer (RFC 6749 §5.2, RFC 7591 §3.2.2).
+    const OAUTH_ERROR: &str = "#/components/schemas/OAuthError";
+    /// Those endpoints: the authorization server's own, not the consent and grants APIs
+    /// under `/api/oauth/` and `/api/deployments/`, which the dashboard calls.
+    const OAUTH_PREFIX: &str = "/oauth/";
 
     fn doc() -> Value {
         serde_json::from_str(DOCUMENT).expect("docs/openapi.json is JSON")
@@ -130,10 +136,27 @@ mod tests {
                 let schema = &response["content"]["application/json"]["schema"];
                 let named = named_schemas(schema);
                 // The gateway's 4xx are its own (the error shape) or the MCP server's
-                // (JSON-RPC), which only the gateway's operations may document.
+                // (JSON-RPC), which only the gateway's operations may document. The
+                // authorization server's endpoints answer RFC 6749's form instead, because
+                // OAuth client libraries parse `{"error": "<code>", "error_description"}`
+                // and nothing else; only they may document it (the edge's own refusals in
+                // front of them, e.g. 403 and 405, keep the error shape).
+                let oauth = path.starts_with(OAUTH_PREFIX);
                 let ok = named.contains(ERROR)
-                    || (path.starts_with("/api/mcp/") && named.contains(JSON_RPC_ERROR));
+                    || (path.starts_with("/api/mcp/") && named.contains(JSON_RPC_ERROR))
+                    || (oauth && named.contains(OAUTH_ERROR));
                 assert!(ok, "{at}: a 4xx must document {ERROR}, got {named:?}");
+                assert!(
+                    oauth || !named.contains(OAUTH_ERROR),
+                    "{at}: only /oauth/* may answer {OAUTH_ERROR}"
+                );
+                // And the reverse: an OAuth endpoint's own 400 is never the API's shape.
+                if oauth && status == "400" {
+                    assert!(
+                        named.contains(OAUTH_ERROR) && !named.contains(ERROR),
+                        "{at}: an OAuth endpoint's 400 is {OAUTH_ERROR}, got {named:?}"
+                    );
+                }
             }
         }
     }
@@ -186,6 +209,10 @@ mod tests {
                 missing: Vec::new(),
             },
             AppError::internal("x"),
+            AppError::Forbidden {
+                code: "not_owner",
+                message: "x".into(),
+            },
         ];
         let allowed: BTreeSet<&str> = error["properties"]
             .as_object()
@@ -203,6 +230,50 @@ mod tests {
             for key in body["error"].as_object().expect("error object").keys() {
                 assert!(allowed.contains(key.as_str()), "{key} undocumented");
             }
+        }
+    }
+
+    #[test]
+    fn the_oauth_error_component_is_the_shape_the_oauth_endpoints_write() {
+        use crate::oauth::reply::OAuthError;
+        let d = doc();
+        let schema = &d["components"]["schemas"]["OAuthError"];
+        assert_eq!(schema["additionalProperties"], Value::Bool(false));
+        let codes: BTreeSet<&str> = schema["properties"]["error"]["enum"]
+            .as_array()
+            .expect("error enum")
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        let documented: BTreeSet<&str> = schema["properties"]
+            .as_object()
+            .expect("properties")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        // Every code an OAuth endpoint answers in a body (the redirect-only ones,
+        // `unsupported_response_type` and `access_denied`, travel in a Location).
+        for code in [
+            "invalid_request",
+            "invalid_client",
+            "invalid_grant",
+            "unsupported_grant_type",
+            "invalid_scope",
+            "invalid_target",
+            "invalid_redirect_uri",
+            "invalid_client_metadata",
+            "server_error",
+        ] {
+            let e = OAuthError::new(400, code, "x");
+            assert!(codes.contains(e.error), "{code} not in the OAuthError enum");
+            let body = e.body();
+            let keys: BTreeSet<&str> = body
+                .as_object()
+                .expect("object")
+                .keys()
+                .map(String::as_str)
+                .collect();
+            assert_eq!(keys, documented, "{code}: the body's keys");
         }
     }
 }

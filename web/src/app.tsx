@@ -5,6 +5,8 @@ import { useEffect, useState } from "preact/hooks";
 import { adoptReturnedSession, currentUser, signOut, type User } from "./api/auth";
 import { whenUnauthorized } from "./api/client";
 import { Audit } from "./pages/Audit";
+import { takeConsent } from "./oauth/consent";
+import { Consent } from "./pages/Consent";
 import { Deploy } from "./pages/Deploy";
 import { DeploymentPage } from "./pages/Deployment";
 import { Deployments } from "./pages/Deployments";
@@ -31,6 +33,7 @@ function page(path: string) {
   if (m) return <DeploymentPage id={m[1] as string} />;
   if (path === "/audit") return <Audit />;
   if (path === "/settings") return <SettingsPage />;
+  if (path === "/oauth/consent") return <Consent rid={new URLSearchParams(location.search).get("request") ?? ""} />;
   return (
     <div class="stack">
       <PageTitle title="Not found">Page not found</PageTitle>
@@ -63,6 +66,12 @@ export function App() {
       });
     });
     adoptReturnedSession()
+      .then((u) => {
+        // Back from the identity provider: to the consent request that sent the person there.
+        const back = u ? takeConsent(sessionStorage) : null;
+        if (back) navigate(back);
+        return u;
+      })
       .catch((e: unknown) => {
         setRefused(e);
         return null;
@@ -90,6 +99,7 @@ export function App() {
       <SignIn
         expired={expired}
         refused={refused}
+        consent={path === "/oauth/consent"}
         onSignedIn={(u) => {
           setExpired(false);
           setUser(u);

@@ -1,5 +1,6 @@
 // One deployment: what it runs and where, its status (kept fresh while it changes), the
-// actions, its usage, its recent logs and its credentials.
+// actions, its usage, its recent logs, its credentials and the OAuth clients connected to it.
+import { useState } from "preact/hooks";
 import { Alert } from "../ui/Alert";
 import { CopyButton } from "../ui/CopyButton";
 import { PageTitle } from "../ui/PageTitle";
@@ -8,11 +9,14 @@ import { Time } from "../ui/Time";
 import { Actions } from "./deployment/Actions";
 import { Credentials } from "./deployment/Credentials";
 import { Logs } from "./deployment/Logs";
+import { OAuthClients } from "./deployment/OAuthClients";
 import { Usage } from "./deployment/Usage";
 import { useDeployment } from "./useDeployment";
 
 export function DeploymentPage({ id }: { id: string }) {
   const { deployment: d, error, adopt } = useDeployment(id);
+  // A token rotation ends every OAuth grant on the Worker: the list is read again.
+  const [rotations, setRotations] = useState(0);
   if (!d) {
     return (
       <div class="stack">
@@ -73,16 +77,28 @@ export function DeploymentPage({ id }: { id: string }) {
         </dl>
         <div class="field">
           <label for="detail-url">Connection URL</label>
+          <p class="hint" id="detail-url-hint">
+            Clients that support MCP authorization (Claude, ChatGPT) need only this URL, no token: they ask you to
+            allow them here.
+          </p>
           <div class="row">
-            <input id="detail-url" class="grow" readOnly value={d.connection_url} spellcheck={false} />
+            <input
+              id="detail-url"
+              class="grow"
+              readOnly
+              value={d.connection_url}
+              spellcheck={false}
+              aria-describedby="detail-url-hint"
+            />
             <CopyButton value={d.connection_url} label="Copy URL" />
           </div>
         </div>
       </section>
-      <Actions deployment={d} onChanged={adopt} />
+      <Actions deployment={d} onChanged={adopt} onRotated={() => setRotations((n) => n + 1)} />
       <Usage id={d.id} />
       <Logs id={d.id} status={d.status} />
       <Credentials deployment={d} onChanged={adopt} />
+      <OAuthClients key={rotations} id={d.id} />
     </div>
   );
 }

@@ -5,6 +5,7 @@ import { useEffect, useState } from "preact/hooks";
 import { devSignIn, providers, type Providers, type User } from "../api/auth";
 import { ApiError } from "../api/client";
 import { Alert } from "../ui/Alert";
+import { rememberConsent } from "../oauth/consent";
 import { TextField } from "../ui/Fields";
 import { PageTitle } from "../ui/PageTitle";
 
@@ -12,10 +13,13 @@ export function SignIn({
   onSignedIn,
   expired,
   refused,
+  consent = false,
 }: {
   onSignedIn: (u: User) => void;
   expired: boolean;
   refused?: unknown;
+  /** On the OAuth consent page's address: signing in here shows the request next. */
+  consent?: boolean;
 }) {
   const [ways, setWays] = useState<Providers | null>(null);
   const [error, setError] = useState<unknown>(null);
@@ -42,16 +46,30 @@ export function SignIn({
   return (
     <section class="narrow stack">
       <PageTitle title="Sign in">Sign in</PageTitle>
-      <p>Deploy an MCP server from a GitHub link or a package, and get one URL for Claude or any MCP client.</p>
+      {consent ? (
+        <p>An MCP client asks for access to one of your deployments. Sign in to see the request and answer it.</p>
+      ) : (
+        <p>Deploy an MCP server from a GitHub link or a package, and get one URL for Claude or any MCP client.</p>
+      )}
       {expired && <p class="alert alert-info">Your session ended. Sign in again.</p>}
       <Alert error={refused ?? null} />
       <Alert error={error} shown={["email"]} />
       {!ways && !error && <p class="muted">Loading…</p>}
       {ways?.login_url && (
         <p>
-          <a class="btn" href={ways.login_url}>
+          <a
+            class="btn"
+            href={ways.login_url}
+            onClick={() => consent && rememberConsent(sessionStorage, location.pathname + location.search)}
+          >
             Sign in
           </a>
+        </p>
+      )}
+      {consent && ways?.login_url && (
+        <p class="hint">
+          Signing in brings you back to this request in this tab. If it does not, start again from your MCP client (a
+          request lasts 10 minutes).
         </p>
       )}
       {ways?.dev_sign_in && (

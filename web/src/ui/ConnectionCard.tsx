@@ -1,6 +1,7 @@
-// How to connect a client: the URL, the access token (shown once: it lives only in the
-// state of the page that received it), the ready configurations for Claude Desktop,
-// Claude Code, Cursor and VS Code, and "Test connection" from this page.
+// How to connect a client: the URL (all an OAuth-capable client needs), the access token
+// (shown once: it lives only in the state of the page that received it), the ready
+// configurations for Claude Desktop, Claude Code, Cursor and VS Code, and "Test
+// connection" from this page.
 import { useState } from "preact/hooks";
 import type { Schemas } from "../api/client";
 import { probe, type ProbeResult } from "../mcp/probe";
@@ -31,8 +32,19 @@ export function ConnectionCard({
       <h2 id="connection-title">{title}</h2>
       <div class="field">
         <label for="connection-url">Connection URL</label>
+        <p class="hint" id="connection-url-hint">
+          Clients that support MCP authorization (Claude, ChatGPT) need only this URL, no token: they ask you to allow
+          them here.
+        </p>
         <div class="row">
-          <input id="connection-url" class="grow" readOnly value={url} spellcheck={false} />
+          <input
+            id="connection-url"
+            class="grow"
+            readOnly
+            value={url}
+            spellcheck={false}
+            aria-describedby="connection-url-hint"
+          />
           <CopyButton value={url} label="Copy URL" />
         </div>
       </div>

@@ -20,7 +20,16 @@ const PATHS = {
   restart: "/api/deployments/{id}/restart",
 } as const;
 
-export function Actions({ deployment, onChanged }: { deployment: Deployment; onChanged: (d: Deployment) => void }) {
+export function Actions({
+  deployment,
+  onChanged,
+  onRotated,
+}: {
+  deployment: Deployment;
+  onChanged: (d: Deployment) => void;
+  /** The token was rotated (which also ends the deployment's OAuth grants). */
+  onRotated?: () => void;
+}) {
   const [busy, setBusy] = useState<string | null>(null);
   const [error, setError] = useState<unknown>(null);
   const [asking, setAsking] = useState<"rotate" | "delete" | null>(null);
@@ -43,6 +52,7 @@ export function Actions({ deployment, onChanged }: { deployment: Deployment; onC
     setError(null);
     try {
       setRotated(await call("post", "/api/deployments/{id}/rotate-token", { params: { id } }));
+      onRotated?.();
     } catch (e) {
       setError(e);
     }
