@@ -1467,11 +1467,7 @@ async fn only_the_owner_can_consent_and_a_decision_is_single_use() {
     // Used up.
     let again = o::consent_post(&b, &dep.owner, &rid, true).await;
     assert_eq!(again.status, 404, "{}", again.text);
-    assert_eq!(
-        again.json["error"]["code"], "oauth_request_not_found",
-        "{}",
-        again.text
-    );
+    assert_eq!(again.json["error"]["code"], "not_found", "{}", again.text);
 }
 
 // ------------------------------------------------------------- revocation by the owner
@@ -1579,5 +1575,5 @@ async fn the_owner_lists_and_revokes_connected_clients() {
     assert_audited(w, &dep.owner, "oauth.revoked", Some("owner")).await;
     let (s, body, _) = w.stack.call(Method::DELETE, &del, &dep.owner, None).await;
     assert_eq!(s, 404, "{body}");
-    assert_eq!(body["error"]["code"], "grant_not_found", "{body}");
+    assert_eq!(body["error"]["code"], "not_found", "{body}");
 }
