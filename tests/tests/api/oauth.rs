@@ -1164,23 +1164,32 @@ async fn a_token_for_one_deployment_is_refused_by_another() {
     // The token is accepted only as a bearer header (the metadata says
     // `bearer_methods_supported: ["header"]`), never from the query string, where URLs
     // carry it into other people's logs.
-    let in_query = format!("{}?token={}", a.url, g.access);
-    let q = o::http()
-        .post(&in_query)
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-protocol-version", "2025-06-18")
-        .json(
-            &json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-            "protocolVersion": "2025-06-18", "capabilities": {},
-            "clientInfo": {"name": "oauth-wire-test", "version": "1"}}}),
-        )
-        .send()
-        .await
-        .unwrap();
-    let status = q.status().as_u16();
-    let text = q.text().await.unwrap_or_default();
-    assert_eq!(status, 401, "an OAuth token in ?token= is refused: {text}");
+    // Anywhere else (`?token=`, `X-Access-Token`, both static-token places) it is refused.
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {},
+        "clientInfo": {"name": "oauth-wire-test", "version": "1"}}});
+    let mut seen = Vec::new();
+    for place in ["query", "x-access-token"] {
+        let mut r = o::http()
+            .post(if place == "query" {
+                format!("{}?token={}", a.url, g.access)
+            } else {
+                a.url.clone()
+            })
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2025-06-18");
+        if place == "x-access-token" {
+            r = r.header("x-access-token", &g.access);
+        }
+        let resp = r.json(&init).send().await.unwrap();
+        seen.push((place, resp.status().as_u16()));
+    }
+    assert_eq!(
+        seen,
+        [("query", 401), ("x-access-token", 401)],
+        "an OAuth token outside the Authorization header is refused"
+    );
 }
 
 // -------------------------------------------------------------- metadata documents
