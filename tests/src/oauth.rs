@@ -47,13 +47,40 @@ fn openssl(dir: &Path, args: &[&str]) {
     );
 }
 
+const CA_DIR_PREFIX: &str = "catwalk-test-ca-";
+
+/// Removes CA directories left by test processes that have exited (a CA held by a static
+/// is never dropped, so its directory outlives the run; each records its owner's pid).
+fn sweep_stale_ca_dirs() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for path in entries.filter_map(|e| e.ok().map(|e| e.path())) {
+        let ours = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with(CA_DIR_PREFIX));
+        let owner = std::fs::read_to_string(path.join("owner.pid"))
+            .ok()
+            .and_then(|s| s.trim().parse::<i32>().ok());
+        // SAFETY: signal 0 only checks whether the pid exists.
+        let alive = owner.is_some_and(|pid| unsafe { libc::kill(pid, 0) } == 0);
+        if ours && !alive {
+            let _ = std::fs::remove_dir_all(&path);
+        }
+    }
+}
+
 impl TestCa {
     pub fn generate() -> TestCa {
+        sweep_stale_ca_dirs();
         let dir = tempfile::Builder::new()
-            .prefix("catwalk-test-ca-")
+            .prefix(CA_DIR_PREFIX)
             .tempdir()
             .expect("temp dir");
         let p = dir.path();
+        std::fs::write(p.join("owner.pid"), std::process::id().to_string())
+            .expect("write owner pid");
         let ec = [
             "-newkey",
             "ec",
