@@ -9,12 +9,15 @@
 //! - [`npm`], [`registry`]: a loopback npm registry and official MCP registry;
 //! - [`runner`]: a real `catwalk-runner serve` process in front of a real MCP server;
 //! - [`soak`]: sessions calling through the gateway while faults are injected;
-//! - [`clients`]: the official Python and TypeScript MCP SDKs as real clients.
+//! - [`clients`]: the official Python and TypeScript MCP SDKs as real clients;
+//! - [`oauth`]: OAuth 2.1 for MCP clients: a test CA, a loopback HTTPS host for Client ID
+//!   Metadata Documents, and the authorization flow on the wire.
 
 pub mod clients;
 pub mod fake;
 pub mod guard;
 pub mod npm;
+pub mod oauth;
 pub mod registry;
 pub mod runner;
 pub mod soak;

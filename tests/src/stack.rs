@@ -32,6 +32,9 @@ pub struct StackOptions {
     pub omit: Vec<String>,
     /// Edits the derived wrangler.toml (e.g. a lower rate limit for one test's stack).
     pub patch: Option<fn(&mut toml::Table)>,
+    /// More variables in `wrangler dev`'s own environment (e.g. `NODE_EXTRA_CA_CERTS`, a
+    /// test CA that miniflare then hands to workerd as a trusted certificate).
+    pub env: Vec<(String, String)>,
 }
 
 pub struct Stack {
@@ -219,6 +222,9 @@ impl Stack {
 
         let port = free_port();
         let inspector = free_port();
+        let mut env: Vec<(&str, &str)> =
+            vec![("WRANGLER_SEND_METRICS", "false"), ("NO_COLOR", "1")];
+        env.extend(options.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         let mut process = Guarded::spawn(
             &wrangler_bin().display().to_string(),
             &[
@@ -237,7 +243,7 @@ impl Stack {
                 "--show-interactive-dev-session=false",
             ],
             dir.path(),
-            &[("WRANGLER_SEND_METRICS", "false"), ("NO_COLOR", "1")],
+            &env,
             &stack_log,
         )
         .expect("spawn wrangler dev");

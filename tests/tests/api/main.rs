@@ -11,6 +11,7 @@ mod deployments;
 mod edge;
 mod gateway;
 mod health;
+mod oauth;
 mod readiness;
 mod registry;
 mod security;
