@@ -405,7 +405,7 @@ async fn set_account(
 
 /// The new access-token digest and upstream secret of a rotation, written together (not
 /// while the deployment is being deleted), ending the deployment's OAuth grants: whether
-/// it rotated, and how many grants it ended.
+/// it rotated.
 async fn rotate_secrets(
     db: &D1Database,
     owner: &str,
@@ -413,7 +413,7 @@ async fn rotate_secrets(
     token_hash: &str,
     upstream: Option<&Sealed>,
     now: i64,
-) -> AppResult<(bool, usize)> {
+) -> AppResult<bool> {
     let mut stmts = vec![db
         .prepare(
             "UPDATE deployments SET access_token_hash = ?1, updated_at = ?2 \
@@ -443,12 +443,7 @@ async fn rotate_secrets(
         );
     }
     let results = db.batch(stmts).await?;
-    let rotated = results.first().is_some_and(changed);
-    let revoked = results
-        .get(1)
-        .map(crate::store::oauth::revoked_count)
-        .unwrap_or(0);
-    Ok((rotated, revoked))
+    Ok(results.first().is_some_and(changed))
 }
 
 /// What the MCP gateway reads on every request, in one query.
@@ -593,13 +588,18 @@ impl Rows for D1Deployments<'_> {
         token_hash: &str,
         upstream: Option<&Sealed>,
     ) -> AppResult<bool> {
-        let (changed, revoked) =
-            rotate_secrets(&self.db, owner, id, token_hash, upstream, now_ms()).await?;
+        // Counted before the batch that ends them (a batch's change counts are not a
+        // reliable per-statement figure): only the audit line depends on it.
+        let grants = crate::store::oauth::standing_grants(&self.db, id)
+            .await
+            .ok()
+            .flatten();
+        let changed = rotate_secrets(&self.db, owner, id, token_hash, upstream, now_ms()).await?;
         if changed {
             // The old token (and every OAuth token) fails on the very next request.
             self.forget(id).await;
         }
-        if revoked > 0 {
+        if let (true, Some((_, revoked))) = (changed, grants) {
             audit::deployment(
                 &self.db,
                 &self.log,

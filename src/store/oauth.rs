@@ -14,10 +14,6 @@ fn changed(r: &D1Result) -> bool {
     r.meta().ok().flatten().and_then(|m| m.changes).unwrap_or(0) > 0
 }
 
-fn changes(r: &D1Result) -> usize {
-    r.meta().ok().flatten().and_then(|m| m.changes).unwrap_or(0)
-}
-
 pub async fn insert_client(db: &D1Database, c: &Client, now: i64) -> AppResult<()> {
     let uris = serde_json::to_string(&c.redirect_uris).unwrap_or_else(|_| "[]".into());
     db.prepare(
@@ -257,11 +253,6 @@ pub fn revoke_deployment_stmt(
             "UPDATE oauth_grants SET revoked_at = ?1, revoked_reason = ?2 WHERE deployment_id = ?3 AND revoked_at IS NULL",
         )
         .bind(&[int(now), text(reason), text(deployment_id)])?)
-}
-
-/// How many grants a batch statement from [`revoke_deployment_stmt`] revoked.
-pub fn revoked_count(r: &D1Result) -> usize {
-    changes(r)
 }
 
 #[derive(Deserialize)]

@@ -63,7 +63,7 @@ async fn the_storage_probe_round_trips_d1_kv_and_a_durable_object() {
         .unwrap();
     assert_eq!(first["status"], "healthy", "{first}");
     // Every table migrations/*.sql create (store::schema::TABLES).
-    assert_eq!(first["d1"]["detail"]["tables"], 9);
+    assert_eq!(first["d1"]["detail"]["tables"], 13);
     assert_eq!(first["kv"]["ok"], true);
     let n1 = first["durable_object"]["detail"]["count"].as_u64().unwrap();
     let second: Value = get("/api/health/storage", Some(&token))
