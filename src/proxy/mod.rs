@@ -43,7 +43,7 @@ fn unauthorized(reason: &'static str) -> AppError {
 /// body, with `WWW-Authenticate` naming this deployment's protected resource metadata.
 fn challenged(req: &Request, cx: &Ctx, id: &str, reason: &'static str) -> AppResult<Response> {
     let mut r = web::error_response(&unauthorized(reason));
-    let base = crate::routes::oauth::base(req, cx)?;
+    let base = crate::routes::public_base(req, cx)?;
     let presented = reason != "missing_token";
     r.headers_mut().set(
         "WWW-Authenticate",

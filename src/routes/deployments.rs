@@ -25,11 +25,10 @@ use crate::time::rfc3339;
 
 /// The MCP URL a deployment is reached at: `PUBLIC_BASE_URL` or this request's origin.
 fn connection_url(req: &Request, cx: &Ctx, id: &str) -> AppResult<String> {
-    let base = match &cx.config.public_base_url {
-        Some(u) => u.as_str().trim_end_matches('/').to_string(),
-        None => req.url()?.origin().ascii_serialization(),
-    };
-    Ok(format!("{base}/api/mcp/{id}"))
+    Ok(crate::oauth::metadata::resource_url(
+        &crate::routes::public_base(req, cx)?,
+        id,
+    ))
 }
 
 /// The public form: never a credential value, the token, or its digest.
@@ -54,7 +53,8 @@ fn deployment_json(d: &Deployment, url: &str, machine: Option<Value>) -> Value {
     })
 }
 
-async fn owned(cx: &Ctx, user: &User, id: Option<&str>) -> AppResult<Deployment> {
+/// The caller's deployment `id`; someone else's is a 404 like an unknown one.
+pub(crate) async fn owned(cx: &Ctx, user: &User, id: Option<&str>) -> AppResult<Deployment> {
     let id = id.ok_or_else(|| AppError::not_found("No such deployment."))?;
     store::get_owned(&env::db(&cx.env)?, &user.id, id)
         .await?

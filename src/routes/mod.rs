@@ -30,6 +30,15 @@ pub struct Ctx {
     pub worker: Context,
 }
 
+/// Our public origin: `PUBLIC_BASE_URL`, or this request's own origin when unset. The base
+/// of every MCP URL, and the OAuth issuer.
+pub fn public_base(req: &Request, cx: &Ctx) -> AppResult<String> {
+    Ok(match &cx.config.public_base_url {
+        Some(u) => u.as_str().trim_end_matches('/').to_string(),
+        None => req.url()?.origin().ascii_serialization(),
+    })
+}
+
 pub async fn dispatch(resolved: Resolved, req: Request, cx: &mut Ctx) -> AppResult<Response> {
     let id = resolved.id.as_deref();
     let key = resolved.key.as_deref();

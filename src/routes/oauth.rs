@@ -23,7 +23,7 @@ use crate::oauth::secret::{
 use crate::platform::{client_document, env, web};
 use crate::proxy::gate;
 use crate::routes::auth::signed_in;
-use crate::routes::Ctx;
+use crate::routes::{public_base, Ctx};
 use crate::store::deployments as deployments_store;
 use crate::store::{audit, oauth as store};
 use crate::time::now_ms;
@@ -31,14 +31,6 @@ use crate::time::now_ms;
 /// Registration and token bodies are small forms or JSON (bytes).
 const MAX_BODY: usize = 16 * 1024;
 const PENDING_PREFIX: &str = "oauth-request:v1:";
-
-/// Our issuer and the base of every MCP URL: `PUBLIC_BASE_URL` or this request's origin.
-pub fn base(req: &Request, cx: &Ctx) -> AppResult<String> {
-    Ok(match &cx.config.public_base_url {
-        Some(u) => u.as_str().trim_end_matches('/').to_string(),
-        None => req.url()?.origin().ascii_serialization(),
-    })
-}
 
 fn public_json(value: &Value) -> AppResult<Response> {
     let mut r = web::json(200, value)?;
@@ -49,12 +41,12 @@ fn public_json(value: &Value) -> AppResult<Response> {
 
 /// `GET /.well-known/oauth-protected-resource[/api/mcp/{id}]`
 pub fn resource_metadata(req: &Request, cx: &Ctx, id: Option<&str>) -> AppResult<Response> {
-    public_json(&metadata::protected_resource(&base(req, cx)?, id))
+    public_json(&metadata::protected_resource(&public_base(req, cx)?, id))
 }
 
 /// `GET /.well-known/oauth-authorization-server` and its aliases.
 pub fn server_metadata(req: &Request, cx: &Ctx) -> AppResult<Response> {
-    public_json(&metadata::authorization_server(&base(req, cx)?))
+    public_json(&metadata::authorization_server(&public_base(req, cx)?))
 }
 
 fn oauth_error(e: &OAuthError) -> AppResult<Response> {
@@ -242,7 +234,7 @@ pub async fn authorize(req: Request, cx: &mut Ctx) -> AppResult<Response> {
         Ok(r) => r,
         Err(u) => return unusable_answer(&req, &u),
     };
-    let issuer = base(&req, cx)?;
+    let issuer = public_base(&req, cx)?;
     let now = now_ms();
     let fail = |error: &str, description: &str| {
         redirect(&request::error_redirect(
@@ -353,7 +345,7 @@ pub async fn decide(mut req: Request, cx: &mut Ctx, rid: Option<&str>) -> AppRes
     let d = owned_target(cx, &user, &p).await?;
     // Single use: gone before anything is granted.
     env::cache(&cx.env)?.delete(&key).await?;
-    let issuer = base(&req, cx)?;
+    let issuer = public_base(&req, cx)?;
     let db = env::db(&cx.env)?;
     let host = redirect_host(&p.redirect_uri);
     let details = json!({ "client_id": p.client.client_id, "client_name": p.client.client_name, "redirect_host": host });
@@ -524,7 +516,8 @@ async fn exchange_code(
     if row.client_id != client_id {
         return Err(invalid());
     }
-    if row.used_at.is_some() {
+    // A code seen twice was stolen or replayed: whatever it issued is revoked.
+    let code_reused = || async {
         revoke_family(
             cx,
             &row.grant_id,
@@ -533,7 +526,10 @@ async fn exchange_code(
             "code_reuse",
         )
         .await
-        .map_err(server)?;
+        .map_err(server)
+    };
+    if row.used_at.is_some() {
+        code_reused().await?;
         return Err(OAuthError::invalid_grant(
             "The code was already used; the tokens issued for it are revoked.",
         ));
@@ -556,15 +552,7 @@ async fn exchange_code(
         .await
         .map_err(server)?
     {
-        revoke_family(
-            cx,
-            &row.grant_id,
-            &row.deployment_id,
-            &row.user_id,
-            "code_reuse",
-        )
-        .await
-        .map_err(server)?;
+        code_reused().await?;
         return Err(invalid());
     }
     tokens_for(cx, &row.grant_id).await
@@ -643,7 +631,7 @@ pub async fn token(mut req: Request, cx: &mut Ctx) -> AppResult<Response> {
         Ok(f) => f,
         Err(e) => return oauth_error(&e),
     };
-    let issuer = base(&req, cx)?;
+    let issuer = public_base(&req, cx)?;
     let answer = match f.get("grant_type").map(String::as_str) {
         Some("authorization_code") => exchange_code(cx, &f, &issuer).await,
         Some("refresh_token") => refresh(cx, &f, &issuer).await,
@@ -704,21 +692,10 @@ pub async fn revoke(mut req: Request, cx: &mut Ctx) -> AppResult<Response> {
     Ok(r)
 }
 
-async fn owned_deployment(
-    cx: &Ctx,
-    user: &User,
-    id: Option<&str>,
-) -> AppResult<crate::store::deployments::Deployment> {
-    let id = id.ok_or_else(|| AppError::not_found("No such deployment."))?;
-    deployments_store::get_owned(&env::db(&cx.env)?, &user.id, id)
-        .await?
-        .ok_or_else(|| AppError::not_found("No such deployment."))
-}
-
 /// `GET /api/deployments/{id}/oauth-grants`: the clients connected to a deployment.
 pub async fn grants(req: Request, cx: &mut Ctx, id: Option<&str>) -> AppResult<Response> {
     let user = signed_in(&req, cx).await?;
-    let d = owned_deployment(cx, &user, id).await?;
+    let d = crate::routes::deployments::owned(cx, &user, id).await?;
     let rows = store::active_grants(&env::db(&cx.env)?, &d.id).await?;
     let items: Vec<Value> = rows
         .iter()
@@ -744,7 +721,7 @@ pub async fn revoke_grant(
     key: Option<&str>,
 ) -> AppResult<Response> {
     let user = signed_in(&req, cx).await?;
-    let d = owned_deployment(cx, &user, id).await?;
+    let d = crate::routes::deployments::owned(cx, &user, id).await?;
     let not_found = || AppError::NotFound {
         message: "No such connected client.".into(),
     };

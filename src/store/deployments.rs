@@ -21,7 +21,7 @@ use crate::lifecycle::ports::{Audit, Change, Rows};
 use crate::platform::log::Logger;
 use crate::proxy::gate;
 use crate::store::audit;
-use crate::store::d1::{int, opt_text, text};
+use crate::store::d1::{changed, int, opt_text, text};
 use crate::store::sealed::open_secrets;
 use crate::time::now_ms;
 
@@ -238,10 +238,6 @@ pub async fn existing(
         .into_iter()
         .map(|r| r.id)
         .collect())
-}
-
-fn changed(r: &worker::D1Result) -> bool {
-    r.meta().ok().flatten().and_then(|m| m.changes).unwrap_or(0) > 0
 }
 
 /// Moves the row to `to` if it is in one of `from` (each pair checked against the state

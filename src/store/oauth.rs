@@ -4,15 +4,11 @@
 //! two racing presentations of one value cannot both succeed.
 
 use serde::{Deserialize, Serialize};
-use worker::{D1Database, D1PreparedStatement, D1Result};
+use worker::{D1Database, D1PreparedStatement};
 
 use crate::error::AppResult;
 use crate::oauth::client::{Client, Kind};
-use crate::store::d1::{int, opt_text, text};
-
-fn changed(r: &D1Result) -> bool {
-    r.meta().ok().flatten().and_then(|m| m.changes).unwrap_or(0) > 0
-}
+use crate::store::d1::{changed, int, opt_text, text};
 
 pub async fn insert_client(db: &D1Database, c: &Client, now: i64) -> AppResult<()> {
     let uris = serde_json::to_string(&c.redirect_uris).unwrap_or_else(|_| "[]".into());
