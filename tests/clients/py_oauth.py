@@ -36,6 +36,8 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.auth import AuthorizationCodeResult, OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
 
+from py_client import chain  # the same exception walk the plain client reports with
+
 
 T0 = time.monotonic()
 
@@ -44,18 +46,6 @@ class ReauthRefused(Exception):
     """The redirect handler was asked to authorize again after revocation."""
 
 
-def chain(e):
-    """Every exception inside `e`: a task group's members and each cause, as text."""
-    seen, out, todo = set(), [], [e]
-    while todo:
-        x = todo.pop()
-        if x is None or id(x) in seen:
-            continue
-        seen.add(id(x))
-        out.append(f"{type(x).__name__}: {x}")
-        todo.extend(getattr(x, "exceptions", ()))
-        todo.extend([x.__cause__, x.__context__])
-    return " | ".join(out)
 
 
 def first(qs, name):
