@@ -6,14 +6,12 @@
 
 use std::time::Duration;
 
-use futures_util::future::{select, Either};
-use futures_util::StreamExt;
-use worker::{
-    AbortController, Delay, Fetch, Headers, KvStore, Method, Request, RequestInit, RequestRedirect,
-};
+use worker::KvStore;
 
 use crate::oauth::client::{cache_ttl_secs, document, Client, Refusal, MAX_DOCUMENT};
 use crate::oauth::secret::digest;
+use crate::outbound::UpstreamError;
+use crate::platform::upstream::FetchUpstream;
 
 const TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -50,79 +48,29 @@ pub async fn load(kv: &KvStore, url: &str) -> Result<Client, Refusal> {
 }
 
 async fn get(url: &str) -> Result<(Vec<u8>, Option<String>), Refusal> {
-    let unreachable = |_| refused("The client metadata document could not be fetched.".into());
-    let headers = Headers::new();
-    headers
-        .set("accept", "application/json")
-        .map_err(unreachable)?;
-    headers
-        .set("user-agent", "catwalk-edge")
-        .map_err(unreachable)?;
-    let mut init = RequestInit::new();
-    init.with_method(Method::Get)
-        .with_headers(headers)
-        .with_redirect(RequestRedirect::Manual);
-    let request = Request::new_with_init(url, &init).map_err(unreachable)?;
-    let controller = AbortController::default();
-    let signal = controller.signal();
-    let fetch = Fetch::Request(request);
-    let sending = Box::pin(fetch.send_with_signal(&signal));
-    let timed_out = || {
-        refused(format!(
-            "The client metadata document did not answer within {} s.",
-            TIMEOUT.as_secs()
-        ))
-    };
-    let mut response = match select(sending, Box::pin(Delay::from(TIMEOUT))).await {
-        Either::Left((r, _)) => r.map_err(unreachable)?,
-        Either::Right(_) => {
-            controller.abort();
-            return Err(timed_out());
-        }
-    };
-    let status = response.status_code();
-    if (300..400).contains(&status) {
-        return Err(refused(
-            "The client metadata document URL redirects; redirects are not followed.".into(),
-        ));
-    }
-    if status != 200 {
-        return Err(refused(format!(
-            "The client metadata document URL answered HTTP {status}."
-        )));
-    }
-    let header = |name: &str| response.headers().get(name).ok().flatten();
-    let too_large = || {
-        refused(format!(
-            "The client metadata document is larger than {MAX_DOCUMENT} bytes."
-        ))
-    };
-    if header("content-length")
-        .and_then(|v| v.trim().parse::<usize>().ok())
-        .is_some_and(|n| n > MAX_DOCUMENT)
-    {
-        controller.abort();
-        return Err(too_large());
-    }
-    let cache_control = header("cache-control");
-    let mut body = Vec::new();
-    let mut stream = response.stream().map_err(unreachable)?;
-    let read = async {
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(unreachable)?;
-            if body.len() + chunk.len() > MAX_DOCUMENT {
-                return Err(too_large());
+    let upstream = FetchUpstream { timeout: TIMEOUT };
+    let (fetched, cache_control) = upstream
+        .get_unfollowed(url, "application/json", MAX_DOCUMENT)
+        .await
+        .map_err(|e| match e {
+            UpstreamError::Timeout => refused(format!(
+                "The client metadata document did not answer within {} s.",
+                TIMEOUT.as_secs()
+            )),
+            UpstreamError::TooLarge => refused(format!(
+                "The client metadata document is larger than {MAX_DOCUMENT} bytes."
+            )),
+            UpstreamError::Unreachable(_) => {
+                refused("The client metadata document could not be fetched.".into())
             }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(())
-    };
-    match select(Box::pin(read), Box::pin(Delay::from(TIMEOUT))).await {
-        Either::Left((r, _)) => r?,
-        Either::Right(_) => {
-            controller.abort();
-            return Err(timed_out());
-        }
+        })?;
+    match fetched.status {
+        200 => Ok((fetched.body, cache_control)),
+        300..=399 => Err(refused(
+            "The client metadata document URL redirects; redirects are not followed.".into(),
+        )),
+        status => Err(refused(format!(
+            "The client metadata document URL answered HTTP {status}."
+        ))),
     }
-    Ok((body, cache_control))
 }

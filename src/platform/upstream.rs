@@ -7,7 +7,9 @@ use std::time::Duration;
 use futures_util::future::{select, Either};
 use futures_util::StreamExt;
 use worker::wasm_bindgen::JsValue;
-use worker::{AbortController, Delay, Fetch, Headers, Method, Request, RequestInit};
+use worker::{
+    AbortController, Delay, Fetch, Headers, Method, Request, RequestInit, RequestRedirect,
+};
 
 use crate::outbound::{Fetched, Upstream, UpstreamError};
 
@@ -33,6 +35,9 @@ fn unreachable(e: worker::Error) -> UpstreamError {
 }
 
 impl FetchUpstream {
+    /// One request: `timeout` for the head and again for the body, the body refused past
+    /// `max`. Also gives the answer's `Cache-Control` (for callers that cache by it).
+    #[allow(clippy::too_many_arguments)]
     async fn send(
         &self,
         method: Method,
@@ -41,12 +46,15 @@ impl FetchUpstream {
         body: Option<&str>,
         max: usize,
         timeout: Duration,
-    ) -> Result<Fetched, UpstreamError> {
+        redirect: RequestRedirect,
+    ) -> Result<(Fetched, Option<String>), UpstreamError> {
         headers
             .set("user-agent", "catwalk-edge")
             .map_err(unreachable)?;
         let mut init = RequestInit::new();
-        init.with_method(method).with_headers(headers);
+        init.with_method(method)
+            .with_headers(headers)
+            .with_redirect(redirect);
         if let Some(b) = body {
             init.with_body(Some(JsValue::from_str(b)));
         }
@@ -65,10 +73,12 @@ impl FetchUpstream {
         let status = response.status_code();
         let header = |name: &str| response.headers().get(name).ok().flatten();
         let retry_after = header("retry-after").and_then(|v| v.trim().parse::<u32>().ok());
+        let cache_control = header("cache-control");
         if header("content-length")
-            .and_then(|v| v.parse::<usize>().ok())
+            .and_then(|v| v.trim().parse::<usize>().ok())
             .is_some_and(|len| len > max)
         {
+            controller.abort();
             return Err(UpstreamError::TooLarge);
         }
         let mut body = Vec::new();
@@ -85,14 +95,33 @@ impl FetchUpstream {
             };
             match select(Box::pin(read), Box::pin(Delay::from(timeout))).await {
                 Either::Left((result, _)) => result?,
-                Either::Right(_) => return Err(UpstreamError::Timeout),
+                Either::Right(_) => {
+                    controller.abort();
+                    return Err(UpstreamError::Timeout);
+                }
             }
         }
-        Ok(Fetched {
+        let fetched = Fetched {
             status,
             body,
             retry_after,
-        })
+        };
+        Ok((fetched, cache_control))
+    }
+
+    /// A GET that does not follow redirects (a 3xx comes back as it is), with the answer's
+    /// `Cache-Control`: for documents fetched from URLs a stranger named.
+    pub async fn get_unfollowed(
+        &self,
+        url: &str,
+        accept: &str,
+        max: usize,
+    ) -> Result<(Fetched, Option<String>), UpstreamError> {
+        let headers = Headers::new();
+        headers.set("accept", accept).map_err(unreachable)?;
+        let manual = RequestRedirect::Manual;
+        self.send(Method::Get, url, headers, None, max, self.timeout, manual)
+            .await
     }
 }
 
@@ -100,8 +129,9 @@ impl Upstream for FetchUpstream {
     async fn get(&self, url: &str, accept: &str, max: usize) -> Result<Fetched, UpstreamError> {
         let headers = Headers::new();
         headers.set("accept", accept).map_err(unreachable)?;
-        self.send(Method::Get, url, headers, None, max, self.timeout)
-            .await
+        let follow = RequestRedirect::Follow;
+        let sent = self.send(Method::Get, url, headers, None, max, self.timeout, follow);
+        sent.await.map(|(f, _)| f)
     }
 
     async fn post_json(
@@ -140,7 +170,9 @@ impl Upstream for FetchUpstream {
             .map_err(unreachable)?;
         let method = Method::from(method.to_string());
         let timeout = Duration::from_millis(timeout_ms);
-        self.send(method, url, headers, body, max, timeout).await
+        let follow = RequestRedirect::Follow;
+        let sent = self.send(method, url, headers, body, max, timeout, follow);
+        sent.await.map(|(f, _)| f)
     }
 
     async fn sleep(&self, ms: u64) {
