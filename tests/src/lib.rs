@@ -1,4 +1,5 @@
 //! Test kit for Catwalk Edge's integration tests:
+//! - [`bare`]: the bare lower-bound Worker the gateway benchmark runs beside ours;
 //! - [`stack`]: builds the Worker once and runs a real `wrangler dev` (workerd with local
 //!   D1, KV and Durable Objects) on a free loopback port with its own state directory;
 //! - [`guard`]: runs child process trees so that none outlives the test process, even on
@@ -13,6 +14,7 @@
 //! - [`oauth`]: OAuth 2.1 for MCP clients: a test CA, a loopback HTTPS host for Client ID
 //!   Metadata Documents, and the authorization flow on the wire.
 
+pub mod bare;
 pub mod clients;
 pub mod fake;
 pub mod guard;

@@ -76,7 +76,7 @@ fn sweep_stale_dirs() {
     }
 }
 
-fn wrangler_bin() -> PathBuf {
+pub fn wrangler_bin() -> PathBuf {
     repo_root().join("node_modules/.bin/wrangler")
 }
 
@@ -415,38 +415,10 @@ impl Stack {
     /// Worker, its Durable Objects and the runtime around them. For benchmarks: the
     /// difference over a phase, divided by its requests, is the CPU each request cost.
     pub fn workerd_cpu_secs(&self) -> f64 {
-        let Some(pgid) = self.process.lock().ok().map(|p| p.pgid()) else {
-            return 0.0;
-        };
-        let Ok(entries) = std::fs::read_dir("/proc") else {
-            return 0.0;
-        };
-        let mut ticks = 0u64;
-        for e in entries.flatten() {
-            let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
-                continue;
-            };
-            // `pid (comm) state ppid pgrp …`; comm may hold spaces, so split after `)`.
-            let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
-                continue;
-            };
-            if !stat[open + 1..close].starts_with("workerd") {
-                continue;
-            }
-            let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
-            // After comm: state(0) ppid(1) pgrp(2) … utime(11) stime(12).
-            if fields.get(2).and_then(|g| g.parse::<i32>().ok()) != Some(pgid) {
-                continue;
-            }
-            for i in [11, 12] {
-                ticks += fields
-                    .get(i)
-                    .and_then(|t| t.parse::<u64>().ok())
-                    .unwrap_or(0);
-            }
+        match self.process.lock() {
+            Ok(p) => workerd_cpu_secs(p.pgid()),
+            Err(_) => 0.0,
         }
-        // /proc reports in USER_HZ, fixed at 100 on Linux.
-        ticks as f64 / 100.0
     }
 
     pub fn stop(&self) {
@@ -505,4 +477,38 @@ pub fn set_rate_limit(doc: &mut toml::Table, name: &str, limit: i64) {
         .parse()
         .expect("limiter toml");
     limiter.insert("simple".into(), toml::Value::Table(simple));
+}
+
+/// CPU seconds (user + system) used so far by the `workerd` processes of the process group
+/// `pgid` (a `wrangler dev` started through [`crate::guard::Guarded`]).
+pub fn workerd_cpu_secs(pgid: i32) -> f64 {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    let mut ticks = 0u64;
+    for e in entries.flatten() {
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+            continue;
+        };
+        // `pid (comm) state ppid pgrp …`; comm may hold spaces, so split after `)`.
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        if !stat[open + 1..close].starts_with("workerd") {
+            continue;
+        }
+        let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
+        // After comm: state(0) ppid(1) pgrp(2) … utime(11) stime(12).
+        if fields.get(2).and_then(|g| g.parse::<i32>().ok()) != Some(pgid) {
+            continue;
+        }
+        for i in [11, 12] {
+            ticks += fields
+                .get(i)
+                .and_then(|t| t.parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+    }
+    // /proc reports in USER_HZ, fixed at 100 on Linux.
+    ticks as f64 / 100.0
 }

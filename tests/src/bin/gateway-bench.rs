@@ -53,12 +53,12 @@ struct Floor {
     cpu_ms: f64,
 }
 
-/// The floor under wrangler dev: `GET /api/health` (no storage, no upstream) latency,
-/// throughput and workerd CPU per request.
-async fn floor(stack: &Stack, url: &str, levels: &str) -> Vec<Floor> {
+/// A floor under wrangler dev: a health answer (no storage, no upstream): latency,
+/// throughput and workerd CPU per request (`cpu` reads that workerd's CPU seconds).
+async fn floor(label: &str, cpu_secs: impl Fn() -> f64, url: &str, levels: &str) -> Vec<Floor> {
     let mut out = Vec::new();
     for c in levels.split(',').filter_map(|l| l.parse::<usize>().ok()) {
-        let cpu = stack.workerd_cpu_secs();
+        let cpu = cpu_secs();
         let end = Instant::now() + Duration::from_secs(3);
         let tasks: Vec<_> = (0..c)
             .map(|_| {
@@ -86,10 +86,10 @@ async fn floor(stack: &Stack, url: &str, levels: &str) -> Vec<Floor> {
             p50: all[all.len() / 2],
             p99: all[all.len() * 99 / 100],
             per_s: all.len() as f64 / 3.0,
-            cpu_ms: (stack.workerd_cpu_secs() - cpu) * 1000.0 / all.len() as f64,
+            cpu_ms: (cpu_secs() - cpu) * 1000.0 / all.len() as f64,
         };
         println!(
-            "wrangler dev floor (GET /api/health) c={c}: p50 {:.2} ms, p99 {:.2} ms, {:.0} req/s, workerd CPU {:.2} ms/request",
+            "{label} c={c}: p50 {:.2} ms, p99 {:.2} ms, {:.0} req/s, workerd CPU {:.2} ms/request",
             f.p50, f.p99, f.per_s, f.cpu_ms
         );
         out.push(f);
@@ -259,7 +259,13 @@ async fn main() {
     );
     let runner = Runner::everything(&[("CATWALK_MAX_SESSIONS", "200")]);
 
-    let floors = floor(&stack, &stack.url("/api/health"), &levels).await;
+    let floors = floor(
+        "wrangler dev floor (GET /api/health)",
+        || stack.workerd_cpu_secs(),
+        &stack.url("/api/health"),
+        &levels,
+    )
+    .await;
     if std::env::var("PROFILE").is_ok() {
         // Where the Worker's CPU goes while sequential echo calls run (see bench/profile.mjs).
         use std::io::BufRead;
@@ -331,24 +337,61 @@ async fn main() {
         .await
         .expect("json");
     let m = &listed[0];
+    let secret = m["config"]["env"]["CATWALK_UPSTREAM_SECRET"]
+        .as_str()
+        .unwrap_or_default();
+    let machine_id = m["id"].as_str().unwrap_or_default();
+    let ingress_url = format!("{}/mcp", machines.base_url);
     let proxied = load(
         "machines-ingress",
-        &format!("{}/mcp", machines.base_url),
+        &ingress_url,
         &[
-            format!(
-                "Authorization: Bearer {}",
-                m["config"]["env"]["CATWALK_UPSTREAM_SECRET"]
-                    .as_str()
-                    .unwrap_or_default()
-            ),
-            format!(
-                "fly-force-instance-id: {}",
-                m["id"].as_str().unwrap_or_default()
-            ),
+            format!("Authorization: Bearer {secret}"),
+            format!("fly-force-instance-id: {machine_id}"),
         ],
         &secs,
         &levels,
     );
+    // The same machine behind the bare lower-bound Worker (bench/bare-worker), last, on
+    // the same CPUs.
+    let bare_token = "bench-bare-token";
+    let bare = tokio::task::spawn_blocking({
+        let (ingress_url, machine_id, secret) = (
+            ingress_url.clone(),
+            machine_id.to_string(),
+            secret.to_string(),
+        );
+        move || {
+            edge_tests::bare::BareWorker::start(&edge_tests::bare::BareTarget {
+                ingress_url: &ingress_url,
+                machine_id: &machine_id,
+                secret: &secret,
+                token: bare_token,
+            })
+        }
+    })
+    .await
+    .expect("bare worker");
+    let bare_floors = floor(
+        "bare JS Worker floor (GET /health)",
+        || bare.workerd_cpu_secs(),
+        &bare.url("/health"),
+        &levels,
+    )
+    .await;
+    let bare_auth = [format!("Authorization: Bearer {bare_token}")];
+    let mut bare_rows = Vec::new();
+    for (label, path) in [
+        ("bare pass", "/mcp"),
+        ("bare object + pass", "/mcp-do"),
+        ("bare pass via object", "/mcp-via-do"),
+    ] {
+        let cpu = bare.workerd_cpu_secs();
+        let rows = load(label, &bare.url(path), &bare_auth, &secs, &levels);
+        let calls: f64 = rows.iter().filter_map(|r| r["calls"].as_f64()).sum();
+        let cpu_ms = (bare.workerd_cpu_secs() - cpu) * 1000.0 / calls.max(1.0);
+        bare_rows.push((label, rows, cpu_ms));
+    }
 
     println!(
         "\n{:<14} {:>4} {:>10} {:>10} {:>10} {:>12} {:>12} {:>10}",
@@ -402,6 +445,18 @@ async fn main() {
         }
     }
     goals(&floors, &direct, &gateway, &proxied, gateway_cpu_ms);
+    let under = Under {
+        direct: &direct,
+        ingress: &proxied,
+    };
+    lower_bound(
+        &floors,
+        &bare_floors,
+        &under,
+        &gateway,
+        gateway_cpu_ms,
+        &bare_rows,
+    );
     let wasm = edge_tests::repo_root().join("build/index_bg.wasm");
     if let Ok(bytes) = std::fs::read(&wasm) {
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
@@ -467,4 +522,68 @@ fn goals(floors: &[Floor], direct: &[Value], gateway: &[Value], proxied: &[Value
         "  workerd CPU per proxied request: {cpu_ms:.2} ms (Worker + gateway object + runtime; the floor's own request costs {floor_cpu:.2} ms, so the gateway adds {:.2} ms; target <= 2)",
         cpu_ms - floor_cpu
     );
+}
+
+/// The real gateway next to the bare lower-bound Worker, each against the issue-12 targets:
+/// what a Worker doing only the unavoidable work reaches on this machine.
+/// What runs under any gateway: the runner straight, and through the machines ingress.
+struct Under<'a> {
+    direct: &'a [Value],
+    ingress: &'a [Value],
+}
+
+fn lower_bound(
+    floors: &[Floor],
+    bare_floors: &[Floor],
+    under: &Under<'_>,
+    gateway: &[Value],
+    gateway_cpu_ms: f64,
+    bare: &[(&str, Vec<Value>, f64)],
+) {
+    let at = |rows: &[Value], phase: &str, c: u64, k: &str| {
+        find(rows, phase, c)
+            .and_then(|r| r[k].as_f64())
+            .unwrap_or(f64::NAN)
+    };
+    let floor_of = |f: &[Floor], c: usize| f.iter().find(|f| f.c == c).map(|f| (f.p50, f.per_s));
+    let (Some((floor1, _)), Some((_, floor32))) = (floor_of(floors, 1), floor_of(floors, 32))
+    else {
+        return;
+    };
+    // "Added" as in the targets: over the floor plus the machines ingress alone.
+    let base1 = floor1 + at(under.ingress, "load", 1, "p50_ms");
+    let direct_first = at(under.direct, "first_event", 32, "p50_ms");
+    println!(
+        "\nthe lower bound: a bare JS Worker on the same wrangler dev and machine (bench/bare-worker)"
+    );
+    if let (Some((b1, _)), Some((_, b32))) = (floor_of(bare_floors, 1), floor_of(bare_floors, 32)) {
+        println!(
+            "  its floor: p50 {b1:.2} ms at c=1, {b32:.0}/s at c=32 (ours: {floor1:.2} ms, {floor32:.0}/s)"
+        );
+    }
+    println!(
+        "  {:<22} {:>16} {:>18} {:>22} {:>14}",
+        "path", "c=1 p50 (added)", "c=32 /s (% floor)", "c=32 1st event (x dir)", "CPU ms/call"
+    );
+    let mut rows: Vec<(&str, &[Value], f64)> = bare
+        .iter()
+        .map(|(label, rows, cpu)| (*label, rows.as_slice(), *cpu))
+        .collect();
+    rows.push(("our gateway", gateway, gateway_cpu_ms));
+    for (label, r, cpu) in rows {
+        let p50 = at(r, "load", 1, "p50_ms");
+        let per_s = at(r, "load", 32, "calls_per_s");
+        let first = at(r, "first_event", 32, "p50_ms");
+        println!(
+            "  {label:<22} {:>7.2} ({:>5.2}) {:>9.0} ({:>4.0}%) {:>12.1} ({:>5.1}x) {:>14.2}",
+            p50,
+            p50 - base1,
+            per_s,
+            100.0 * per_s / floor32,
+            first,
+            first / direct_first,
+            cpu
+        );
+    }
+    println!("  (targets: added <= 3 ms, >= 70% of the floor, <= 2x direct, <= 2 ms CPU)");
 }
