@@ -50,8 +50,9 @@ use crate::pool::{Era, Lease, Pool, LEASE_WAIT};
 
 mod answer;
 
+use crate::serve::rpc_error;
 pub use answer::SSE_AFTER;
-use answer::{json_answer, pool_refusal, respond, rpc, Out};
+use answer::{json_answer, pool_refusal, respond, Out};
 
 /// How long a `requestState` of an `input_required` answer stays good.
 pub const PARKED_FOR: Duration = Duration::from_secs(120);
@@ -108,7 +109,7 @@ impl Modern {
         accepts_sse: bool,
     ) -> Response<Body> {
         let Some(body) = messages.pop().filter(|_| messages.is_empty()) else {
-            return rpc(
+            return rpc_error(
                 400,
                 None,
                 jsonrpc::INVALID_REQUEST,
@@ -120,7 +121,7 @@ impl Modern {
             Kind::Notification { .. } => return http::empty(202),
             Kind::Request { id, method } => (id, method),
             _ => {
-                return rpc(
+                return rpc_error(
                     400,
                     None,
                     jsonrpc::INVALID_REQUEST,
@@ -142,7 +143,7 @@ impl Modern {
         ) {
             Ok(e) => e,
             Err(r) => {
-                return rpc(
+                return rpc_error(
                     stateless::status_for(r.code),
                     Some(&client_id),
                     r.code,
@@ -152,7 +153,7 @@ impl Modern {
             }
         };
         if CONNECTION_METHODS.contains(&method.as_str()) {
-            return rpc(
+            return rpc_error(
                 404,
                 Some(&client_id),
                 jsonrpc::METHOD_NOT_FOUND,
@@ -200,7 +201,7 @@ impl Modern {
                 let rx = match lease.child().exchange(forwarded).await {
                     Ok(rx) => rx,
                     Err(_) => {
-                        return rpc(
+                        return rpc_error(
                             500,
                             Some(&client_id),
                             jsonrpc::INTERNAL_ERROR,
@@ -246,7 +247,7 @@ impl Modern {
                 .unwrap_or_default()
                 .to_string();
             lock(&self.parked).insert(state, p);
-            return Err(rpc(
+            return Err(rpc_error(
                 400,
                 Some(&client_id),
                 stateless::INVALID_PARAMS,

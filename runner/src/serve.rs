@@ -318,7 +318,8 @@ fn not_ready(why: NotReady, id: Option<&Value>) -> Response<Body> {
     }
 }
 
-fn rpc_error(
+/// A JSON-RPC error as the HTTP answer, with its HTTP status (also the 2026-07-28 path's).
+pub(crate) fn rpc_error(
     status: u16,
     id: Option<&Value>,
     code: i64,

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use hyper::Response;
-use mcp_wire::jsonrpc::{self, error_response};
+use mcp_wire::jsonrpc;
 use mcp_wire::sse::{self, Event};
 use mcp_wire::stateless;
 use serde_json::Value;
@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 
 use crate::http::{self, Body};
 use crate::pool::PoolError;
+use crate::serve::rpc_error;
 use crate::session::StartError;
 
 /// How long an answer may take before the response commits to SSE (whose keep-alives then
@@ -25,16 +26,6 @@ pub(super) enum Out {
     Final(Value),
 }
 
-pub(super) fn rpc(
-    status: u16,
-    id: Option<&Value>,
-    code: i64,
-    message: &str,
-    data: Option<Value>,
-) -> Response<Body> {
-    http::json(status, &error_response(id, code, message, data))
-}
-
 /// A final answer as plain JSON, with the HTTP status of its error code.
 pub(super) fn json_answer(v: &Value) -> Response<Body> {
     let status = v
@@ -43,6 +34,17 @@ pub(super) fn json_answer(v: &Value) -> Response<Body> {
         .map(stateless::status_for)
         .unwrap_or(200);
     http::json(status, v)
+}
+
+/// The call's stream ended before its final answer (the server went away mid-call).
+fn unanswered() -> Response<Body> {
+    rpc_error(
+        500,
+        None,
+        jsonrpc::INTERNAL_ERROR,
+        "The MCP server ended the call without answering.",
+        None,
+    )
 }
 
 fn frame(v: &Value) -> Bytes {
@@ -66,26 +68,12 @@ pub(super) async fn respond(
                 return json_answer(&v);
             }
         }
-        return rpc(
-            500,
-            None,
-            jsonrpc::INTERNAL_ERROR,
-            "The MCP server ended the call without answering.",
-            None,
-        );
+        return unanswered();
     }
     let first = if accepts_json {
         match tokio::time::timeout(SSE_AFTER, rx.recv()).await {
             Ok(Some(Out::Final(v))) => return json_answer(&v),
-            Ok(None) => {
-                return rpc(
-                    500,
-                    None,
-                    jsonrpc::INTERNAL_ERROR,
-                    "The MCP server ended the call without answering.",
-                    None,
-                )
-            }
+            Ok(None) => return unanswered(),
             Ok(Some(Out::Note(n))) => Some(n),
             Err(_) => None,
         }
@@ -150,7 +138,7 @@ pub(super) fn pool_refusal(why: PoolError, id: &Value) -> Response<Body> {
     } else {
         jsonrpc::INTERNAL_ERROR
     };
-    let mut r = rpc(status, Some(id), code, message, None);
+    let mut r = rpc_error(status, Some(id), code, message, None);
     if let Some(secs) = retry {
         http::set_header(&mut r, "retry-after", &secs.to_string());
     }
