@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::guard::Guarded;
-use crate::stack::{workerd_cpu_secs, wrangler_bin};
+use crate::stack::{spawn_dev, workerd_cpu_secs, write_dev_vars, DevArgs};
 use crate::{free_port, repo_root};
 
 pub struct BareWorker {
@@ -32,18 +32,15 @@ impl BareWorker {
             .expect("temp dir");
         let port = free_port();
         let config = repo_root().join("bench/bare-worker/wrangler.toml");
-        let vars = [
-            ("RUNNER", target.ingress_url),
-            ("MACHINE", target.machine_id),
-            ("SECRET", target.secret),
-            ("TOKEN", target.token),
-        ];
-        // Secret values go through a .dev.vars file next to a copy of the config, never argv.
-        let dev_vars: String = vars
-            .iter()
-            .map(|(k, v)| format!("{k}={}\n", serde_json::to_string(v).unwrap_or_default()))
-            .collect();
-        std::fs::write(dir.path().join(".dev.vars"), dev_vars).expect("write .dev.vars");
+        write_dev_vars(
+            dir.path(),
+            [
+                ("RUNNER", target.ingress_url),
+                ("MACHINE", target.machine_id),
+                ("SECRET", target.secret),
+                ("TOKEN", target.token),
+            ],
+        );
         let text = std::fs::read_to_string(&config).expect("read the bare wrangler.toml");
         let main = repo_root().join("bench/bare-worker/index.js");
         let text = text.replace(
@@ -53,27 +50,17 @@ impl BareWorker {
         let copy = dir.path().join("wrangler.toml");
         std::fs::write(&copy, text).expect("write wrangler.toml");
         let log = dir.path().join("wrangler.log");
-        let process = Guarded::spawn(
-            &wrangler_bin().display().to_string(),
-            &[
-                "dev",
-                "--config",
-                &copy.display().to_string(),
-                "--ip",
-                "127.0.0.1",
-                "--port",
-                &port.to_string(),
-                "--inspector-port",
-                &free_port().to_string(),
-                "--persist-to",
-                &dir.path().join("state").display().to_string(),
-                "--show-interactive-dev-session=false",
-            ],
-            dir.path(),
-            &[("WRANGLER_SEND_METRICS", "false"), ("NO_COLOR", "1")],
-            &log,
-        )
-        .expect("spawn wrangler dev");
+        let process = spawn_dev(
+            &DevArgs {
+                config: &copy,
+                port,
+                inspector: free_port(),
+                persist: &dir.path().join("state"),
+                log: &log,
+            },
+            &[],
+            &[],
+        );
         let worker = BareWorker {
             base_url: format!("http://127.0.0.1:{port}"),
             process,

@@ -76,7 +76,7 @@ fn sweep_stale_dirs() {
     }
 }
 
-pub fn wrangler_bin() -> PathBuf {
+fn wrangler_bin() -> PathBuf {
     repo_root().join("node_modules/.bin/wrangler")
 }
 
@@ -192,11 +192,10 @@ impl Stack {
             vars.remove(name);
         }
         vars.extend(options.vars.iter().cloned());
-        let dev_vars: String = vars
-            .iter()
-            .map(|(k, v)| format!("{k}={}\n", serde_json::to_string(v).unwrap_or_default()))
-            .collect();
-        std::fs::write(dir.path().join(".dev.vars"), dev_vars).expect("write .dev.vars");
+        write_dev_vars(
+            dir.path(),
+            vars.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        );
         let config = test_config(dir.path(), options.patch);
         let persist = dir.path().join("state");
 
@@ -222,31 +221,22 @@ impl Stack {
 
         let port = free_port();
         let inspector = free_port();
-        let mut env: Vec<(&str, &str)> =
-            vec![("WRANGLER_SEND_METRICS", "false"), ("NO_COLOR", "1")];
-        env.extend(options.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        let mut process = Guarded::spawn(
-            &wrangler_bin().display().to_string(),
-            &[
-                "dev",
-                "--config",
-                &config,
-                "--ip",
-                "127.0.0.1",
-                "--port",
-                &port.to_string(),
-                "--inspector-port",
-                &inspector.to_string(),
-                "--persist-to",
-                &persist.display().to_string(),
-                "--test-scheduled",
-                "--show-interactive-dev-session=false",
-            ],
-            dir.path(),
+        let env: Vec<(&str, &str)> = options
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let mut process = spawn_dev(
+            &DevArgs {
+                config: Path::new(&config),
+                port,
+                inspector,
+                persist: &persist,
+                log: &stack_log,
+            },
+            &["--test-scheduled"],
             &env,
-            &stack_log,
-        )
-        .expect("spawn wrangler dev");
+        );
 
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
@@ -511,4 +501,59 @@ pub fn workerd_cpu_secs(pgid: i32) -> f64 {
     }
     // /proc reports in USER_HZ, fixed at 100 on Linux.
     ticks as f64 / 100.0
+}
+
+/// Secret values for `wrangler dev` as a `.dev.vars` file in `dir` (next to its config), so
+/// that they never appear in argv.
+pub fn write_dev_vars<'a>(dir: &Path, vars: impl IntoIterator<Item = (&'a str, &'a str)>) {
+    let text: String = vars
+        .into_iter()
+        .map(|(k, v)| format!("{k}={}\n", serde_json::to_string(v).unwrap_or_default()))
+        .collect();
+    std::fs::write(dir.join(".dev.vars"), text).expect("write .dev.vars");
+}
+
+/// Where one `wrangler dev` listens, keeps its state and logs.
+pub struct DevArgs<'a> {
+    pub config: &'a Path,
+    pub port: u16,
+    pub inspector: u16,
+    pub persist: &'a Path,
+    pub log: &'a Path,
+}
+
+/// Starts `wrangler dev` on 127.0.0.1 (in the config's directory, where its `.dev.vars`
+/// is; no metrics, no colours, plus `env`), guarded so it never outlives the caller.
+pub fn spawn_dev(args: &DevArgs<'_>, extra: &[&str], env: &[(&str, &str)]) -> Guarded {
+    let mut all = vec![("WRANGLER_SEND_METRICS", "false"), ("NO_COLOR", "1")];
+    all.extend_from_slice(env);
+    let (port, inspector) = (args.port.to_string(), args.inspector.to_string());
+    let (config, persist) = (
+        args.config.display().to_string(),
+        args.persist.display().to_string(),
+    );
+    let mut argv = vec![
+        "dev",
+        "--config",
+        &config,
+        "--ip",
+        "127.0.0.1",
+        "--port",
+        &port,
+        "--inspector-port",
+        &inspector,
+        "--persist-to",
+        &persist,
+        "--show-interactive-dev-session=false",
+    ];
+    argv.extend_from_slice(extra);
+    let dir = args.config.parent().unwrap_or(Path::new("."));
+    Guarded::spawn(
+        &wrangler_bin().display().to_string(),
+        &argv,
+        dir,
+        &all,
+        args.log,
+    )
+    .expect("spawn wrangler dev")
 }
