@@ -195,6 +195,13 @@ async fn refusal_cpu(stack: &Stack, url: &str) {
     println!("workerd CPU per refused request: {}", parts.join(", "));
 }
 
+/// One number of one phase's row (NaN when the row or the number is missing).
+fn at(rows: &[Value], phase: &str, c: u64, key: &str) -> f64 {
+    find(rows, phase, c)
+        .and_then(|r| r[key].as_f64())
+        .unwrap_or(f64::NAN)
+}
+
 fn find<'a>(rows: &'a [Value], phase: &str, c: u64) -> Option<&'a Value> {
     rows.iter()
         .find(|r| r["phase"] == phase && r["concurrency"] == c)
@@ -473,11 +480,6 @@ async fn main() {
 
 /// The issue-12 targets, each computed from this run's own numbers.
 fn goals(floors: &[Floor], direct: &[Value], gateway: &[Value], proxied: &[Value], cpu_ms: f64) {
-    let at = |rows: &[Value], phase: &str, c: u64, k: &str| {
-        find(rows, phase, c)
-            .and_then(|r| r[k].as_f64())
-            .unwrap_or(f64::NAN)
-    };
     let floor_at = |c: usize| floors.iter().find(|f| f.c == c);
     println!("\ntargets (issue 12), from this run:");
     if let Some(f1) = floor_at(1) {
@@ -540,11 +542,6 @@ fn lower_bound(
     gateway_cpu_ms: f64,
     bare: &[(&str, Vec<Value>, f64)],
 ) {
-    let at = |rows: &[Value], phase: &str, c: u64, k: &str| {
-        find(rows, phase, c)
-            .and_then(|r| r[k].as_f64())
-            .unwrap_or(f64::NAN)
-    };
     let floor_of = |f: &[Floor], c: usize| f.iter().find(|f| f.c == c).map(|f| (f.p50, f.per_s));
     let (Some((floor1, _)), Some((_, floor32))) = (floor_of(floors, 1), floor_of(floors, 32))
     else {
