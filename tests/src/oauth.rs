@@ -292,13 +292,25 @@ impl CimdHost {
         );
     }
 
+    /// Serves a valid metadata document for a new client at a fresh path
+    /// (`/clients/{label}-{random}.json`) and gives its URL, which is the client id.
+    pub fn publish(&self, label: &str, client_name: &str, redirect_uris: &[&str]) -> String {
+        let path = format!("/clients/{label}-{}.json", crate::random_hex(5));
+        let url = self.url(&path);
+        self.serve(&path, &metadata_document(&url, client_name, redirect_uris));
+        url
+    }
+
     /// Serves any reply at `path` (a redirect, a slow or an oversized answer).
     pub fn reply(&self, path: &str, reply: Reply) {
         self.fake.on("GET", path, reply);
     }
 
-    /// How many times the fake was asked for `path`.
-    pub fn fetched(&self, path: &str) -> usize {
+    /// How many times the fake was asked for `target`: a path, or a URL [`Self::url`] made
+    /// (the client id [`Self::publish`] gave).
+    pub fn fetched(&self, target: &str) -> usize {
+        let origin = self.url("");
+        let path = target.strip_prefix(origin.as_str()).unwrap_or(target);
         self.fake.count("GET", path)
     }
 }

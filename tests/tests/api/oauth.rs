@@ -510,12 +510,9 @@ async fn python_sdk_metadata_document_cookie_consent_refresh_and_revocation() {
     let owner = person(w);
     let dep = deploy(w, &owner, "oauth-python").await;
     let redirect = format!("http://127.0.0.1:{}/callback", edge_tests::free_port());
-    let path = format!("/clients/python-{}.json", unique());
-    let cimd_url = w.cimd.url(&path);
-    w.cimd.serve(
-        &path,
-        &o::metadata_document(&cimd_url, "Catwalk Python SDK test", &[&redirect]),
-    );
+    let cimd_url = w
+        .cimd
+        .publish("python", "Catwalk Python SDK test", &[&redirect]);
     let cfg = json!({"url": dep.url, "base": base(w), "redirect_uri": redirect,
         "client_metadata_url": cimd_url, "session_cookie": owner});
     let (ok, r, stderr) =
@@ -542,7 +539,7 @@ async fn python_sdk_metadata_document_cookie_consent_refresh_and_revocation() {
     assert_eq!(req["scope"], "mcp", "{req}");
     assert_eq!(c["callback"]["iss"], base(w), "{c}");
     assert!(
-        w.cimd.fetched(&path) >= 1,
+        w.cimd.fetched(&cimd_url) >= 1,
         "the Worker fetched the metadata document"
     );
     check_sdk_run(
@@ -642,12 +639,9 @@ async fn the_sdks_the_other_way_round_python_by_dcr_typescript_by_metadata_docum
     let dep = deploy(w, &owner, "oauth-swapped").await;
     let py_redirect = format!("http://127.0.0.1:{}/callback", edge_tests::free_port());
     let ts_redirect = format!("http://127.0.0.1:{}/callback", edge_tests::free_port());
-    let path = format!("/clients/typescript-{}.json", unique());
-    let cimd_url = w.cimd.url(&path);
-    w.cimd.serve(
-        &path,
-        &o::metadata_document(&cimd_url, "Catwalk TypeScript SDK test", &[&ts_redirect]),
-    );
+    let cimd_url = w
+        .cimd
+        .publish("typescript", "Catwalk TypeScript SDK test", &[&ts_redirect]);
     let py_cfg = json!({"url": dep.url, "base": base(w), "redirect_uri": py_redirect,
         "client_metadata_url": null, "session_cookie": owner});
     let ts_cfg = json!({"url": dep.url, "base": base(w), "redirect_uri": ts_redirect,
@@ -665,7 +659,7 @@ async fn the_sdks_the_other_way_round_python_by_dcr_typescript_by_metadata_docum
         "metadata_document"
     );
     assert_eq!(ts["callback"]["iss"], base(w));
-    assert!(w.cimd.fetched(&path) >= 1);
+    assert!(w.cimd.fetched(&cimd_url) >= 1);
     check_sdk_run(
         w,
         "python (DCR)",
@@ -1333,18 +1327,15 @@ async fn metadata_documents_are_cached_by_their_cache_headers() {
 async fn a_loopback_metadata_document_needs_the_development_flag() {
     let w = oworld();
     let plain = super::support::stack();
-    let path = format!("/clients/{}-noflag.json", unique());
     let redirect = "http://127.0.0.1:9/cb";
-    let url = w.cimd.url(&path);
-    w.cimd
-        .serve(&path, &o::metadata_document(&url, "No flag", &[redirect]));
+    let url = w.cimd.publish("noflag", "No flag", &[redirect]);
     let resource = plain.url(&format!("/api/mcp/dep_{}", "1".repeat(30)));
     let req = AuthRequest::new(&url, redirect, &o::pkce().challenge, &resource);
     let a = req.send(&plain.base_url).await;
     assert_eq!(a.status, 400, "{}", a.text);
     assert!(a.location().is_none());
     assert_eq!(
-        w.cimd.fetched(&path),
+        w.cimd.fetched(&url),
         0,
         "nothing fetched from loopback without the flag"
     );
@@ -1382,13 +1373,8 @@ async fn the_loopback_flag_is_refused_in_production() {
             .is_some_and(|a| a.contains(&json!("OAUTH_LOOPBACK_CLIENTS"))),
         "{health}"
     );
-    let path = format!("/clients/{}-prod.json", unique());
     let redirect = "http://127.0.0.1:9/cb";
-    let url = w.cimd.url(&path);
-    w.cimd.serve(
-        &path,
-        &o::metadata_document(&url, "Production", &[redirect]),
-    );
+    let url = w.cimd.publish("prod", "Production", &[redirect]);
     let resource = prod.url(&format!("/api/mcp/dep_{}", "2".repeat(30)));
     let a = AuthRequest::new(&url, redirect, &o::pkce().challenge, &resource)
         .send(&prod.base_url)
@@ -1396,7 +1382,7 @@ async fn the_loopback_flag_is_refused_in_production() {
     assert!(a.location().is_none(), "{a:?}");
     assert!(a.status >= 400, "{}: {}", a.status, a.text);
     assert_eq!(
-        w.cimd.fetched(&path),
+        w.cimd.fetched(&url),
         0,
         "nothing fetched from loopback in production"
     );
