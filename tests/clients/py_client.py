@@ -111,17 +111,24 @@ async def progress(url, token, arg):
     return await with_session(url, token, body)
 
 
-async def sampling(url, token, _arg):
-    asked = []
+def answer_sampling(asked, text):
+    """A sampling callback that records each question in `asked` and answers `text`."""
 
     async def on_sample(context, params):
         asked.append(params.messages[0].content.text if params.messages else "")
         return types.CreateMessageResult(
             role="assistant",
-            content=types.TextContent(type="text", text="sampled by the python test client"),
+            content=types.TextContent(type="text", text=text),
             model="test-model",
             stop_reason="endTurn",
         )
+
+    return on_sample
+
+
+async def sampling(url, token, _arg):
+    asked = []
+    on_sample = answer_sampling(asked, "sampled by the python test client")
 
     async def body(session, _init):
         result = await session.call_tool("trigger-sampling-request", {"prompt": "say something", "maxTokens": 20})
@@ -149,15 +156,7 @@ async def call(url, token, arg):
 async def modern(url, token, arg):
     wanted = json.loads(arg) if arg else {"tool": "echo", "arguments": {"message": "modern"}}
     requests, asked = [], []
-
-    async def on_sample(context, params):
-        asked.append(params.messages[0].content.text if params.messages else "")
-        return types.CreateMessageResult(
-            role="assistant",
-            content=types.TextContent(type="text", text="sampled through input_required"),
-            model="test-model",
-            stop_reason="endTurn",
-        )
+    on_sample = answer_sampling(asked, "sampled through input_required")
 
     async with Client(
         transport(url, token, requests=requests), mode="2026-07-28", sampling_callback=on_sample
