@@ -425,15 +425,7 @@ impl Session {
             serde_json::to_writer(&mut buf, m).map_err(|e| e.to_string())?;
             buf.push(b'\n');
         }
-        let mut stdin = self.stdin.lock().await;
-        let written = match stdin.as_mut() {
-            Some(pipe) => pipe.write_all(&buf).await.is_ok() && pipe.flush().await.is_ok(),
-            None => false,
-        };
-        if !written {
-            *stdin = None;
-            return Err("the MCP server has exited".to_string());
-        }
+        self.write_lines(&buf).await?;
         Ok(posted)
     }
 
@@ -500,9 +492,15 @@ impl Session {
     pub async fn write(&self, msg: &Value) -> Result<(), String> {
         let mut line = serde_json::to_vec(msg).map_err(|e| e.to_string())?;
         line.push(b'\n');
+        self.write_lines(&line).await
+    }
+
+    /// Writes newline-terminated messages to the child's stdin in one write; a failed
+    /// write closes our end (the child has exited).
+    async fn write_lines(&self, lines: &[u8]) -> Result<(), String> {
         let mut stdin = self.stdin.lock().await;
         let written = match stdin.as_mut() {
-            Some(pipe) => pipe.write_all(&line).await.is_ok() && pipe.flush().await.is_ok(),
+            Some(pipe) => pipe.write_all(lines).await.is_ok() && pipe.flush().await.is_ok(),
             None => false,
         };
         if !written {
