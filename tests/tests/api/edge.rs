@@ -96,6 +96,57 @@ async fn preflight_is_answered_for_allowed_origins_and_refused_otherwise() {
     assert_eq!(error_code(refused, 403).await, "origin_not_allowed");
 }
 
+/// The authorization server's credential-free endpoints answer any origin with `*` (never
+/// with credentials), preflight and answer alike; the consent API stays behind the list.
+#[tokio::test]
+async fn public_oauth_endpoints_are_open_to_any_origin_and_the_rest_is_not() {
+    let pre = send(
+        Method::OPTIONS,
+        "/oauth/token",
+        &[("origin", EVIL), ("access-control-request-method", "POST")],
+        None,
+    )
+    .await;
+    assert_eq!(pre.status(), 204);
+    let h = pre.headers();
+    assert_eq!(h["access-control-allow-origin"], "*");
+    assert!(h["access-control-allow-methods"]
+        .to_str()
+        .unwrap()
+        .contains("POST"));
+    assert!(h.get("access-control-max-age").is_some());
+    assert!(h.get("access-control-allow-credentials").is_none());
+
+    let doc = send(
+        Method::GET,
+        "/.well-known/oauth-authorization-server",
+        &[("origin", EVIL)],
+        None,
+    )
+    .await;
+    assert_eq!(doc.status(), 200);
+    let h = doc.headers();
+    assert_eq!(h["access-control-allow-origin"], "*");
+    assert!(h["access-control-expose-headers"]
+        .to_str()
+        .unwrap()
+        .contains("WWW-Authenticate"));
+    assert!(h.get("access-control-allow-credentials").is_none());
+
+    let consent = send(
+        Method::OPTIONS,
+        "/api/oauth/requests/abc",
+        &[("origin", EVIL), ("access-control-request-method", "POST")],
+        None,
+    )
+    .await;
+    assert!(consent
+        .headers()
+        .get("access-control-allow-origin")
+        .is_none());
+    assert_eq!(error_code(consent, 403).await, "origin_not_allowed");
+}
+
 fn sync_headers<'a>(secret: &'a str, ct: &'a str) -> Vec<(&'a str, &'a str)> {
     vec![("x-auth-secret", secret), ("content-type", ct)]
 }
