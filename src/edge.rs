@@ -71,7 +71,10 @@ pub async fn handle(
             message: "This host name is not served here.".to_string(),
         })
     } else if public_oauth && is_preflight {
-        public_preflight()
+        // Its CORS headers are added below, with every public OAuth answer's.
+        Response::empty()
+            .map(|r| r.with_status(204))
+            .map_err(AppError::from)
     } else if origin.is_some() && allowed_origin.is_none() && !own_origin && !public_oauth {
         // Present, not ours and not listed: refuse outright, preflight or not (also our
         // CSRF line).
@@ -112,7 +115,7 @@ pub async fn handle(
     if !headers.has("Cache-Control").unwrap_or(false) {
         let _ = headers.set("Cache-Control", "no-store");
     }
-    if public_oauth && origin.is_some() {
+    if public_oauth && (origin.is_some() || is_preflight) {
         for (k, v) in cors::public_headers(is_preflight) {
             let _ = headers.set(k, &v);
         }
@@ -137,15 +140,6 @@ pub async fn handle(
         line["error"] = f;
     }
     cx.log.info("request", line);
-    Ok(response)
-}
-
-fn public_preflight() -> Result<Response, AppError> {
-    let mut response = Response::empty()?.with_status(204);
-    let headers = response.headers_mut();
-    for (k, v) in cors::public_headers(true) {
-        headers.set(k, &v)?;
-    }
     Ok(response)
 }
 
