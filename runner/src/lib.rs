@@ -6,6 +6,7 @@
 //! - [`ready`]: the readiness probe at boot (`starting` → `ready` | `failed`);
 //! - [`session`]: one child per MCP session, the warm spares, and the routing of every
 //!   message;
+//! - [`crashes`]: which child exits are a crash loop, and the back-off that follows;
 //! - [`bounded`]: the FIFO (count and bytes) behind its replay buffer and backlog;
 //! - [`serve`]: MCP Streamable HTTP on `/mcp`, `/health`, `/logs`;
 //! - [`modern`]: 2026-07-28 requests on `/mcp` (checked, bridged or passed through);
@@ -17,6 +18,7 @@
 
 pub mod bounded;
 pub mod clock;
+pub mod crashes;
 pub mod http;
 pub mod launch;
 pub mod lines;

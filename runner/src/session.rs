@@ -46,7 +46,7 @@
 //! while sessions + spares stay under the limit, and a client always takes a spare before
 //! a new child is started, so the limit on clients is unchanged. A spare that exits on its
 //! own counts as an early crash, so a server that cannot stay up is backed off instead of
-//! respawned in a loop. With no spare at hand (`CATWALK_SPARES=0`, a burst, back-off) a
+//! respawned in a loop (see [`crate::crashes`]). With no spare at hand (`CATWALK_SPARES=0`, a burst, back-off) a
 //! fresh child is started as before.
 
 use std::collections::{HashMap, VecDeque};
@@ -65,6 +65,7 @@ use tokio::process::{Child, Command};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::bounded::Bounded;
+use crate::crashes::Crashes;
 use crate::launch::ChildUser;
 use crate::lines::{read_capped_line, STDERR_LINE_BYTES};
 use crate::ring::LogRing;
@@ -548,21 +549,6 @@ impl Session {
     }
 }
 
-/// Exits of children that die soon after starting, for crash-loop back-off.
-#[derive(Default)]
-struct Crashes {
-    recent: VecDeque<Instant>,
-    blocked_until: Option<Instant>,
-    streak: u32,
-}
-
-/// A child that exits within this long after start, having answered nothing, counts as a
-/// crash.
-const EARLY_EXIT: Duration = Duration::from_secs(10);
-const CRASH_WINDOW: Duration = Duration::from_secs(60);
-const CRASHES_BEFORE_BACKOFF: usize = 3;
-const MAX_BACKOFF: Duration = Duration::from_secs(60);
-
 /// Every child the runner has: client sessions, warm spares, and the ones being spawned
 /// (reserved under the lock so that concurrent starts cannot pass the limit together).
 #[derive(Default)]
@@ -733,35 +719,7 @@ impl Sessions {
     }
 
     fn backoff(&self) -> Option<Duration> {
-        let c = lock(&self.crashes);
-        c.blocked_until
-            .and_then(|t| t.checked_duration_since(Instant::now()))
-    }
-
-    /// Counts a child's exit towards the crash back-off when it exited soon after start
-    /// without ever answering (a server killed after it served, by a person or an
-    /// operator, is no crash loop).
-    fn record_exit(&self, started: Instant, answered: bool) {
-        let mut c = lock(&self.crashes);
-        let now = Instant::now();
-        if answered || now.duration_since(started) > EARLY_EXIT {
-            c.streak = 0;
-            return;
-        }
-        c.recent.push_back(now);
-        while c
-            .recent
-            .front()
-            .is_some_and(|t| now.duration_since(*t) > CRASH_WINDOW)
-        {
-            c.recent.pop_front();
-        }
-        if c.recent.len() >= CRASHES_BEFORE_BACKOFF {
-            c.streak += 1;
-            let secs = 5u64.saturating_mul(1 << c.streak.min(4));
-            let wait = Duration::from_secs(secs).min(MAX_BACKOFF);
-            c.blocked_until = Some(now + wait);
-        }
+        lock(&self.crashes).backoff(Instant::now())
     }
 
     /// A child for a new client session: a warm spare if there is one, else a fresh child.
@@ -997,7 +955,8 @@ impl Sessions {
                 short(&session.id)
             ));
             if !requested {
-                table.record_exit(started, session.answered.load(Ordering::SeqCst));
+                let answered = session.answered.load(Ordering::SeqCst);
+                lock(&table.crashes).exited(started, answered, Instant::now());
             }
             session.closed.store(true, Ordering::SeqCst);
             session.fail_all("The MCP server process exited; start a new session.");

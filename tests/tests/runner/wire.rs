@@ -344,6 +344,59 @@ async fn servers_killed_after_answering_do_not_trigger_the_crash_back_off() {
     }
 }
 
+/// Servers killed together while still starting (the soak's kill landing on a herd of
+/// re-initializations after a restart) are one incident, not a crash loop: the next
+/// initialize is served, never "backing off".
+#[tokio::test]
+async fn servers_killed_together_while_starting_are_one_crash_not_a_loop() {
+    // Slow to start, so every child is still silent when it is killed.
+    let script = r#"sleep 2; exec node "$0" stdio"#;
+    let launch = json!({"argv": ["sh", "-c", script, server_everything().display().to_string()]})
+        .to_string();
+    let r = Runner::start(&launch, &[("CATWALK_SPARES", "0")]);
+    wait_status(&r.base_url, "ready").await;
+    let url = r.mcp_url();
+    let pending: Vec<_> = (0..4)
+        .map(|_| {
+            let (url, secret) = (url.clone(), r.secret.clone());
+            tokio::spawn(async move { post(&url, &secret, None, &init_body()).send().await })
+        })
+        .collect();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let starting = loop {
+        let now = r.session_processes();
+        if now.len() >= 4 {
+            break now;
+        }
+        assert!(std::time::Instant::now() < deadline, "children: {now:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    for pid in &starting {
+        // SAFETY: kill(2) on the runner's own children, just listed.
+        unsafe { libc::kill(*pid as i32, libc::SIGKILL) };
+    }
+    for p in pending {
+        // The stream was open (200) before the child died; it ends with an error.
+        let text = p.await.unwrap().unwrap().text().await.unwrap();
+        assert!(
+            text.contains("\"error\"") && !text.contains("\"result\""),
+            "a killed child answered initialize: {text}"
+        );
+    }
+    let resp = post(&url, &r.secret, None, &init_body())
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    let said = resp.text().await;
+    assert_eq!(
+        status,
+        200,
+        "{said:?}\n{}",
+        log_lines(&r.base_url, &r.secret).await.join("\n")
+    );
+}
+
 /// A server that passes the readiness probe and then dies at every start: its warm spares
 /// count as crashes, so they are backed off instead of respawned in a loop, and a client's
 /// initialize during the back-off gets 503 with `Retry-After`.
