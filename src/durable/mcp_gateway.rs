@@ -42,6 +42,7 @@ use crate::gateway::authority::{self, Authority, Verdict};
 use crate::gateway::failure::Failure;
 use crate::gateway::link::MachineLink;
 use crate::gateway::rate::Bucket;
+use crate::gateway::recovery::{self, Setback};
 use crate::gateway::request::TokenSource;
 use crate::gateway::sessions::{Session, Sessions};
 use crate::oauth::secret;
@@ -510,15 +511,34 @@ impl McpGateway {
     }
 }
 
-/// A new upstream session from the stored `initialize`: the request, then the
-/// `notifications/initialized` the protocol requires before anything else.
+/// A new upstream session from the stored `initialize`, tried again once when the fresh
+/// child was lost before the handshake finished (see [`recovery`]).
 async fn reinitialize(
     link: MachineLink,
     initialize: String,
     version: Option<String>,
 ) -> std::result::Result<String, String> {
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        match handshake(&link, &initialize, version.as_deref()).await {
+            Ok(session) => return Ok(session),
+            Err(s) if s.worth_retrying() && tries < recovery::TRIES => continue,
+            Err(s) => return Err(s.into_message()),
+        }
+    }
+}
+
+/// The request, then the `notifications/initialized` the protocol requires before
+/// anything else.
+async fn handshake(
+    link: &MachineLink,
+    initialize: &str,
+    version: Option<&str>,
+) -> std::result::Result<String, Setback> {
     use mcp_wire::version::{HEADER_PROTOCOL_VERSION, HEADER_SESSION_ID};
-    let headers = vec![
+    let unreachable = |f: Failure| Setback::Refused(f.message().to_string());
+    let mut headers = vec![
         ("content-type".to_string(), "application/json".to_string()),
         (
             "accept".to_string(),
@@ -528,20 +548,11 @@ async fn reinitialize(
     let mut resp = link
         .send(Method::Post, &headers, Some(initialize.as_bytes()), None)
         .await
-        .map_err(|f| f.message().to_string())?;
-    if resp.status_code() != 200 {
-        let status = resp.status_code();
-        // The runner says why in a JSON-RPC error (full, backing off, still starting).
-        let said = resp
-            .text()
-            .await
-            .ok()
-            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
-            .and_then(|v| v["error"]["message"].as_str().map(str::to_string))
-            .unwrap_or_default();
-        return Err(format!("re-initialize answered {status} {said}")
-            .trim_end()
-            .to_string());
+        .map_err(unreachable)?;
+    let status = resp.status_code();
+    let body = resp.text().await.unwrap_or_default();
+    if status != 200 {
+        return Err(recovery::initialize_refused(status, &body));
     }
     let session = resp
         .headers()
@@ -549,12 +560,10 @@ async fn reinitialize(
         .ok()
         .flatten()
         .filter(|s| mcp_wire::session::is_valid(s))
-        .ok_or("re-initialize gave no session id")?;
-    // The InitializeResult itself is not needed; reading it lets the runner finish the stream.
-    let _ = resp.bytes().await;
-    let mut headers = headers;
+        .ok_or_else(|| Setback::Refused("re-initialize gave no session id".to_string()))?;
+    recovery::initialize_answer(&body)?;
     if let Some(v) = version {
-        headers.push((HEADER_PROTOCOL_VERSION.to_string(), v));
+        headers.push((HEADER_PROTOCOL_VERSION.to_string(), v.to_string()));
     }
     let note = json!({ "jsonrpc": "2.0", "method": "notifications/initialized" }).to_string();
     let ack = link
@@ -565,13 +574,8 @@ async fn reinitialize(
             Some(&session),
         )
         .await
-        .map_err(|f| f.message().to_string())?;
-    if !(200..300).contains(&ack.status_code()) {
-        return Err(format!(
-            "initialized notification answered {}",
-            ack.status_code()
-        ));
-    }
+        .map_err(unreachable)?;
+    recovery::notification_answer(ack.status_code())?;
     Ok(session)
 }
 
