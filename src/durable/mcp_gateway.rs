@@ -518,13 +518,18 @@ async fn reinitialize(
     initialize: String,
     version: Option<String>,
 ) -> std::result::Result<String, String> {
-    let mut tries = 0;
+    let mut said: Vec<String> = Vec::new();
     loop {
-        tries += 1;
         match handshake(&link, &initialize, version.as_deref()).await {
             Ok(session) => return Ok(session),
-            Err(s) if s.worth_retrying() && tries < recovery::TRIES => continue,
-            Err(s) => return Err(s.into_message()),
+            Err(s) => {
+                let again = s.worth_retrying() && said.len() + 1 < recovery::TRIES;
+                said.push(s.into_message());
+                if !again {
+                    // Every try's reason, in order: the log shows why the retry failed too.
+                    return Err(said.join("; then "));
+                }
+            }
         }
     }
 }

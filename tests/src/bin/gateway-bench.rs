@@ -20,7 +20,13 @@ fn unlimited(doc: &mut toml::Table) {
 }
 
 fn load(label: &str, url: &str, headers: &[String], secs: &str, levels: &str) -> Vec<Value> {
-    let mut cmd = Command::new(edge_tests::repo_root().join("target/release/mcp-load"));
+    // Built into the same target directory as this binary (`CARGO_TARGET_DIR` or not).
+    let beside = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(|d| d.join("mcp-load")));
+    let mut cmd = Command::new(
+        beside.unwrap_or_else(|| edge_tests::repo_root().join("target/release/mcp-load")),
+    );
     for h in headers {
         cmd.args(["--header", h]);
     }
