@@ -15,6 +15,18 @@ use crate::platform::log::Logger;
 use crate::platform::{env, web};
 
 const DEPLOYMENT_KEY: &str = "deployment_id";
+/// Runs of the alarm that ended in an error (not a platform refusal: those fail the row).
+const ERRORS_KEY: &str = "errors";
+
+/// When to run the creation again after its `errors`-th error in a row: 2, 4, 8, 16 s,
+/// then no more (the reconcile cron takes over). An error here is our side failing (D1,
+/// KV, a key) mid-creation, which is usually over in seconds; without this the row would
+/// sit in `deploying` until the cron's next pass.
+fn retry_after(errors: u32) -> Option<std::time::Duration> {
+    (1..=4)
+        .contains(&errors)
+        .then(|| std::time::Duration::from_secs(1 << errors))
+}
 
 #[durable_object]
 pub struct Deployer {
@@ -45,6 +57,7 @@ impl DurableObject for Deployer {
         };
         let storage = self.state.storage();
         storage.put(DEPLOYMENT_KEY, id).await?;
+        storage.put(ERRORS_KEY, 0u32).await?;
         // An offset of zero: the alarm runs as soon as this request returns.
         storage.set_alarm(std::time::Duration::ZERO).await?;
         web::json_text(202, json!({ "scheduled": true }).to_string(), None)
@@ -65,16 +78,53 @@ impl DurableObject for Deployer {
         match outcome {
             Ok(()) => {
                 storage.delete(DEPLOYMENT_KEY).await?;
+                storage.delete(ERRORS_KEY).await?;
             }
             Err(e) => {
-                // Left in storage: the reconcile cron re-schedules deployments that stay in
-                // `deploying`, and the stuck sweep fails them after 30 minutes.
+                let errors = storage
+                    .get::<u32>(ERRORS_KEY)
+                    .await
+                    .ok()
+                    .flatten()
+                    .unwrap_or(0)
+                    + 1;
+                let again = retry_after(errors);
                 log.error(
                     "provision_error",
-                    json!({ "deployment": id, "code": e.code(), "detail": e.log_detail() }),
+                    json!({ "deployment": id, "code": e.code(), "detail": e.log_detail(), "errors": errors, "retry_in_secs": again.map(|d| d.as_secs()) }),
                 );
+                // Past the last retry it stays in storage: the reconcile cron re-schedules
+                // deployments that stay in `deploying`, and fails them after 30 minutes.
+                storage.put(ERRORS_KEY, errors).await?;
+                if let Some(wait) = again {
+                    storage.set_alarm(wait).await?;
+                }
             }
         }
         Response::empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::retry_after;
+    use std::time::Duration;
+
+    #[test]
+    fn errors_are_retried_four_times_backing_off_then_left_to_the_cron() {
+        let waits: Vec<_> = (0..7).map(retry_after).collect();
+        let s = Duration::from_secs;
+        assert_eq!(
+            waits,
+            [
+                None,
+                Some(s(2)),
+                Some(s(4)),
+                Some(s(8)),
+                Some(s(16)),
+                None,
+                None
+            ]
+        );
     }
 }

@@ -89,8 +89,13 @@ pub async fn create(
     live.rows
         .transition(&pending, Change::new(&[Status::Pending], Status::Deploying))
         .await?;
-    if let Err(e) = schedule_provision(worker_env, &id).await {
-        // The row stays `deploying`; the reconcile cron schedules it again.
+    // Tried twice: a lost hop to the deployer object would otherwise leave the row in
+    // `deploying` until the reconcile cron schedules it again.
+    let scheduled = match schedule_provision(worker_env, &id).await {
+        Ok(()) => Ok(()),
+        Err(_) => schedule_provision(worker_env, &id).await,
+    };
+    if let Err(e) = scheduled {
         log.error(
             "provision_schedule_failed",
             json!({ "deployment": id, "detail": e.log_detail() }),

@@ -125,7 +125,20 @@ pub async fn wait_for(w: &World, token: &str, id: &str, done: impl Fn(&Value) ->
         if done(&body) {
             return body;
         }
-        assert!(Instant::now() < deadline, "never settled: {body}");
+        if Instant::now() >= deadline {
+            // What the Worker said about it (provision errors, scheduling) is the why.
+            let said: Vec<String> = w
+                .stack
+                .logs()
+                .lines()
+                .filter(|l| l.contains(id))
+                .map(str::to_string)
+                .collect();
+            panic!(
+                "never settled: {body}\nthe Worker's log about it:\n{}",
+                said.join("\n")
+            );
+        }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
