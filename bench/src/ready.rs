@@ -2,8 +2,7 @@
 //!
 //!   make bench-ready
 //!   # = cargo build --release -p catwalk-runner -p mcp-bench && target/release/ready-bench
-//!   # flags: [--sessions 20] [--gap-ms 1000] [--wakes 5] [--skip-wake] [--herd 24]
-//!   #        [--herd-rounds 2] [--herd-only]
+//!   # flags: [--sessions 20] [--gap-ms 1000] [--wakes 5] [--skip-wake]
 //!
 //! 1. First `initialize` of a new session through a release runner in front of npm
 //!    `server-everything` over stdio (`node …/dist/index.js stdio`): `CATWALK_SPARES=0`
@@ -18,10 +17,6 @@
 //!    ready). For npm `server-everything` through `npx` (pinned version) and PyPI
 //!    `mcp-server-time` through `uvx`, from a scratch directory so `npx` uses its own cache
 //!    like a machine does. Also when `/health` first said `ready`.
-//! 3. A herd: `--herd` clients send `initialize` at the same moment (every client
-//!    reconnecting after a restart), each timed to its result. Servers started all at once
-//!    (`CATWALK_START_CONCURRENCY=0`, before) against started in turn (the default,
-//!    after), alternating for `--herd-rounds` rounds each; `server-everything` over stdio.
 //!
 //! The runner binary is the one next to this one (`target/release/catwalk-runner`).
 //! Prints a table; numbers depend on the machine (2 shared cores here).
@@ -43,9 +38,6 @@ struct Args {
     gap: Duration,
     wakes: usize,
     skip_wake: bool,
-    herd: usize,
-    herd_rounds: usize,
-    herd_only: bool,
 }
 
 fn args() -> Args {
@@ -54,9 +46,6 @@ fn args() -> Args {
         gap: Duration::from_millis(1000),
         wakes: 5,
         skip_wake: false,
-        herd: 24,
-        herd_rounds: 2,
-        herd_only: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -66,12 +55,9 @@ fn args() -> Args {
             "--gap-ms" => a.gap = Duration::from_millis(num().unwrap_or(1000)),
             "--wakes" => a.wakes = num().unwrap_or(5) as usize,
             "--skip-wake" => a.skip_wake = true,
-            "--herd" => a.herd = num().unwrap_or(24) as usize,
-            "--herd-rounds" => a.herd_rounds = num().unwrap_or(2) as usize,
-            "--herd-only" => a.herd_only = true,
             _ => {
                 eprintln!(
-                    "usage: ready-bench [--sessions N] [--gap-ms MS] [--wakes N] [--skip-wake] [--herd N] [--herd-rounds N] [--herd-only]"
+                    "usage: ready-bench [--sessions N] [--gap-ms MS] [--wakes N] [--skip-wake]"
                 );
                 std::process::exit(2);
             }
@@ -300,79 +286,6 @@ async fn first_initialize(client: &Client, spares: &str, a: &Args) -> FirstInit 
     out
 }
 
-/// `n` clients' `initialize` at once on a fresh ready runner: ms to each result, and the
-/// errors.
-async fn herd(client: &Client, n: usize, concurrency: Option<&str>) -> (Vec<f64>, usize) {
-    let se = repo_root().join("node_modules/@modelcontextprotocol/server-everything/dist/index.js");
-    let launch = json!({"argv": ["node", se.display().to_string(), "stdio"]});
-    let max = (n + 2).to_string();
-    let mut env = vec![("CATWALK_MAX_SESSIONS", max.as_str())];
-    if let Some(c) = concurrency {
-        env.push(("CATWALK_START_CONCURRENCY", c));
-    }
-    let r = Runner::start(&launch, &env, &repo_root());
-    r.until(client, |h| {
-        h["status"] == "ready" && h["spares"].as_u64() >= Some(1)
-    })
-    .await;
-    let r = std::sync::Arc::new(r);
-    let clients: Vec<_> = (0..n)
-        .map(|_| {
-            let (r, client) = (r.clone(), client.clone());
-            tokio::spawn(async move {
-                let t = Instant::now();
-                match r.call(&client, None, &initialize()).await {
-                    Ok((Some(_), v)) if v["result"]["protocolVersion"].is_string() => {
-                        Some(t.elapsed().as_secs_f64() * 1000.0)
-                    }
-                    _ => None,
-                }
-            })
-        })
-        .collect();
-    let mut ms = Vec::new();
-    let mut errors = 0;
-    for c in clients {
-        match c.await {
-            Ok(Some(v)) => ms.push(v),
-            _ => errors += 1,
-        }
-    }
-    if let Ok(r) = std::sync::Arc::try_unwrap(r) {
-        r.stop().await;
-    }
-    ms.sort_by(|x, y| x.total_cmp(y));
-    (ms, errors)
-}
-
-async fn herds(client: &Client, a: &Args) {
-    println!(
-        "A herd: {} clients initialize at once (server-everything over stdio, 1 warm spare), {} rounds each, alternating",
-        a.herd, a.herd_rounds
-    );
-    println!(
-        "{:44} {:>9} {:>9} {:>9} {:>9} {:>7}",
-        "", "p50 ms", "p90 ms", "min ms", "max ms", "errors"
-    );
-    for round in 1..=a.herd_rounds {
-        for (label, c) in [
-            ("before: all at once (=0)".to_string(), Some("0")),
-            ("after:  in turn (the default)".to_string(), None),
-        ] {
-            let (ms, errors) = herd(client, a.herd, c).await;
-            println!(
-                "{:44} {:9.0} {:9.0} {:9.0} {:9.0} {:7}",
-                format!("{label}, round {round}"),
-                percentile(&ms, 50.0),
-                percentile(&ms, 90.0),
-                ms.first().copied().unwrap_or(f64::NAN),
-                ms.last().copied().unwrap_or(f64::NAN),
-                errors
-            );
-        }
-    }
-}
-
 struct Wake {
     ready_ms: Vec<f64>,
     answer_ms: Vec<f64>,
@@ -465,10 +378,6 @@ async fn main() {
         .build()
         .expect("http client");
 
-    if a.herd_only {
-        herds(&client, &a).await;
-        return;
-    }
     let before = first_initialize(&client, "0", &a).await;
     let after = first_initialize(&client, "1", &a).await;
     println!(
@@ -498,10 +407,6 @@ async fn main() {
         "(after: a proven spare was waiting for {}/{} sessions)",
         after.spare_ready, a.sessions
     );
-    if a.herd > 0 {
-        println!();
-        herds(&client, &a).await;
-    }
     if a.skip_wake {
         return;
     }

@@ -55,7 +55,6 @@
 //! | `CATWALK_CHILD_HOME` | unset | with `CATWALK_CHILD_UID`: the child's `HOME` and working directory (npx / uv caches) |
 //! | `CATWALK_READY_TIMEOUT_SECS` | 300 | how long the readiness probe may take to answer `initialize` (a first install downloads) |
 //! | `CATWALK_SPARES` | 1 | warm spares kept once ready (0 disables); they count against `CATWALK_MAX_SESSIONS` |
-//! | `CATWALK_START_CONCURRENCY` | 2 × CPUs, at least 4 | MCP servers starting at once (0: no bound); more wait their turn, first come first served (see `session`) |
 //! | `CATWALK_WAKE_WAIT_SECS` | 60 | how long a `/mcp` request that arrives while starting is held (0: not held) |
 //! | `CATWALK_STATELESS_POOL` | 2 | children serving 2026-07-28 requests at most (≥ 1); they count against `CATWALK_MAX_SESSIONS` |
 //!
@@ -117,17 +116,6 @@ pub const MAX_DEFAULT_SESSIONS: u64 = 64;
 /// the reserve, at least one. A 256 MiB Fly machine gets 2, 1 GiB gets 12, 2 GiB gets 24.
 pub fn sessions_for_memory(total_mib: u64) -> usize {
     (total_mib.saturating_sub(RESERVED_MIB) / SESSION_MIB).clamp(1, MAX_DEFAULT_SESSIONS) as usize
-}
-
-/// Servers that may be starting at once by default: loading a server is mostly CPU (node
-/// or python reading its package), so twice the CPUs keeps them busy without a herd's
-/// starts sharing them so thinly that none finishes early; at least 4 for starts that
-/// wait on the network (`npx` asking the registry).
-pub fn default_start_concurrency() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get() * 2)
-        .unwrap_or(4)
-        .max(4)
 }
 
 /// The memory this process may use: the cgroup limit if there is one, else the machine's.
@@ -249,11 +237,6 @@ impl ServeConfig {
                 replay_bytes: env_num(&get, "CATWALK_REPLAY_BYTES", 4 * 1024 * 1024)?,
                 idle_timeout: Duration::from_secs(env_num(&get, "CATWALK_IDLE_TIMEOUT_SECS", 900)?),
                 spares: env_num(&get, "CATWALK_SPARES", 1)?,
-                start_concurrency: env_num(
-                    &get,
-                    "CATWALK_START_CONCURRENCY",
-                    default_start_concurrency(),
-                )?,
             },
             ready_timeout: match env_num(&get, "CATWALK_READY_TIMEOUT_SECS", 300u64)? {
                 0 => return Err("CATWALK_READY_TIMEOUT_SECS must be at least 1".into()),
@@ -942,18 +925,14 @@ mod tests {
         assert_eq!(cfg.wake_wait, Duration::from_secs(60));
         assert_eq!(cfg.limits.spares, 1);
         assert_eq!(cfg.stateless_pool, 2);
-        assert!(cfg.limits.start_concurrency >= 4);
         let cfg = with(&[("CATWALK_SPARES", "0"), ("CATWALK_WAKE_WAIT_SECS", "0")]).unwrap();
         assert_eq!((cfg.limits.spares, cfg.wake_wait), (0, Duration::ZERO));
-        let cfg = with(&[("CATWALK_START_CONCURRENCY", "0")]).unwrap();
-        assert_eq!(cfg.limits.start_concurrency, 0);
         for (name, bad) in [
             ("CATWALK_READY_TIMEOUT_SECS", "0"),
             ("CATWALK_READY_TIMEOUT_SECS", "soon"),
             ("CATWALK_SPARES", "-1"),
             ("CATWALK_WAKE_WAIT_SECS", "1.5"),
             ("CATWALK_STATELESS_POOL", "0"),
-            ("CATWALK_START_CONCURRENCY", "two"),
         ] {
             let err = with(&[(name, bad)]).unwrap_err();
             assert!(err.contains(name), "{name}={bad}: {err}");

@@ -48,17 +48,6 @@
 //! own counts as an early crash, so a server that cannot stay up is backed off instead of
 //! respawned in a loop (see [`crate::crashes`]). With no spare at hand (`CATWALK_SPARES=0`, a burst, back-off) a
 //! fresh child is started as before.
-//!
-//! ## Starting in turn
-//! After a restart every client re-initializes at once. Started together, a herd of
-//! servers shares the CPUs so thinly that none is loaded until nearly all are, and every
-//! client waits about as long as the last. So at most [`Limits::start_concurrency`]
-//! children are starting at a time; the next client's start waits its turn, first come
-//! first served. A child holds its turn until it first answers anything (its ping, the
-//! client's `initialize`), exits, or [`START_TURN_MAX`] passes (a server that loads for
-//! a minute must not hold back every other session); no client waits more than
-//! [`TURN_WAIT_MAX`] for a turn before its child starts anyway. A spare never waits for a
-//! turn: it is skipped and started by a later top-up.
 
 use std::collections::{HashMap, VecDeque};
 use std::process::Stdio;
@@ -73,7 +62,7 @@ use mcp_wire::version;
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
-use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::bounded::Bounded;
 use crate::crashes::Crashes;
@@ -94,10 +83,6 @@ pub const KILL_GRACE: Duration = Duration::from_secs(2);
 pub const SPARE_PING_ID: &str = "catwalk-runner/spare-ping";
 /// A taken spare is replaced once its session answered, or after this long at most.
 pub const REFILL_AFTER: Duration = Duration::from_secs(5);
-/// The longest a starting child keeps others waiting for their turn (see the module docs).
-pub const START_TURN_MAX: Duration = Duration::from_secs(10);
-/// The longest a new session waits for its turn before its child starts anyway.
-pub const TURN_WAIT_MAX: Duration = Duration::from_secs(20);
 /// How long a client at the session limit waits for a spare that is being spawned.
 const SPARE_SPAWN_WAIT: Duration = Duration::from_millis(5);
 const SPARE_SPAWN_WAIT_TRIES: u32 = 40;
@@ -112,8 +97,6 @@ pub struct Limits {
     pub idle_timeout: Duration,
     /// Warm spares kept once ready (0: none); they count against `max_sessions`.
     pub spares: usize,
-    /// Children starting at once (0: no bound); see the module docs.
-    pub start_concurrency: usize,
 }
 
 /// How a POST's answers are delivered.
@@ -183,8 +166,6 @@ pub struct Session {
     answered: AtomicBool,
     /// Fired by the first answer to a client request (see [`Sessions::start`]).
     first_answer: Mutex<Option<oneshot::Sender<()>>>,
-    /// Its turn to start, held until it first answers (see the module docs).
-    start_turn: Mutex<Option<OwnedSemaphorePermit>>,
 }
 
 /// An outstanding runner `ping`: its id key and when it was sent.
@@ -324,7 +305,6 @@ impl Session {
     pub fn from_server(&self, msg: Value) -> Option<Duration> {
         if let Kind::Response { id } = classify(&msg) {
             self.answered.store(true, Ordering::SeqCst);
-            lock(&self.start_turn).take();
             let mut ping = lock(&self.ping);
             if ping.as_ref().is_some_and(|p| p.key == id_key(&id)) {
                 self.proven.store(true, Ordering::SeqCst);
@@ -611,8 +591,6 @@ pub struct Sessions {
     user: Option<ChildUser>,
     pub ring: Arc<LogRing>,
     crashes: Mutex<Crashes>,
-    /// Turns to start a child (see the module docs); `None`: no bound.
-    turns: Option<Arc<Semaphore>>,
     /// Spares are kept (set once ready, cleared at shutdown).
     warm: AtomicBool,
     /// A refill is already waiting for a back-off to pass.
@@ -633,8 +611,6 @@ impl Sessions {
         user: Option<ChildUser>,
         ring: Arc<LogRing>,
     ) -> Arc<Self> {
-        let turns = (limits.start_concurrency > 0)
-            .then(|| Arc::new(Semaphore::new(limits.start_concurrency)));
         Arc::new(Self {
             table: Mutex::new(Table::default()),
             limits,
@@ -643,7 +619,6 @@ impl Sessions {
             user,
             ring,
             crashes: Mutex::new(Crashes::default()),
-            turns,
             warm: AtomicBool::new(false),
             refill_waiting: AtomicBool::new(false),
         })
@@ -780,8 +755,6 @@ impl Sessions {
         requested_version: &str,
     ) -> Result<Arc<Session>, StartError> {
         let mut waited = 0;
-        let mut turn: Option<OwnedSemaphorePermit> = None;
-        let mut asked_turn = false;
         let session = loop {
             let taken = if role == Role::PooledFresh {
                 Err(false)
@@ -814,17 +787,6 @@ impl Sessions {
                     if let Some(wait) = self.backoff() {
                         return Err(StartError::BackingOff(wait));
                     }
-                    // Wait for a turn to start a child, holding no slot of the table
-                    // (a client that goes away meanwhile leaves nothing behind); then look
-                    // for a spare once more, one may have come while we waited.
-                    // After TURN_WAIT_MAX it starts anyway: turns order a herd's starts,
-                    // they must not hold one back past the gateway's patience.
-                    if let (false, Some(turns)) = (asked_turn, &self.turns) {
-                        asked_turn = true;
-                        let t = tokio::time::timeout(TURN_WAIT_MAX, turns.clone().acquire_owned());
-                        turn = t.await.ok().and_then(Result::ok);
-                        continue;
-                    }
                     let full = {
                         let mut t = lock(&self.table);
                         let full = t.children() >= self.limits.max_sessions;
@@ -838,7 +800,7 @@ impl Sessions {
                         full
                     };
                     if !full {
-                        break self.spawn(role, requested_version, turn.take()).await?;
+                        break self.spawn(role, requested_version).await?;
                     }
                     // At the limit only because a spare is being spawned this instant:
                     // it is there within milliseconds, take it then.
@@ -889,14 +851,6 @@ impl Sessions {
                 }
                 return;
             }
-            // A spare never waits for a turn; a later top-up starts it.
-            let turn = match &self.turns {
-                Some(turns) => match turns.clone().try_acquire_owned() {
-                    Ok(t) => Some(t),
-                    Err(_) => return,
-                },
-                None => None,
-            };
             {
                 let mut t = lock(&self.table);
                 if t.spares.len() + t.starting_spares >= self.limits.spares
@@ -906,10 +860,7 @@ impl Sessions {
                 }
                 t.starting_spares += 1;
             }
-            match self
-                .spawn(Role::Spare, version::DEFAULT_VERSION, turn)
-                .await
-            {
+            match self.spawn(Role::Spare, version::DEFAULT_VERSION).await {
                 Ok(_) => {}
                 Err(StartError::Spawn(why)) => {
                     self.ring
@@ -923,13 +874,10 @@ impl Sessions {
 
     /// Spawns a child for `role` (whose slot the caller reserved in the table), wires its
     /// pipes and watches its exit. A spare is sent the runner's ping before anything else.
-    /// `turn`: its turn to start (see the module docs), given back when it first answers,
-    /// exits, or after [`START_TURN_MAX`].
     async fn spawn(
         self: &Arc<Self>,
         role: Role,
         version: &str,
-        turn: Option<OwnedSemaphorePermit>,
     ) -> Result<Arc<Session>, StartError> {
         let release = |t: &mut Table| match role {
             Role::Session => t.starting_sessions -= 1,
@@ -977,18 +925,7 @@ impl Sessions {
             proven: AtomicBool::new(false),
             answered: AtomicBool::new(false),
             first_answer: Mutex::new(None),
-            start_turn: Mutex::new(None),
         });
-        if let Some(turn) = turn {
-            *lock(&session.start_turn) = Some(turn);
-            let slow = Arc::downgrade(&session);
-            tokio::spawn(async move {
-                tokio::time::sleep(START_TURN_MAX).await;
-                if let Some(s) = slow.upgrade() {
-                    lock(&s.start_turn).take();
-                }
-            });
-        }
         {
             let mut t = lock(&self.table);
             release(&mut t);
@@ -1008,7 +945,6 @@ impl Sessions {
         tokio::spawn(async move {
             let session = watched;
             let status = child.wait().await;
-            lock(&session.start_turn).take();
             let requested = session.is_closed();
             let what = match &status {
                 Ok(s) => s.to_string(),
@@ -1161,7 +1097,6 @@ mod tests {
             replay_bytes,
             idle_timeout: Duration::from_secs(60),
             spares: 0,
-            start_concurrency: 0,
         };
         Session {
             id: "0".repeat(32),
@@ -1175,7 +1110,6 @@ mod tests {
             proven: AtomicBool::new(false),
             answered: AtomicBool::new(false),
             first_answer: Mutex::new(None),
-            start_turn: Mutex::new(None),
         }
     }
 

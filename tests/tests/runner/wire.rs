@@ -397,56 +397,6 @@ async fn servers_killed_together_while_starting_are_one_crash_not_a_loop() {
     );
 }
 
-/// A herd of new sessions (every client reconnecting after a restart) starts its servers
-/// in turn: never more starting at once than `CATWALK_START_CONCURRENCY`, and every
-/// client is served.
-#[tokio::test]
-async fn a_herd_of_new_sessions_starts_its_servers_in_turn() {
-    // Slow to load, like a server under `npx`: a turn lasts until it answers.
-    let script = r#"sleep 1; exec node "$0" stdio"#;
-    let launch = json!({"argv": ["sh", "-c", script, server_everything().display().to_string()]})
-        .to_string();
-    let r = Runner::start(
-        &launch,
-        &[("CATWALK_SPARES", "0"), ("CATWALK_START_CONCURRENCY", "2")],
-    );
-    wait_status(&r.base_url, "ready").await;
-    let url = r.mcp_url();
-    let herd: Vec<_> = (0..5)
-        .map(|_| {
-            let (url, secret) = (url.clone(), r.secret.clone());
-            tokio::spawn(async move {
-                let resp = post(&url, &secret, None, &init_body()).send().await?;
-                let status = resp.status();
-                resp.text().await.map(|t| (status, t))
-            })
-        })
-        .collect();
-    // Sample the runner's children while the herd starts: servers that have answered
-    // keep running, so count only those started since the last sample's answers.
-    let mut most = 0;
-    let deadline = std::time::Instant::now() + Duration::from_secs(4);
-    while std::time::Instant::now() < deadline {
-        let starting = r
-            .session_processes()
-            .into_iter()
-            .filter(|pid| {
-                // Still the `sh` wrapper (sleeping): not yet exec'd into node.
-                std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "sh")
-            })
-            .count();
-        most = most.max(starting);
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    for h in herd {
-        let (status, text) = h.await.unwrap().unwrap();
-        assert_eq!(status, 200, "{text}");
-        assert!(text.contains("\"result\""), "{text}");
-    }
-    assert!(most >= 1, "no child was seen starting");
-    assert!(most <= 2, "{most} children were starting at once");
-}
-
 /// A server that passes the readiness probe and then dies at every start: its warm spares
 /// count as crashes, so they are backed off instead of respawned in a loop, and a client's
 /// initialize during the back-off gets 503 with `Retry-After`.
