@@ -13,7 +13,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 /// A child that exits within this long after start, having answered nothing, crashed.
-pub const EARLY_EXIT: Duration = Duration::from_secs(10);
+const EARLY_EXIT: Duration = Duration::from_secs(10);
 /// Crashes further apart than this are no loop.
 const WINDOW: Duration = Duration::from_secs(60);
 /// Counted crashes within [`WINDOW`] that start a back-off.

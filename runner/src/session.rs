@@ -46,8 +46,8 @@
 //! while sessions + spares stay under the limit, and a client always takes a spare before
 //! a new child is started, so the limit on clients is unchanged. A spare that exits on its
 //! own counts as an early crash, so a server that cannot stay up is backed off instead of
-//! respawned in a loop (see [`crate::crashes`]). With no spare at hand (`CATWALK_SPARES=0`, a burst, back-off) a
-//! fresh child is started as before.
+//! respawned in a loop (see [`crate::crashes`]). With no spare at hand (`CATWALK_SPARES=0`,
+//! a burst, back-off) a fresh child is started as before.
 
 use std::collections::{HashMap, VecDeque};
 use std::process::Stdio;

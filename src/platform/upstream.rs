@@ -117,20 +117,27 @@ impl FetchUpstream {
         accept: &str,
         max: usize,
     ) -> Result<(Fetched, Option<String>), UpstreamError> {
+        self.get_with(url, accept, max, RequestRedirect::Manual)
+            .await
+    }
+
+    async fn get_with(
+        &self,
+        url: &str,
+        accept: &str,
+        max: usize,
+        redirect: RequestRedirect,
+    ) -> Result<(Fetched, Option<String>), UpstreamError> {
         let headers = Headers::new();
         headers.set("accept", accept).map_err(unreachable)?;
-        let manual = RequestRedirect::Manual;
-        self.send(Method::Get, url, headers, None, max, self.timeout, manual)
+        self.send(Method::Get, url, headers, None, max, self.timeout, redirect)
             .await
     }
 }
 
 impl Upstream for FetchUpstream {
     async fn get(&self, url: &str, accept: &str, max: usize) -> Result<Fetched, UpstreamError> {
-        let headers = Headers::new();
-        headers.set("accept", accept).map_err(unreachable)?;
-        let follow = RequestRedirect::Follow;
-        let sent = self.send(Method::Get, url, headers, None, max, self.timeout, follow);
+        let sent = self.get_with(url, accept, max, RequestRedirect::Follow);
         sent.await.map(|(f, _)| f)
     }
 
